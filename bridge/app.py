@@ -1,0 +1,136 @@
+"""The ASGI application: `bridge.app:app`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bridge import webhooks
+from bridge.elevenlabs import ElevenLabsClient
+from bridge.http import make_client
+from bridge.inbound import InboundBridge
+from bridge.routing import RoutingTable, load_routes
+from bridge.settings import Settings
+
+logger = logging.getLogger("bridge")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    table: RoutingTable | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> Starlette:
+    """Build the app. Raises SettingsError or RoutesError on bad configuration."""
+    settings = settings or Settings.from_env()
+    if table is None:
+        table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
+    http = make_client(
+        max_connections=settings.upstream_max_connections,
+        transport=transport,
+        timeout=settings.inbound_deadline,
+    )
+    elevenlabs = (
+        ElevenLabsClient(
+            api_key=settings.elevenlabs_api_key,
+            base_url=settings.elevenlabs_api_base,
+            http=http,
+        )
+        if settings.elevenlabs_configured
+        else None
+    )
+    inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
+    inbound = InboundBridge(
+        table=table,
+        elevenlabs=elevenlabs,
+        default_agent_id=settings.elevenlabs_agent_id,
+        deadline=settings.inbound_deadline,
+        **inbound_kwargs,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
+        for note in settings.missing():
+            if settings.skip_twilio_signature and "SKIP" in note:
+                logger.warning("!!! %s !!!", note)
+            else:
+                logger.warning("%s", note)
+        try:
+            yield
+        finally:
+            await http.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/twilio/inbound", webhooks.inbound, methods=["POST"]),
+            Route("/twilio/dial-complete", webhooks.dial_complete, methods=["POST"]),
+            Route("/twilio/voicemail-complete", webhooks.voicemail_complete, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.table = table
+    app.state.inbound = inbound
+    return app
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up; configuration problems are listed, never secret values."""
+    settings: Settings = request.app.state.settings
+    table: RoutingTable = request.app.state.table
+    return JSONResponse(
+        {
+            "status": "ok",
+            "problems": settings.missing(),
+            "routes": {"source": table.source, "rules": len(table.rules)},
+        }
+    )
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("bridge")
+    root.setLevel(level)
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.propagate = False
+
+
+def __getattr__(name: str) -> Starlette:
+    # `bridge.app:app` is built on first use, so importing this module (tests, the CLI)
+    # does not read the environment; uvicorn's getattr builds it once at startup.
+    if name == "app":
+        if "app" not in _built:
+            _built["app"] = _app_from_environment()
+        return _built["app"]
+    raise AttributeError(name)
+
+
+_built: dict[str, Starlette] = {}
+
+
+def _app_from_environment() -> Starlette:
+    import sys
+
+    from bridge.routing import RoutesError
+    from bridge.settings import SettingsError
+
+    try:
+        return create_app()
+    except (SettingsError, RoutesError) as exc:
+        print(f"bridge: refusing to start:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,174 @@
+"""The `bridge` command: serve, check routing files, dry-run a call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bridge.actions import redact, register_request, render
+from bridge.calls import GEO_FIELDS, Call
+from bridge.elevenlabs import REGISTER_CALL_PATH
+from bridge.routing import RoutesError, RoutingTable, load_routes
+from bridge.routing.rules import AgentAction, Rule
+from bridge.settings import Settings, SettingsError
+
+
+class UsageError(Exception):
+    """The command line itself is wrong."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.handler(args)
+    except (SettingsError, RoutesError) as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return 1
+    except UsageError as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description="Twilio-to-ElevenLabs call bridge.")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the server (uvicorn)")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to listen
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=_serve)
+
+    routes = commands.add_parser("routes", help="routing files")
+    routes_commands = routes.add_subparsers(title="routes commands")
+    check = routes_commands.add_parser("check", help="validate a routing file and print it")
+    check.add_argument("file", nargs="?", type=Path, help="default: $ROUTES_FILE")
+    check.set_defaults(handler=_routes_check)
+
+    route = commands.add_parser(
+        "route", help="dry run: which rule a call matches and what the bridge would send"
+    )
+    route.add_argument("--from", dest="from_number", required=True, help="caller, E.164")
+    route.add_argument("--to", dest="to_number", required=True, help="called number, E.164")
+    route.add_argument("--at", help="ISO time of the call (default now; no offset means UTC)")
+    route.add_argument("--routes", type=Path, help="routing file (default: $ROUTES_FILE)")
+    route.add_argument("--call-sid", default="CA" + "0" * 32)
+    route.add_argument("--caller-name", default="")
+    route.add_argument(
+        "--geo",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"a Twilio geo field, e.g. FromState=CA ({', '.join(GEO_FIELDS[:4])}, ...)",
+    )
+    route.set_defaults(handler=_route)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env()
+    table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
+    port = args.port or settings.port
+    print(f"callbridge on http://{args.host}:{port}")
+    for name, value in settings.summary():
+        print(f"  {name:<26} {value}")
+    print(f"  {'routing':<26} {table.source}: {len(table.rules)} rule(s)")
+    for note in settings.missing():
+        print(f"  ! {note}")
+    uvicorn.run(
+        "bridge.app:app",
+        host=args.host,
+        port=port,
+        workers=args.workers,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def _routes_check(args: argparse.Namespace) -> int:
+    path = args.file or Settings.from_env().routes_file
+    if path is None:
+        print("bridge: no file given and ROUTES_FILE is not set", file=sys.stderr)
+        return 2
+    table = load_routes(path)
+    print(f"{path}: OK, {len(table.rules)} rule(s), {len(table.schedules)} schedule(s)")
+    for index, rule in enumerate(table.rules, start=1):
+        print(f"  {index}. {rule.name}: {_describe_rule(rule)}")
+    print(f"  fallback: {table.global_fallback.action}")
+    return 0
+
+
+def _describe_rule(rule: Rule) -> str:
+    conditions = rule.when.model_dump(exclude_defaults=True)
+    when = ", ".join(f"{key}={value}" for key, value in conditions.items()) or "always"
+    target = ""
+    if isinstance(rule, AgentAction):
+        target = f" {rule.agent_id or '(default agent)'}"
+    return f"when {when} -> {rule.action}{target}"
+
+
+def _route(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    path = args.routes or settings.routes_file
+    table = load_routes(path) if path else RoutingTable()
+    at = _parse_time(args.at)
+    geo: dict[str, str] = {}
+    for item in args.geo:
+        name, _, value = item.partition("=")
+        if name not in GEO_FIELDS or not value:
+            raise UsageError(
+                f"--geo {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(GEO_FIELDS)}"
+            )
+        geo[name] = value
+    call = Call(
+        call_sid=args.call_sid,
+        from_number=args.from_number,
+        to_number=args.to_number,
+        caller_name=args.caller_name,
+        geo=geo,
+    )
+    decision = table.choose(call, at)
+    print(f"time:   {at.isoformat()}")
+    print(f"rule:   {decision.rule} ({table.source})")
+    print(f"action: {decision.action.action}")
+    if isinstance(decision.action, AgentAction):
+        request = register_request(
+            decision.action, call, default_agent_id=settings.elevenlabs_agent_id
+        )
+        if request is None:
+            print("no agent_id: the rule names none and ELEVENLABS_AGENT_ID is not set")
+        else:
+            print(f"register-call: POST {settings.elevenlabs_api_base}{REGISTER_CALL_PATH}")
+            print(json.dumps(redact(request.to_json()), indent=2))
+    else:
+        print(render(decision.action, step=decision.step))
+    print(f"fallback ({decision.fallback.action}), used if that fails:")
+    print(render(decision.fallback, step=decision.fallback_step))
+    return 0
+
+
+def _parse_time(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--at: {text!r} is not an ISO time like 2026-03-08T09:30") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Choosing what to do with a call: rules tried in order, first match wins."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bridge.calls import Call
+from bridge.routing.rules import (
+    Action,
+    AgentAction,
+    FallbackAction,
+    ForwardAction,
+    Rule,
+    SayAction,
+    When,
+)
+from bridge.routing.schedule import Schedule
+
+DEFAULT_RULE_NAME = "default"
+DEFAULT_FALLBACK_MESSAGE = (
+    "Sorry, we can't take your call right now. Please try again later. Goodbye."
+)
+DEFAULT_FALLBACK: FallbackAction = SayAction(action="say", message=DEFAULT_FALLBACK_MESSAGE)
+GLOBAL_FALLBACK_STEP = "fallback"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The rule that matched, what to do, and what to do if that fails."""
+
+    rule: str
+    action: Action
+    fallback: FallbackAction
+    # Name the action and the fallback so that a <Dial action=...> callback, which is a
+    # later webhook, can find what to do when nobody answers.
+    step: str
+    fallback_step: str
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    rules: tuple[Rule, ...] = ()
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
+    fallback: FallbackAction | None = None
+    source: str = "(no routing file)"
+
+    @property
+    def global_fallback(self) -> FallbackAction:
+        return self.fallback or DEFAULT_FALLBACK
+
+    def choose(self, call: Call, at: datetime) -> Decision:
+        for rule in self.rules:
+            if self._matches(rule.when, call, at):
+                # A rule is its action too (AgentRule is an AgentAction, ...).
+                return Decision(
+                    rule=rule.name,
+                    action=rule,
+                    fallback=rule.fallback or self.global_fallback,
+                    step=f"rule:{rule.name}",
+                    fallback_step=(
+                        f"rule:{rule.name}:fallback" if rule.fallback else GLOBAL_FALLBACK_STEP
+                    ),
+                )
+        return Decision(
+            rule=DEFAULT_RULE_NAME,
+            action=AgentAction(action="agent"),
+            fallback=self.global_fallback,
+            step=DEFAULT_RULE_NAME,
+            fallback_step=GLOBAL_FALLBACK_STEP,
+        )
+
+    def fallback_for(self, step: str) -> FallbackAction:
+        """The fallback that belongs with a step, for actions that run in a later webhook."""
+        rule = self._rule_for(step)
+        return (rule.fallback if rule else None) or self.global_fallback
+
+    def forward_for(self, step: str) -> ForwardAction | None:
+        """The forward action a step names: `rule:NAME`, `rule:NAME:fallback` or `fallback`."""
+        if step == GLOBAL_FALLBACK_STEP:
+            candidate: object = self.global_fallback
+        elif step.endswith(":fallback"):
+            rule = self._rule_for(step.removesuffix(":fallback"))
+            candidate = rule.fallback if rule else None
+        else:
+            rule = self._rule_for(step)
+            candidate = rule
+        return candidate if isinstance(candidate, ForwardAction) else None
+
+    def _rule_for(self, step: str) -> Rule | None:
+        name = step.removeprefix("rule:").removesuffix(":fallback")
+        return next((rule for rule in self.rules if rule.name == name), None)
+
+    def _matches(self, when: When, call: Call, at: datetime) -> bool:
+        if when.called and call.to_number not in when.called:
+            return False
+        if when.callers and call.from_number not in when.callers:
+            return False
+        if when.caller_prefixes and not (
+            not call.anonymous and call.from_number.startswith(tuple(when.caller_prefixes))
+        ):
+            return False
+        if when.caller_countries and call.caller_country not in when.caller_countries:
+            return False
+        if when.anonymous is not None and call.anonymous != when.anonymous:
+            return False
+        if when.during is not None and not self.schedules[when.during].is_open(at):
+            return False
+        if when.outside is not None and self.schedules[when.outside].is_open(at):
+            return False
+        for name, allowed in when.geo.items():
+            value = call.geo.get(name, "").casefold()
+            if value not in {option.casefold() for option in allowed}:
+                return False
+        return True

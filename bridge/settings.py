@@ -1,0 +1,251 @@
+"""Settings, read once from the environment and validated at startup.
+
+Secrets are wrapped in `Secret` so that a stray repr, log line or traceback
+never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_ELEVENLABS_API_BASE = "https://api.elevenlabs.io"
+DEFAULT_TWILIO_API_BASE = "https://api.twilio.com"
+DEFAULT_DATABASE_URL = "sqlite:///./callbridge.sqlite3"
+# Twilio gives up on a webhook after 15 s; leave room for the fallback and the network.
+DEFAULT_INBOUND_DEADLINE = 5.0
+MAX_INBOUND_DEADLINE = 12.0
+
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Secret:
+    """A string that does not show itself in repr(), str() or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(ValueError):
+    """One or more settings are malformed; each problem names the variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    elevenlabs_api_key: Secret = field(default_factory=lambda: Secret(""))
+    elevenlabs_agent_id: str = ""
+    elevenlabs_agent_phone_number_id: str = ""
+    elevenlabs_api_base: str = DEFAULT_ELEVENLABS_API_BASE
+    elevenlabs_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    twilio_account_sid: str = ""
+    twilio_auth_token: Secret = field(default_factory=lambda: Secret(""))
+    twilio_phone_number: str = ""
+    twilio_api_base: str = DEFAULT_TWILIO_API_BASE
+    public_base_url: str = ""
+    bridge_api_token: Secret = field(default_factory=lambda: Secret(""))
+    routes_file: Path | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = 8000
+    inbound_deadline: float = DEFAULT_INBOUND_DEADLINE
+    trust_forwarded_headers: bool = True
+    skip_twilio_signature: bool = False
+    upstream_max_connections: int = 500
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        settings = cls(
+            elevenlabs_api_key=reader.secret("ELEVENLABS_API_KEY"),
+            elevenlabs_agent_id=reader.text("ELEVENLABS_AGENT_ID"),
+            elevenlabs_agent_phone_number_id=reader.text("ELEVENLABS_AGENT_PHONE_NUMBER_ID"),
+            elevenlabs_api_base=reader.url("ELEVENLABS_API_BASE", DEFAULT_ELEVENLABS_API_BASE),
+            elevenlabs_webhook_secret=reader.secret("ELEVENLABS_WEBHOOK_SECRET"),
+            twilio_account_sid=reader.text("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=reader.secret("TWILIO_AUTH_TOKEN"),
+            twilio_phone_number=reader.phone("TWILIO_PHONE_NUMBER"),
+            twilio_api_base=reader.url("TWILIO_API_BASE", DEFAULT_TWILIO_API_BASE),
+            public_base_url=reader.url("PUBLIC_BASE_URL", ""),
+            bridge_api_token=reader.secret("BRIDGE_API_TOKEN"),
+            routes_file=reader.path("ROUTES_FILE"),
+            database_url=reader.text("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            port=reader.integer("PORT", 8000, low=1, high=65535),
+            inbound_deadline=reader.number(
+                "INBOUND_DEADLINE_SECONDS", DEFAULT_INBOUND_DEADLINE, 0.5, MAX_INBOUND_DEADLINE
+            ),
+            trust_forwarded_headers=reader.flag("TRUST_FORWARDED_HEADERS", True),
+            skip_twilio_signature=reader.flag("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", False),
+            upstream_max_connections=reader.integer(
+                "UPSTREAM_MAX_CONNECTIONS", 500, low=1, high=100_000
+            ),
+            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        return settings
+
+    @property
+    def elevenlabs_configured(self) -> bool:
+        return bool(self.elevenlabs_api_key)
+
+    def missing(self) -> list[str]:
+        """What is not configured, and what the bridge does about it. No secret values."""
+        notes = []
+        if not self.elevenlabs_api_key:
+            notes.append("ELEVENLABS_API_KEY is not set: every call gets the fallback TwiML")
+        if not self.elevenlabs_agent_id:
+            notes.append(
+                "ELEVENLABS_AGENT_ID is not set: only rules that name an agent_id reach an agent"
+            )
+        if not self.twilio_auth_token and not self.skip_twilio_signature:
+            notes.append(
+                "TWILIO_AUTH_TOKEN is not set: Twilio webhooks cannot be verified and get 403"
+            )
+        if not self.public_base_url:
+            notes.append(
+                "PUBLIC_BASE_URL is not set: signatures are checked against the request URL"
+                + (" rebuilt from X-Forwarded-Proto/Host" if self.trust_forwarded_headers else "")
+            )
+        elif not self.public_base_url.startswith("https://"):
+            notes.append("PUBLIC_BASE_URL is not https: Twilio should call the bridge over TLS")
+        if self.skip_twilio_signature:
+            notes.append(
+                "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE is on: anyone can post webhooks "
+                "(local development only)"
+            )
+        return notes
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(name, shown value) pairs for `bridge serve`; secrets show only set/not set."""
+
+        def secret(value: Secret) -> str:
+            return "set" if value else "not set"
+
+        return [
+            ("ELEVENLABS_API_KEY", secret(self.elevenlabs_api_key)),
+            ("ELEVENLABS_AGENT_ID", self.elevenlabs_agent_id or "not set"),
+            ("ELEVENLABS_API_BASE", self.elevenlabs_api_base),
+            ("TWILIO_ACCOUNT_SID", self.twilio_account_sid or "not set"),
+            ("TWILIO_AUTH_TOKEN", secret(self.twilio_auth_token)),
+            ("TWILIO_PHONE_NUMBER", self.twilio_phone_number or "not set"),
+            ("PUBLIC_BASE_URL", self.public_base_url or "not set"),
+            ("BRIDGE_API_TOKEN", secret(self.bridge_api_token)),
+            ("ROUTES_FILE", str(self.routes_file) if self.routes_file else "not set"),
+            ("INBOUND_DEADLINE_SECONDS", f"{self.inbound_deadline:g}"),
+            ("twilio signature check", "OFF" if self.skip_twilio_signature else "on"),
+        ]
+
+
+class _Reader:
+    """Reads typed values and collects every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def secret(self, name: str) -> Secret:
+        return Secret(self.env.get(name, "").strip())
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name) or default
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problems.append(f"{name}: must be an http(s) URL like https://example.com")
+            return default
+        if parts.query or parts.fragment:
+            self.problems.append(f"{name}: must not have a query or fragment")
+            return default
+        return value.rstrip("/")
+
+    def phone(self, name: str) -> str:
+        value = self.text(name)
+        if value and not E164.match(value):
+            self.problems.append(f"{name}: must be an E.164 number like +15551234567")
+        return value
+
+    def path(self, name: str) -> Path | None:
+        value = self.text(name)
+        return Path(value) if value else None
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name}: must be a whole number")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}: must be between {low} and {high}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name}: must be a number of seconds")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}: must be between {low:g} and {high:g} seconds")
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if name not in self.env:
+            return default
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        self.problems.append(f"{name}: must be true or false")
+        return default
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        raw = self.text(name).upper()
+        if not raw:
+            return default
+        if raw not in options:
+            self.problems.append(f"{name}: must be one of {', '.join(options)}")
+            return default
+        return raw
