@@ -101,13 +101,14 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 def configure_logging(level: str) -> None:
-    root = logging.getLogger("bridge")
-    root.setLevel(level)
-    if not root.handlers:
+    ours = logging.getLogger("bridge")
+    ours.setLevel(level)
+    # Leave logging alone when the host (pytest, gunicorn, a dictConfig) already set it up.
+    if not ours.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.propagate = False
+        ours.addHandler(handler)
+        ours.propagate = False
 
 
 def __getattr__(name: str) -> Starlette:

@@ -1,0 +1,47 @@
+"""The README's examples are real: its routing file loads and routes as described."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bridge.calls import Call
+from bridge.routing import parse_routes
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_routes() -> str:
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+@pytest.mark.parametrize(
+    ("caller", "called", "at", "rule"),
+    [
+        ("+15559990000", "+15557650000", "2026-12-01T10:00-05:00", "blocklist"),
+        ("+19005550100", "+15557650000", "2026-12-01T10:00-05:00", "premium-rate callers"),
+        ("anonymous", "+15557650000", "2026-12-01T10:00-05:00", "withheld numbers"),
+        ("+15551234567", "+15557650002", "2026-12-01T03:00-05:00", "spanish line"),
+        ("+15551234567", "+15557650000", "2026-12-01T10:00-05:00", "office hours"),
+        ("+15551234567", "+15557650000", "2026-12-25T10:00-05:00", "after hours"),
+        ("+15551234567", "+15557650000", "2026-12-05T03:00-05:00", "office hours"),
+        ("+15551234567", "+15557650000", "2026-12-06T03:00-05:00", "after hours"),
+    ],
+)
+def test_readme_routing_example(caller: str, called: str, at: str, rule: str) -> None:
+    table = parse_routes(readme_routes(), source="README.md")
+    call = Call(call_sid="CA1", from_number=caller, to_number=called)
+    assert table.choose(call, datetime.fromisoformat(at)).rule == rule
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "<!-- test-command -->" in ci
+    text = README.read_text(encoding="utf-8")
+    after = text.split("<!-- test-command -->", 1)[1].splitlines()
+    assert after[1] == "```sh" and "pytest" in after[2]
