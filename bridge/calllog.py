@@ -21,7 +21,9 @@ def logfmt(fields: dict[str, object]) -> str:
             continue
         text = f"{value:.1f}" if isinstance(value, float) else str(value)
         if not _BARE.match(text):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            # Escape newlines too: a value from an unsigned request must not forge a log line.
+            escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+            text = '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
         parts.append(f"{key}={text}")
     return " ".join(parts)
 

@@ -76,7 +76,7 @@ class InboundBridge:
 
     async def dial_complete(self, call: Call, *, step: str, dial_status: str) -> Answer:
         """After a <Dial>: hang up if someone answered, else run the rule's on_no_answer."""
-        rule = step.removeprefix("rule:").removesuffix(":fallback")
+        rule = step.partition(":")[2] or step
         if dial_status in ("completed", "answered"):
             return Answer(twiml.hangup(), rule=rule, action="hangup", outcome="handled")
         forward = self.table.forward_for(step)

@@ -53,6 +53,6 @@ def mask(value: str) -> str:
     """Enough of a number to tell calls apart in a log, not enough to dial it."""
     if not value or is_anonymous(value):
         return value or "-"
-    if len(value) <= 6:
+    if len(value) <= 7:
         return value[:1] + "*" * (len(value) - 1)
     return value[:3] + "*" * (len(value) - 7) + value[-4:]

@@ -10,6 +10,7 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from bridge.calllog import logfmt
 from bridge.settings import Settings
 from bridge.signature import RequestTarget, check_signature, signed_url
 
@@ -48,11 +49,15 @@ async def verified_form(request: Request, settings: Settings) -> ImmutableMultiD
     )
     if not check.ok:
         logger.warning(
-            "event=signature_rejected reason=%s path=%s url=%s call_sid=%s",
-            check.reason,
-            request.url.path,
-            url,
-            form.get("CallSid", "-"),
+            logfmt(
+                {
+                    "event": "signature_rejected",
+                    "reason": check.reason,
+                    "path": request.url.path,
+                    "url": url,
+                    "call_sid": form.get("CallSid", "-"),
+                }
+            )
         )
         raise Rejected(PlainTextResponse("invalid Twilio signature\n", status_code=403))
     return form

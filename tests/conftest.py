@@ -14,9 +14,23 @@ import uvicorn
 from twilio.request_validator import RequestValidator
 
 from bridge.fakes import FakeElevenLabs
+from bridge.settings import Secret, Settings
 
 AUTH_TOKEN = "test-twilio-auth-token"
 ELEVENLABS_KEY = "test-elevenlabs-key"
+PUBLIC = "https://bridge.example.com"
+
+
+def make_settings(**changes: object) -> Settings:
+    """Settings for a bridge that Twilio reaches at PUBLIC, with every secret set."""
+    values: dict[str, object] = {
+        "elevenlabs_api_key": Secret(ELEVENLABS_KEY),
+        "elevenlabs_agent_id": "agent_default",
+        "twilio_auth_token": Secret(AUTH_TOKEN),
+        "public_base_url": PUBLIC,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from xml.etree.ElementTree import Element
 
 import httpx
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, sign, twilio_form
+from conftest import ELEVENLABS_KEY, PUBLIC, make_settings, sign, twilio_form
 from defusedxml.ElementTree import fromstring
 from starlette.testclient import TestClient
 
@@ -19,20 +19,11 @@ from bridge.fakes import FakeElevenLabs
 from bridge.routing import parse_routes
 from bridge.settings import Secret, Settings
 
-PUBLIC = "https://bridge.example.com"
 DEADLINE = 1.0
 
 
 def settings(**changes: object) -> Settings:
-    base: dict[str, object] = {
-        "elevenlabs_api_key": Secret(ELEVENLABS_KEY),
-        "elevenlabs_agent_id": "agent_default",
-        "twilio_auth_token": Secret(AUTH_TOKEN),
-        "public_base_url": PUBLIC,
-        "inbound_deadline": DEADLINE,
-    }
-    base.update(changes)
-    return Settings(**base)  # type: ignore[arg-type]
+    return make_settings(**{"inbound_deadline": DEADLINE, **changes})
 
 
 def post_call(client: TestClient, **form_changes: str) -> tuple[httpx.Response, float]:
@@ -63,10 +54,12 @@ FALLBACK_SAY = ["Say", "Hangup"]
         pytest.param([], ["Connect"], "connected", None, 1, id="ok"),
         pytest.param(["status:500"], ["Connect"], "connected", None, 2, id="500-then-ok"),
         pytest.param(["status:429"], ["Connect"], "connected", None, 2, id="429-then-ok"),
-        pytest.param(["status:503", "status:503"], FALLBACK_SAY, "fallback", "http_503", 2,
-                     id="503-twice"),
-        pytest.param(["status:500", "status:500"], FALLBACK_SAY, "fallback", "http_500", 2,
-                     id="500-twice"),
+        pytest.param(
+            ["status:503", "status:503"], FALLBACK_SAY, "fallback", "http_503", 2, id="503-twice"
+        ),
+        pytest.param(
+            ["status:500", "status:500"], FALLBACK_SAY, "fallback", "http_500", 2, id="500-twice"
+        ),
         pytest.param(["status:404"], FALLBACK_SAY, "fallback", "http_404", 1, id="404-no-retry"),
         pytest.param(["status:401"], FALLBACK_SAY, "fallback", "http_401", 1, id="401-no-retry"),
         pytest.param(["html"], FALLBACK_SAY, "fallback", "bad_twiml", 1, id="html-body"),
@@ -113,8 +106,9 @@ def _raising(*errors: Exception) -> Callable[[httpx.Request], httpx.Response]:
         calls.append(request)
         if queue:
             raise queue.pop(0)
-        return httpx.Response(200, text="<Response><Connect><Stream url='wss://a/b'/></Connect>"
-                                          "</Response>")
+        return httpx.Response(
+            200, text="<Response><Connect><Stream url='wss://a/b'/></Connect></Response>"
+        )
 
     handler.calls = calls  # type: ignore[attr-defined]
     return handler
@@ -129,7 +123,9 @@ def _raising(*errors: Exception) -> Callable[[httpx.Request], httpx.Response]:
         pytest.param([httpx.RemoteProtocolError("reset")], ["Connect"], 2, id="reset-once"),
     ],
 )
-def test_transport_errors(errors: list[Exception], expected_verbs: list[str], attempts: int) -> None:
+def test_transport_errors(
+    errors: list[Exception], expected_verbs: list[str], attempts: int
+) -> None:
     handler = _raising(*errors)
     app = create_app(settings(), transport=httpx.MockTransport(handler))
     with TestClient(app) as client:
@@ -170,9 +166,7 @@ def test_without_elevenlabs_key_the_call_gets_the_fallback(
 
 def test_without_any_agent_id_the_call_gets_the_fallback(caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY)
-    app = create_app(
-        settings(elevenlabs_agent_id=""), transport=httpx.ASGITransport(app=fake.app)
-    )
+    app = create_app(settings(elevenlabs_agent_id=""), transport=httpx.ASGITransport(app=fake.app))
     with caplog.at_level(logging.INFO, logger="bridge.calls"), TestClient(app) as client:
         response, _ = post_call(client)
     assert verbs(response) == FALLBACK_SAY
@@ -215,11 +209,13 @@ agent_id = "agent_support"
 @pytest.mark.parametrize(
     ("called", "expected_verbs", "step"),
     [
-        pytest.param("+15557650001", ["Say", "Record", "Hangup"], "rule%3Asales", id="rule-fb"),
+        pytest.param("+15557650001", ["Say", "Record", "Hangup"], "fallback%3Asales", id="rule-fb"),
         pytest.param("+15557650002", ["Say", "Dial"], "fallback", id="global-fallback"),
     ],
 )
-def test_rule_fallback_then_global_fallback(called: str, expected_verbs: list[str], step: str) -> None:
+def test_rule_fallback_then_global_fallback(
+    called: str, expected_verbs: list[str], step: str
+) -> None:
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY, script=["status:503", "status:503"])
     app = create_app(
         settings(), table=parse_routes(ROUTES), transport=httpx.ASGITransport(app=fake.app)
@@ -287,8 +283,11 @@ def test_dial_complete_for_an_unknown_step_ends_politely() -> None:
 
 def test_voicemail_complete_thanks_and_hangs_up() -> None:
     app = create_app(settings())
-    form = twilio_form(RecordingSid="RE" + "2" * 32, RecordingDuration="12",
-                       RecordingUrl="https://api.twilio.com/rec")
+    form = twilio_form(
+        RecordingSid="RE" + "2" * 32,
+        RecordingDuration="12",
+        RecordingUrl="https://api.twilio.com/rec",
+    )
     url = f"{PUBLIC}/twilio/voicemail-complete?step=fallback"
     with TestClient(app) as client:
         response = client.post(

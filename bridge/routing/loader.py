@@ -85,9 +85,14 @@ def _describe(error: Any, raw: dict[str, Any]) -> str:
         # pydantic puts the chosen action (the union tag) in the path; users never wrote it.
         if fields and fields[0] in ACTION_NAMES:
             fields = fields[1:]
-    elif fields and fields[0] in ("fallback", "schedules"):
-        where = str(fields[0]) if fields[0] == "fallback" else f"schedule {fields[1]!r}"
-        fields = fields[1:] if fields[0] == "fallback" else fields[2:]
+    elif fields and fields[0] == "fallback":
+        where = "fallback"
+        fields = fields[1:]
+        if fields and fields[0] in ACTION_NAMES:
+            fields = fields[1:]
+    elif len(fields) >= 2 and fields[0] == "schedules":
+        where = f"schedule {fields[1]!r}"
+        fields = fields[2:]
     fields = _drop_union_tags(fields)
     if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
         fields.append("action")
@@ -107,6 +112,8 @@ def _drop_union_tags(fields: list[int | str]) -> list[int | str]:
 def _path(fields: Sequence[int | str]) -> str:
     text = ""
     for part in fields:
+        if part == "[key]":
+            continue  # pydantic marks errors in a table's keys this way
         if isinstance(part, int):
             text += f"[{part}]"
         elif part.startswith(("function-", "list[", "dict[", "str", "int", "float", "bool")):

@@ -6,6 +6,7 @@ call that silently goes to the wrong place.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from typing import Annotated, Literal
@@ -80,6 +81,8 @@ def _template(value: str) -> str:
 def _dynamic_value(value: object) -> str | int | float | bool:
     if isinstance(value, str):
         return _template(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (JSON has no NaN or Infinity)")
     if isinstance(value, bool | int | float):
         return value
     raise ValueError("must be a string, number or boolean")

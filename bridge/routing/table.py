@@ -23,7 +23,10 @@ DEFAULT_FALLBACK_MESSAGE = (
     "Sorry, we can't take your call right now. Please try again later. Goodbye."
 )
 DEFAULT_FALLBACK: FallbackAction = SayAction(action="say", message=DEFAULT_FALLBACK_MESSAGE)
+# Steps: "rule:NAME" (a rule's action), "fallback:NAME" (its fallback), "fallback" (global).
 GLOBAL_FALLBACK_STEP = "fallback"
+RULE_STEP_PREFIX = "rule:"
+FALLBACK_STEP_PREFIX = "fallback:"
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,11 @@ class RoutingTable:
                     rule=rule.name,
                     action=rule,
                     fallback=rule.fallback or self.global_fallback,
-                    step=f"rule:{rule.name}",
+                    step=f"{RULE_STEP_PREFIX}{rule.name}",
                     fallback_step=(
-                        f"rule:{rule.name}:fallback" if rule.fallback else GLOBAL_FALLBACK_STEP
+                        f"{FALLBACK_STEP_PREFIX}{rule.name}"
+                        if rule.fallback
+                        else GLOBAL_FALLBACK_STEP
                     ),
                 )
         return Decision(
@@ -73,23 +78,22 @@ class RoutingTable:
 
     def fallback_for(self, step: str) -> FallbackAction:
         """The fallback that belongs with a step, for actions that run in a later webhook."""
-        rule = self._rule_for(step)
+        rule = self._rule_named(_rule_name(step))
         return (rule.fallback if rule else None) or self.global_fallback
 
     def forward_for(self, step: str) -> ForwardAction | None:
-        """The forward action a step names: `rule:NAME`, `rule:NAME:fallback` or `fallback`."""
+        """The forward action a step names, if it names one."""
+        candidate: object = None
         if step == GLOBAL_FALLBACK_STEP:
-            candidate: object = self.global_fallback
-        elif step.endswith(":fallback"):
-            rule = self._rule_for(step.removesuffix(":fallback"))
+            candidate = self.global_fallback
+        elif step.startswith(FALLBACK_STEP_PREFIX):
+            rule = self._rule_named(_rule_name(step))
             candidate = rule.fallback if rule else None
-        else:
-            rule = self._rule_for(step)
-            candidate = rule
+        elif step.startswith(RULE_STEP_PREFIX):
+            candidate = self._rule_named(_rule_name(step))
         return candidate if isinstance(candidate, ForwardAction) else None
 
-    def _rule_for(self, step: str) -> Rule | None:
-        name = step.removeprefix("rule:").removesuffix(":fallback")
+    def _rule_named(self, name: str | None) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
 
     def _matches(self, when: When, call: Call, at: datetime) -> bool:
@@ -114,3 +118,10 @@ class RoutingTable:
             if value not in {option.casefold() for option in allowed}:
                 return False
         return True
+
+
+def _rule_name(step: str) -> str | None:
+    for prefix in (RULE_STEP_PREFIX, FALLBACK_STEP_PREFIX):
+        if step.startswith(prefix):
+            return step.removeprefix(prefix)
+    return None

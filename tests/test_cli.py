@@ -1,0 +1,376 @@
+"""The `bridge` command line: `routes check` and the `route` dry run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from defusedxml.ElementTree import fromstring
+
+from bridge.cli import main
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = Path(__file__).parent / "data" / "routes_example.toml"
+
+SETTINGS_VARIABLES = (
+    "ELEVENLABS_API_KEY",
+    "ELEVENLABS_AGENT_ID",
+    "ELEVENLABS_AGENT_PHONE_NUMBER_ID",
+    "ELEVENLABS_API_BASE",
+    "ELEVENLABS_WEBHOOK_SECRET",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_PHONE_NUMBER",
+    "TWILIO_API_BASE",
+    "PUBLIC_BASE_URL",
+    "BRIDGE_API_TOKEN",
+    "ROUTES_FILE",
+    "DATABASE_URL",
+    "PORT",
+    "INBOUND_DEADLINE_SECONDS",
+    "TRUST_FORWARDED_HEADERS",
+    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
+    "UPSTREAM_MAX_CONNECTIONS",
+    "LOG_LEVEL",
+)
+
+BAD_ROUTES = """
+[[rules]]
+name = "vip"
+action = "agent"
+when.callers = ["12125550100"]
+
+[[rules]]
+name = "closed"
+action = "transfer"
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def register_call_body(out: str) -> dict[str, Any]:
+    """The JSON body the dry run prints between the POST line and the fallback."""
+    lines = out.splitlines()
+    start = lines.index("{")
+    end = lines.index("}", start)
+    body: dict[str, Any] = json.loads("\n".join(lines[start : end + 1]))
+    return body
+
+
+def line_after(out: str, prefix: str) -> str:
+    lines = out.splitlines()
+    (index,) = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    return lines[index + 1]
+
+
+# --- routes check ------------------------------------------------------------------------
+
+
+def test_routes_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "routes", "check", str(EXAMPLE))
+    assert code == 0
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"{EXAMPLE}: OK, 11 rule(s), 3 schedule(s)"
+    assert lines[1] == ("  1. blocklist: when callers=['+12025550199', '+447911123456'] -> reject")
+    assert (
+        "  4. vip: when callers=['+12125550100', '+442079460123'] -> agent agent_vip_concierge"
+        in lines
+    )
+    assert "  5. spanish-line: when called=['+13055550142'] -> agent (default agent)" in lines
+    assert "  11. front-desk: when always -> forward" in lines
+    assert lines[-1] == "  fallback: say"
+    assert len(lines) == 1 + 11 + 1
+
+
+def test_routes_check_uses_routes_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROUTES_FILE", str(EXAMPLE))
+    code, out, _ = run(capsys, "routes", "check")
+    assert code == 0
+    assert out.startswith(f"{EXAMPLE}: OK, 11 rule(s)")
+
+
+def test_routes_check_invalid_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(BAD_ROUTES, encoding="utf-8")
+    code, out, err = run(capsys, "routes", "check", str(path))
+    assert code == 1
+    assert out == ""
+    assert err.startswith("bridge: ")
+    lines = err.removeprefix("bridge: ").splitlines()
+    assert lines == [
+        f"{path}: rule 'vip' (#1): field 'when.callers[0]': '12125550100' is not a valid "
+        "E.164 phone number like +15551234567",
+        f"{path}: rule 'closed' (#2): field 'action': unknown action 'transfer' (expected one "
+        "of: agent, forward, voicemail, reject, say, hangup)",
+    ]
+
+
+def test_routes_check_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    code, out, err = run(capsys, "routes", "check", str(path))
+    assert code == 1
+    assert out == ""
+    assert err == f"bridge: {path}: cannot read routing file: No such file or directory\n"
+
+
+def test_routes_check_without_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "routes", "check")
+    assert code == 2
+    assert out == ""
+    assert err == "bridge: no file given and ROUTES_FILE is not set\n"
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys)
+    assert code == 2
+    assert out.startswith("usage: bridge")
+
+
+# --- route (dry run) ---------------------------------------------------------------------------
+
+
+def test_route_to_an_agent_prints_the_register_call_body(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(
+        capsys,
+        "route",
+        "--from", "+12125550100",
+        "--to", "+12125550123",
+        "--at", "2026-03-09T10:00-04:00",
+        "--routes", str(EXAMPLE),
+        "--call-sid", "CA11111111111111111111111111111111",
+    )  # fmt: skip
+    assert code == 0
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[:4] == [
+        "time:   2026-03-09T10:00:00-04:00",
+        f"rule:   vip ({EXAMPLE})",
+        "action: agent",
+        "register-call: POST https://api.elevenlabs.io/v1/convai/twilio/register-call",
+    ]
+    assert register_call_body(out) == {
+        "agent_id": "agent_vip_concierge",
+        "from_number": "+12125550100",
+        "to_number": "+12125550123",
+        "direction": "inbound",
+        "conversation_initiation_client_data": {
+            "dynamic_variables": {
+                "tier": "gold",
+                "caller_number": "+12125550100",
+                "call_reference": "CA11111111111111111111111111111111",
+                "priority": 1,
+                "secret__crm_token": "***",
+            },
+            "conversation_config_override": {
+                "agent": {"first_message": "Welcome back! How can I help you today?"}
+            },
+        },
+    }
+    assert "crm-test-token" not in out
+    # The rule's own fallback: ring the concierge desk.
+    fallback = fromstring(line_after(out, "fallback (forward), used if that fails:"))
+    (dial,) = list(fallback)
+    assert dial.attrib["action"] == "/twilio/dial-complete?step=fallback%3Avip"
+    assert [number.text for number in dial] == ["+12125550111"]
+
+
+def test_route_to_twiml(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "route",
+        "--from", "+16175550123",
+        "--to", "+12125550123",
+        "--at", "2026-12-25T10:00-05:00",
+        "--routes", str(EXAMPLE),
+    )  # fmt: skip
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1] == f"rule:   after-hours ({EXAMPLE})"
+    assert lines[2] == "action: voicemail"
+    root = fromstring(lines[3])
+    assert [child.tag for child in root] == ["Say", "Record", "Hangup"]
+    assert root[1].attrib["action"] == "/twilio/voicemail-complete?step=rule%3Aafter-hours"
+    assert root[1].attrib["maxLength"] == "180"
+    assert "register-call" not in out
+    fallback = fromstring(line_after(out, "fallback (say), used if that fails:"))
+    assert fallback[0].text == (
+        "Sorry, our assistant is unavailable right now. Please call back in a few minutes."
+    )
+
+
+def test_route_without_agent_id(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "route", "--from", "+16175550123", "--to", "+12125550123")
+    assert code == 0
+    assert "rule:   default ((no routing file))" in out.splitlines()
+    assert "no agent_id: the rule names none and ELEVENLABS_AGENT_ID is not set" in out
+    assert "register-call" not in out
+
+
+def test_route_default_agent_from_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ELEVENLABS_AGENT_ID", "agent_default")
+    monkeypatch.setenv("ELEVENLABS_API_BASE", "http://127.0.0.1:9999/")
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "xi-secret-key")
+    code, out, _ = run(
+        capsys, "route", "--from", "+16175550123", "--to", "+12125550123", "--at", "2026-03-09"
+    )
+    assert code == 0
+    assert "time:   2026-03-09T00:00:00+00:00" in out
+    assert "register-call: POST http://127.0.0.1:9999/v1/convai/twilio/register-call" in out
+    assert register_call_body(out) == {
+        "agent_id": "agent_default",
+        "from_number": "+16175550123",
+        "to_number": "+12125550123",
+        "direction": "inbound",
+    }
+    assert "xi-secret-key" not in out
+    fallback = fromstring(line_after(out, "fallback (say), used if that fails:"))
+    assert [child.tag for child in fallback] == ["Say", "Hangup"]
+
+
+def test_route_uses_routes_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROUTES_FILE", str(EXAMPLE))
+    code, out, _ = run(
+        capsys, "route", "--from", "anonymous", "--to", "+12125550123", "--at", "2026-03-09T14:00Z"
+    )
+    assert code == 0
+    assert f"rule:   anonymous ({EXAMPLE})" in out.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        pytest.param("2026-03-09T14:00", "2026-03-09T14:00:00+00:00", id="no-offset-is-utc"),
+        pytest.param("2026-03-09T14:00Z", "2026-03-09T14:00:00+00:00", id="z"),
+        pytest.param("2026-03-09T10:00-04:00", "2026-03-09T10:00:00-04:00", id="offset-kept"),
+        pytest.param("2026-03-09 10:00:30+01:00", "2026-03-09T10:00:30+01:00", id="space"),
+    ],
+)
+def test_route_at(capsys: pytest.CaptureFixture[str], at: str, expected: str) -> None:
+    code, out, _ = run(
+        capsys, "route", "--from", "+16175550123", "--to", "+12125550123", "--at", at
+    )
+    assert code == 0
+    assert out.splitlines()[0] == f"time:   {expected}"
+
+
+@pytest.mark.parametrize("at", ["tomorrow", "2026-13-01T10:00", "10:00", "2026-03-09T25:00"])
+def test_route_bad_at(capsys: pytest.CaptureFixture[str], at: str) -> None:
+    code, out, err = run(
+        capsys, "route", "--from", "+16175550123", "--to", "+12125550123", "--at", at
+    )
+    assert code == 2
+    assert out == ""
+    assert err == f"bridge: --at: {at!r} is not an ISO time like 2026-03-08T09:30\n"
+
+
+@pytest.mark.parametrize(
+    ("geo", "expected_rule"),
+    [
+        pytest.param(["FromState=CA"], "california", id="california"),
+        pytest.param(["FromState=ca"], "california", id="lowercase-value"),
+        pytest.param(["FromState=NY"], "business-hours", id="new-york"),
+        pytest.param(["FromCity=SAN FRANCISCO", "FromState=CA"], "california", id="two-fields"),
+        pytest.param(["FromState=NY", "FromState=CA"], "california", id="last-wins"),
+        pytest.param([], "business-hours", id="none"),
+    ],
+)
+def test_route_geo(capsys: pytest.CaptureFixture[str], geo: list[str], expected_rule: str) -> None:
+    geo_args = [arg for item in geo for arg in ("--geo", item)]
+    code, out, _ = run(
+        capsys,
+        "route",
+        "--from", "+14155550123",
+        "--to", "+12125550123",
+        "--at", "2026-03-09T10:00-04:00",
+        "--routes", str(EXAMPLE),
+        *geo_args,
+    )  # fmt: skip
+    assert code == 0
+    assert f"rule:   {expected_rule} ({EXAMPLE})" in out.splitlines()
+
+
+@pytest.mark.parametrize("item", ["FromState", "FromState=", "Province=ON", "fromstate=CA", "=CA"])
+def test_route_bad_geo(capsys: pytest.CaptureFixture[str], item: str) -> None:
+    code, out, err = run(
+        capsys, "route", "--from", "+16175550123", "--to", "+12125550123", "--geo", item
+    )
+    assert code == 2
+    assert out == ""
+    assert err.startswith(
+        f"bridge: --geo {item!r}: expected FIELD=VALUE with FIELD one of FromCity, "
+    )
+
+
+def test_route_invalid_routes_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(BAD_ROUTES, encoding="utf-8")
+    code, out, err = run(
+        capsys, "route", "--from", "+16175550123", "--to", "+12125550123", "--routes", str(path)
+    )
+    assert code == 1
+    assert out == ""
+    assert f"{path}: rule 'closed' (#2): field 'action': unknown action 'transfer'" in err
+
+
+def test_route_requires_from_and_to(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["route", "--to", "+12125550123"])
+    assert exited.value.code == 2
+    assert "--from" in capsys.readouterr().err
+
+
+def test_bad_setting_is_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT", "eighty")
+    code, out, err = run(capsys, "route", "--from", "+16175550123", "--to", "+12125550123")
+    assert code == 1
+    assert out == ""
+    assert "PORT: must be a whole number" in err
+
+
+# --- the installed console script ------------------------------------------------------------
+
+
+def test_console_script_routes_check() -> None:
+    script = Path(sys.executable).parent / "bridge"
+    assert script.exists(), "the project is installed with its `bridge` console script"
+    env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
+    result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        [str(script), "routes", "check", "tests/data/routes_example.toml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "tests/data/routes_example.toml: OK, 11 rule(s), 3 schedule(s)"
+    )
+    assert result.stderr == ""
