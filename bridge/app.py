@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from bridge import webhooks
 from bridge.elevenlabs import ElevenLabsClient
-from bridge.http import make_client
+from bridge.http import make_transport
 from bridge.inbound import InboundBridge
 from bridge.routing import RoutingTable, load_routes
 from bridge.settings import Settings
@@ -35,16 +35,12 @@ def create_app(
     settings = settings or Settings.from_env()
     if table is None:
         table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
-    http = make_client(
-        max_connections=settings.upstream_max_connections,
-        transport=transport,
-        timeout=settings.inbound_deadline,
-    )
+    transport = transport or make_transport(settings.upstream_max_connections)
     elevenlabs = (
         ElevenLabsClient(
             api_key=settings.elevenlabs_api_key,
             base_url=settings.elevenlabs_api_base,
-            http=http,
+            transport=transport,
         )
         if settings.elevenlabs_configured
         else None
@@ -70,7 +66,7 @@ def create_app(
         try:
             yield
         finally:
-            await http.aclose()
+            await transport.aclose()
 
     app = Starlette(
         routes=[

@@ -50,4 +50,5 @@ def call_fields(call: Call, answer: Answer, *, event: str) -> dict[str, object]:
 
 def log_answer(call: Call, answer: Answer, *, event: str = "inbound_call") -> None:
     level = logging.WARNING if answer.outcome == "fallback" else logging.INFO
-    logger.log(level, logfmt(call_fields(call, answer, event=event)))
+    if logger.isEnabledFor(level):
+        logger.log(level, logfmt(call_fields(call, answer, event=event)))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import httpx
 
+from bridge.http import USER_AGENT
 from bridge.settings import Secret
 from twiml import CheckedTwiML, InvalidTwiML, check_twiml
 
@@ -75,10 +76,26 @@ class UpstreamError(Exception):
 
 
 class ElevenLabsClient:
-    def __init__(self, *, api_key: Secret, base_url: str, http: httpx.AsyncClient) -> None:
-        self._api_key = api_key
-        self._base_url = base_url.rstrip("/")
-        self._http = http
+    """register-call over an httpx transport.
+
+    It sends `httpx.Request`s to the transport itself rather than through an
+    `httpx.AsyncClient`: on the webhook's hot path the client's bookkeeping
+    (cookies, auth, redirects, URL merging) cost more CPU than the request
+    (benchmarks/README.md), and the bridge needs none of it. Tests still swap
+    the transport for `httpx.MockTransport` or `httpx.ASGITransport`.
+    """
+
+    def __init__(
+        self, *, api_key: Secret, base_url: str, transport: httpx.AsyncBaseTransport
+    ) -> None:
+        self._transport = transport
+        self._register_url = httpx.URL(base_url.rstrip("/") + REGISTER_CALL_PATH)
+        self._headers = {
+            "xi-api-key": api_key.reveal(),
+            "accept": "application/xml",
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
 
     async def register_call(self, request: RegisterCallRequest, *, timeout: float) -> Registered:
         """TwiML for the call, or UpstreamError; never takes longer than `timeout` seconds.
@@ -117,12 +134,22 @@ class ElevenLabsClient:
             return self._result(response, attempt, time.monotonic() - started)
 
     async def _post(self, request: RegisterCallRequest, timeout: float) -> httpx.Response:
-        return await self._http.post(
-            self._base_url + REGISTER_CALL_PATH,
-            json=request.to_json(),
-            headers={"xi-api-key": self._api_key.reveal(), "accept": "application/xml"},
-            timeout=timeout,
+        limit = max(timeout, 0.001)
+        outgoing = httpx.Request(
+            "POST",
+            self._register_url,
+            headers=self._headers,
+            content=json.dumps(request.to_json(), separators=(",", ":")).encode(),
+            extensions={
+                "timeout": {"connect": limit, "read": limit, "write": limit, "pool": limit}
+            },
         )
+        response = await self._transport.handle_async_request(outgoing)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def _may_retry(
         self, attempt: int, deadline: float, response: httpx.Response | None

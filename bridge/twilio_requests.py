@@ -4,13 +4,12 @@ and a checked signature. Anything else gets a short 4xx before any work is done.
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl
 
-from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bridge.calllog import logfmt
+from bridge.form import Form
 from bridge.settings import Settings
 from bridge.signature import RequestTarget, check_signature, signed_url
 
@@ -26,15 +25,13 @@ class Rejected(Exception):
         self.response = response
 
 
-async def verified_form(request: Request, settings: Settings) -> ImmutableMultiDict[str, str]:
+async def verified_form(request: Request, settings: Settings) -> Form:
     """The webhook's form, or `Rejected` with the response to send instead."""
     body = await _capped_body(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
         raise Rejected(PlainTextResponse(f"expected {FORM_TYPE}\n", status_code=415))
-    form = ImmutableMultiDict(
-        parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
-    )
+    form = Form.parse(body)
     url = signed_url(
         _target(request),
         public_base_url=settings.public_base_url,

@@ -70,8 +70,8 @@ async def voicemail_complete(request: Request) -> Response:
                 "event": "voicemail",
                 "call_sid": form.get("CallSid", "-"),
                 "step": request.query_params.get("step", "-"),
-                "recording_sid": form.get("RecordingSid"),
-                "recording_seconds": form.get("RecordingDuration"),
+                "recording_sid": form.get("RecordingSid") or None,
+                "recording_seconds": form.get("RecordingDuration") or None,
             }
         )
     )
