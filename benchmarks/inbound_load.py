@@ -1,15 +1,19 @@
 """Load benchmark for `POST /twilio/inbound`: signed webhooks through the real bridge.
 
-Three processes on loopback: this driver (aiohttp), the bridge (`bridge.app:app`
-under uvicorn) and a fake ElevenLabs register-call upstream (uvicorn, fixed
-latency). The driver keeps `--concurrency` webhooks in flight until exactly
-`--requests` have been answered, then reports throughput against the ideal
-bound `concurrency / latency` and the latency the bridge adds on top of the
-upstream's.
+Three processes on loopback: this driver, the bridge (`bridge.app:app` under
+uvicorn) and a fake ElevenLabs register-call upstream (fixed latency). The driver
+keeps `--concurrency` webhooks in flight until exactly `--requests` have been
+answered, then reports throughput against the ideal bound `concurrency / latency`
+and the latency the bridge adds on top of the upstream's.
+
+All three share the machine's cores, so the driver and the fake are built to cost
+as little CPU per call as possible (benchmarks/lean.py: raw asyncio protocols on
+uvloop). `--driver aiohttp` and `--fake starlette` bring back the heavier ones.
 
     python benchmarks/inbound_load.py --concurrency 200 --latency 0.15 --requests 4000
     python benchmarks/inbound_load.py --baseline       # bridge run, then the driver alone
     python benchmarks/inbound_load.py --direct --json  # driver -> fake upstream only
+    python benchmarks/inbound_load.py --workers 2      # uvicorn --workers 2 for the bridge
 
 See benchmarks/README.md for what each number means and measured results.
 """
@@ -23,20 +27,21 @@ import json
 import math
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlencode
+from typing import IO, Any, Literal, Protocol
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from lean import ENV_API_KEY, LeanClient, RunResult, classify, raw_request
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -47,9 +52,11 @@ AUTH_TOKEN = "bench-twilio-auth-token"
 API_KEY = "bench-elevenlabs-key"
 AGENT_ID = "agent_bench"
 ACCOUNT_SID = "AC" + "0" * 32
-# Environment the `fake_app` factory reads inside the fake-upstream subprocess.
+# Environment the fake-upstream subprocess reads (`fake_app` below, or lean.py).
 FAKE_ENV_LATENCY = "BENCH_FAKE_LATENCY"
-FAKE_ENV_API_KEY = "BENCH_FAKE_API_KEY"
+FAKE_ENV_API_KEY = ENV_API_KEY
+FakeKind = Literal["lean", "starlette"]
+DriverKind = Literal["lean", "aiohttp"]
 # Bridge settings that would change what is measured if inherited from the shell.
 SCRUBBED_ENV = (
     "ROUTES_FILE",
@@ -60,7 +67,7 @@ SCRUBBED_ENV = (
 )
 
 
-# --- the fake upstream, run inside its own uvicorn process ------------------------
+# --- the Starlette fake upstream (--fake starlette), in its own uvicorn process ----
 
 
 def fake_app() -> Any:
@@ -93,14 +100,11 @@ class Server:
     log: IO[bytes]
 
     def cpu_seconds(self) -> float | None:
-        """utime + stime of the server process so far (Linux /proc), or None."""
+        """CPU time of the server and its children so far (Linux /proc), or None."""
         try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
+            return process_tree_cpu(self.process.pid)
+        except (OSError, ValueError, IndexError):
             return None
-        # Fields after the parenthesised command name; utime and stime are 14 and 15.
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, limit: int = 2000) -> str:
         self.log.flush()
@@ -117,14 +121,47 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def uvicorn_command(target: str, port: int, *, factory: bool = False) -> list[str]:
+def process_tree_cpu(pid: int) -> float:
+    """utime + stime, in seconds, of `pid` and its live descendants (uvicorn --workers)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        # Fields after the parenthesised command name; utime and stime are 14 and 15.
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for child in (task / "children").read_text().split():
+            total += process_tree_cpu(int(child))
+    return total
+
+
+def machine_busy_seconds() -> float | None:
+    """Busy CPU seconds of the whole machine since boot (Linux /proc/stat), or None."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def uvicorn_command(
+    target: str, port: int, *, factory: bool = False, extra: Sequence[str] = ()
+) -> list[str]:
     factory_flags = ["--factory", "--app-dir", str(BENCH_DIR)] if factory else []
     return [
         sys.executable, "-m", "uvicorn", target, *factory_flags,
         "--host", HOST, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools",
-        "--log-level", "warning", "--no-access-log",
+        "--log-level", "warning", "--no-access-log", *extra,
     ]  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: SIGTERM it if the driver dies without cleaning up.
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -135,9 +172,16 @@ def server_process(
     # Output goes to a temp file, never a pipe: a full pipe would stall the server.
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         server = Server(name, port, process, log)
+        # On stderr, so a profiler can attach: py-spy record -p PID
+        print(f"started {name}: pid {process.pid}, port {port}", file=sys.stderr)
         try:
             yield server
         finally:
@@ -159,14 +203,33 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_fake(stack: ExitStack, latency: float) -> Server:
+def start_fake(stack: ExitStack, latency: float, kind: FakeKind) -> Server:
     port = free_port()
     env = child_env({FAKE_ENV_LATENCY: repr(latency), FAKE_ENV_API_KEY: API_KEY})
-    command = uvicorn_command("inbound_load:fake_app", port, factory=True)
+    if kind == "lean":
+        command = [
+            sys.executable, str(BENCH_DIR / "lean.py"),
+            "--host", HOST, "--port", str(port), "--latency", repr(latency),
+        ]  # fmt: skip
+    else:
+        command = uvicorn_command("inbound_load:fake_app", port, factory=True)
     return start_server(stack, "fake-elevenlabs", command, env, port)
 
 
-def start_bridge(stack: ExitStack, upstream_port: int, concurrency: int, log_level: str) -> Server:
+# The lean fake answers /healthz; for the Starlette one any status (a 404) means up.
+FAKE_READY_PATH: dict[FakeKind, str] = {"lean": "/healthz", "starlette": "/"}
+
+
+def start_bridge(
+    stack: ExitStack,
+    upstream_port: int,
+    concurrency: int,
+    log_level: str,
+    *,
+    target: str = "bridge.app:app",
+    workers: int = 1,
+    extra: Sequence[str] = (),
+) -> Server:
     port = free_port()
     env = child_env(
         {
@@ -180,7 +243,10 @@ def start_bridge(stack: ExitStack, upstream_port: int, concurrency: int, log_lev
             "UPSTREAM_MAX_CONNECTIONS": str(max(500, concurrency)),
         }
     )
-    return start_server(stack, "bridge", uvicorn_command("bridge.app:app", port), env, port)
+    if workers > 1:
+        extra = ["--workers", str(workers), *extra]
+    command = uvicorn_command(target, port, extra=extra)
+    return start_server(stack, "bridge", command, env, port)
 
 
 async def wait_ready(server: Server, path: str, timeout: float) -> None:
@@ -289,28 +355,73 @@ def prepare_register_calls(count: int, offset: int) -> list[Prepared]:
     return prepared
 
 
-# --- the driver -----------------------------------------------------------------
+# --- the drivers ----------------------------------------------------------------
 
 
-@dataclass
-class RunResult:
-    latencies: list[float] = field(default_factory=list)  # successful requests, seconds
-    outcomes: Counter[str] = field(default_factory=Counter)
-    elapsed: float = 0.0
-    timed_out: bool = False
+Send = Callable[[], Awaitable[RunResult]]
 
 
-def classify(status: int, text: str) -> str:
-    if status != 200:
-        return f"http_{status}"
-    if "<Connect>" in text:
-        return "ok"
-    if "<Say>" in text:
-        return "fallback"  # the bridge answered, but the caller got no agent
-    return "bad_body"
+class Driver(Protocol):
+    def load(self, requests: Sequence[Prepared]) -> Send:
+        """Encode `requests` now, before the clock starts; the callable sends them all."""
+        ...
+
+    async def close(self) -> None: ...
 
 
-async def drive(
+class LeanDriver:
+    """The default: request bytes built up front, written to raw keep-alive connections."""
+
+    def __init__(self, url: str, args: argparse.Namespace) -> None:
+        target = urlsplit(url)
+        if target.hostname is None or target.port is None:
+            raise ValueError(f"need host and port in {url!r}")
+        self.host = target.netloc
+        self.path = target.path
+        self.timeout = args.timeout
+        self.client = LeanClient(
+            target.hostname, target.port, args.concurrency, request_timeout=args.request_timeout
+        )
+
+    def load(self, requests: Sequence[Prepared]) -> Send:
+        raw = [raw_request("POST", self.host, self.path, r.headers, r.body) for r in requests]
+
+        def send() -> Awaitable[RunResult]:
+            return self.client.run(raw, hard_timeout=self.timeout)
+
+        return send
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class AiohttpDriver:
+    """`--driver aiohttp`: one ClientSession, one task per connection. ~10x the CPU per call."""
+
+    def __init__(self, url: str, args: argparse.Namespace) -> None:
+        self.url = url
+        self.args = args
+        connector = aiohttp.TCPConnector(limit=args.concurrency, force_close=False)
+        self.session = aiohttp.ClientSession(connector=connector)
+
+    def load(self, requests: Sequence[Prepared]) -> Send:
+        def send() -> Awaitable[RunResult]:
+            return drive_aiohttp(
+                self.url, requests, self.args.concurrency, hard_timeout=self.args.timeout,
+                request_timeout=self.args.request_timeout, session=self.session,
+            )  # fmt: skip
+
+        return send
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def open_driver(kind: DriverKind, url: str, args: argparse.Namespace) -> Driver:
+    return LeanDriver(url, args) if kind == "lean" else AiohttpDriver(url, args)
+
+
+async def drive_aiohttp(
     url: str,
     requests: Sequence[Prepared],
     concurrency: int,
@@ -334,8 +445,7 @@ async def drive(
                 async with session.post(
                     url, data=request.body, headers=request.headers, timeout=timeout
                 ) as response:
-                    text = await response.text()
-                    outcome = classify(response.status, text)
+                    outcome = classify(response.status, await response.read())
             except Exception as exc:  # connection errors, timeouts: counted, never fatal
                 outcome = type(exc).__name__
             if outcome == "ok":
@@ -389,8 +499,18 @@ class Report:
     overhead_p99_ms: float
     failures: int
     outcomes: dict[str, int]
-    # CPU seconds per request, per process, during the measured run (None if unknown).
+    # CPU milliseconds per request, per process, during the measured run (None: unknown).
     cpu_ms_per_request: dict[str, float | None]
+    # driver + fake: what the load generator costs, taken from the bridge's CPU share.
+    harness_cpu_ms_per_request: float | None
+    # Machine-wide: cores busy on average during the run, and how many of them were
+    # busy with processes other than these three (another job skews the numbers).
+    cores: int
+    cores_busy: float | None
+    cores_busy_other: float | None
+    driver: str = "lean"
+    fake: str = "lean"
+    workers: int | None = None  # the bridge's uvicorn --workers (bridge mode only)
     log_level: str | None = None
 
 
@@ -399,12 +519,28 @@ def build_report(
     args: argparse.Namespace,
     result: RunResult,
     cpu: dict[str, float | None],
+    machine_busy: float | None,
 ) -> Report:
     latencies = sorted(result.latencies)
     ms = 1000.0
-    throughput = args.requests / result.elapsed if result.elapsed else 0.0
-    ideal = args.concurrency / args.latency if args.latency else math.inf
+    # Only calls that got agent TwiML count; failures make neither throughput nor latency.
+    ok = result.outcomes.get("ok", 0)
+    answered = max(args.requests - result.outcomes.get("hard_timeout", 0), 1)
+    throughput = ok / result.elapsed if result.elapsed else 0.0
+    # With no upstream latency there is no bound to compare against.
+    ideal = args.concurrency / args.latency if args.latency else math.nan
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+    cores_busy = cores_other = None
+    if machine_busy is not None and result.elapsed:
+        cores_busy = round(machine_busy / result.elapsed, 2)
+        own = sum(v for v in cpu.values() if v is not None)
+        cores_other = round(max(machine_busy - own, 0.0) / result.elapsed, 2)
+    cpu_ms = {
+        name: None if seconds is None else round(seconds / answered * ms, 3)
+        for name, seconds in cpu.items()
+    }
+    harness = [v for k, v in cpu_ms.items() if k != "bridge"]
+    harness_total = None if None in harness else sum(v for v in harness if v is not None)
     return Report(
         mode=mode,
         requests=args.requests,
@@ -413,7 +549,7 @@ def build_report(
         elapsed_s=round(result.elapsed, 3),
         throughput_per_s=round(throughput, 1),
         ideal_per_s=round(ideal, 1),
-        ratio=round(throughput / ideal, 3) if ideal else math.nan,
+        ratio=round(throughput / ideal, 3),
         p50_ms=round(p50 * ms, 2),
         p90_ms=round(percentile(latencies, 0.90) * ms, 2),
         p99_ms=round(p99 * ms, 2),
@@ -422,10 +558,14 @@ def build_report(
         overhead_p99_ms=round((p99 - args.latency) * ms, 2),
         failures=sum(n for outcome, n in result.outcomes.items() if outcome != "ok"),
         outcomes=dict(result.outcomes),
-        cpu_ms_per_request={
-            name: None if seconds is None else round(seconds / args.requests * ms, 3)
-            for name, seconds in cpu.items()
-        },
+        cpu_ms_per_request=cpu_ms,
+        harness_cpu_ms_per_request=None if harness_total is None else round(harness_total, 3),
+        cores=os.cpu_count() or 0,
+        cores_busy=cores_busy,
+        cores_busy_other=cores_other,
+        driver=args.driver,
+        fake=args.fake,
+        workers=args.workers if mode == "bridge" else None,
         log_level=args.log_level if mode == "bridge" else None,
     )
 
@@ -435,10 +575,13 @@ def format_report(report: Report) -> str:
         f"{name} {'?' if value is None else f'{value:.3f}'}"
         for name, value in report.cpu_ms_per_request.items()
     )
+    harness = f"driver {report.driver}, fake {report.fake}"
+    harness_ms = report.harness_cpu_ms_per_request
+    harness_cpu = "?" if harness_ms is None else f"{harness_ms:.3f}"
     title = (
-        f"bridge (LOG_LEVEL={report.log_level})"
+        f"bridge (workers {report.workers}, LOG_LEVEL={report.log_level}; {harness})"
         if report.mode == "bridge"
-        else "direct (driver -> fake upstream, no bridge)"
+        else f"direct (driver -> fake upstream, no bridge; {harness})"
     )
     lines = [
         f"== {title}",
@@ -455,7 +598,13 @@ def format_report(report: Report) -> str:
         f"failures          {report.failures}"
         + (f"  {report.outcomes}" if report.failures else ""),
         f"cpu ms/request    {cpu}",
+        f"harness cpu       {harness_cpu} ms/request (driver + fake)",
     ]
+    if report.cores_busy is not None:
+        lines.append(
+            f"machine cpu       {report.cores_busy:.2f} of {report.cores} cores busy"
+            f" ({report.cores_busy_other:.2f} by other processes)"
+        )
     return "\n".join(lines)
 
 
@@ -474,39 +623,44 @@ async def measured_run(
     prepare: Callable[[int, int], list[Prepared]],
     servers: Sequence[Server],
 ) -> Report:
-    # Everything is built and signed up front, so the clock sees only HTTP work.
-    warmup = prepare(args.warmup, 10**9)
-    measured = prepare(args.requests, 0)
-    connector = aiohttp.TCPConnector(limit=args.concurrency, force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        if warmup:
+    driver = open_driver(args.driver, url, args)
+    try:
+        # Everything is built, signed and encoded up front: the clock sees only HTTP work.
+        send_warmup = driver.load(prepare(args.warmup, 10**9)) if args.warmup else None
+        send_measured = driver.load(prepare(args.requests, 0))
+        if send_warmup is not None:
             # Opens the driver's and the bridge's connection pools at full width.
-            warm = await drive(
-                url, warmup, args.concurrency, hard_timeout=args.timeout,
-                request_timeout=args.request_timeout, session=session,
-            )  # fmt: skip
-            if warm.outcomes.get("ok", 0) != len(warmup):
+            warm = await send_warmup()
+            if warm.outcomes.get("ok", 0) != args.warmup:
                 print(f"warning: warm-up outcomes {dict(warm.outcomes)}", file=sys.stderr)
         before = {s.name: s.cpu_seconds() for s in servers}
         driver_before = driver_cpu_seconds()
-        result = await drive(
-            url, measured, args.concurrency, hard_timeout=args.timeout,
-            request_timeout=args.request_timeout, session=session,
-        )  # fmt: skip
+        machine_before = machine_busy_seconds()
+        result = await send_measured()
         driver_cpu = driver_cpu_seconds() - driver_before
+        machine_after = machine_busy_seconds()
         after = {s.name: s.cpu_seconds() for s in servers}
+        if result.timed_out:
+            print(f"warning: {mode} run hit the --timeout of {args.timeout:g} s", file=sys.stderr)
+    finally:
+        await driver.close()
     cpu: dict[str, float | None] = {"driver": driver_cpu}
     for name, start in before.items():
         end = after[name]
         cpu[name] = None if start is None or end is None else end - start
-    return build_report(mode, args, result, cpu)
+    machine = None
+    if machine_before is not None and machine_after is not None:
+        machine = machine_after - machine_before
+    return build_report(mode, args, result, cpu, machine)
 
 
 async def run_bridge(args: argparse.Namespace) -> Report:
     with ExitStack() as stack:
-        fake = start_fake(stack, args.latency)
-        bridge = start_bridge(stack, fake.port, args.concurrency, args.log_level)
-        await wait_ready(fake, "/", args.startup_timeout)
+        fake = start_fake(stack, args.latency, args.fake)
+        bridge = start_bridge(
+            stack, fake.port, args.concurrency, args.log_level, workers=args.workers
+        )
+        await wait_ready(fake, FAKE_READY_PATH[args.fake], args.startup_timeout)
         await wait_ready(bridge, "/healthz", args.startup_timeout)
         url = f"http://{HOST}:{bridge.port}{INBOUND_PATH}"
 
@@ -521,13 +675,18 @@ async def run_bridge(args: argparse.Namespace) -> Report:
 
 async def run_direct(args: argparse.Namespace) -> Report:
     with ExitStack() as stack:
-        fake = start_fake(stack, args.latency)
-        await wait_ready(fake, "/", args.startup_timeout)
+        fake = start_fake(stack, args.latency, args.fake)
+        await wait_ready(fake, FAKE_READY_PATH[args.fake], args.startup_timeout)
         url = f"http://{HOST}:{fake.port}{REGISTER_CALL_PATH}"
         return await measured_run("direct", args, url, prepare_register_calls, [fake])
 
 
 async def run(args: argparse.Namespace) -> list[Report]:
+    # SIGTERM cancels the run, so the servers are stopped on the way out (as on Ctrl-C).
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     reports = []
     if not args.direct:
         reports.append(await run_bridge(args))
@@ -561,21 +720,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--direct", action="store_true", help="driver -> fake upstream only")
     mode.add_argument("--baseline", action="store_true", help="the bridge run, then --direct")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn --workers for the bridge (default 1)"
+    )
+    parser.add_argument(
+        "--driver", default="lean", choices=("lean", "aiohttp"),
+        help="lean: raw asyncio keep-alive client (default); aiohttp: ClientSession",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fake", default="lean", choices=("lean", "starlette"),
+        help="lean: raw asyncio server (default); starlette: FakeElevenLabs under uvicorn",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.concurrency < 1 or args.latency < 0:
-        parser.error("--requests and --concurrency must be >= 1, --latency >= 0")
+    if args.requests < 1 or args.concurrency < 1 or args.latency < 0 or args.workers < 1:
+        parser.error("--requests, --concurrency and --workers must be >= 1, --latency >= 0")
     if args.warmup is None:
         args.warmup = 2 * args.concurrency
     return args
 
 
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    # No successful request leaves percentiles as nan, which JSON cannot carry.
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    with asyncio.Runner(loop_factory=new_loop) as runner:
-        reports = runner.run(run(args))
+    try:
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            reports = runner.run(run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130
     if args.json:
-        data = [asdict(r) for r in reports]
+        data = [_json_safe(asdict(r)) for r in reports]
         # One run: one object; --baseline: {"bridge": {...}, "direct": {...}}.
         print(json.dumps(data[0] if len(data) == 1 else {r["mode"]: r for r in data}, indent=2))
     else:
