@@ -90,12 +90,15 @@ class ElevenLabsClient:
     ) -> None:
         self._transport = transport
         self._register_url = httpx.URL(base_url.rstrip("/") + REGISTER_CALL_PATH)
-        self._headers = {
-            "xi-api-key": api_key.reveal(),
-            "accept": "application/xml",
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-        }
+        self._headers = httpx.Headers(
+            {
+                "host": self._register_url.netloc.decode("ascii"),
+                "xi-api-key": api_key.reveal(),
+                "accept": "application/xml",
+                "content-type": "application/json",
+                "user-agent": USER_AGENT,
+            }
+        )
 
     async def register_call(self, request: RegisterCallRequest, *, timeout: float) -> Registered:
         """TwiML for the call, or UpstreamError; never takes longer than `timeout` seconds.

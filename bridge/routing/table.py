@@ -25,6 +25,7 @@ DEFAULT_FALLBACK_MESSAGE = (
 DEFAULT_FALLBACK: FallbackAction = SayAction(action="say", message=DEFAULT_FALLBACK_MESSAGE)
 # Steps: "rule:NAME" (a rule's action), "fallback:NAME" (its fallback), "fallback" (global).
 GLOBAL_FALLBACK_STEP = "fallback"
+DEFAULT_ACTION = AgentAction(action="agent")
 RULE_STEP_PREFIX = "rule:"
 FALLBACK_STEP_PREFIX = "fallback:"
 
@@ -70,7 +71,7 @@ class RoutingTable:
                 )
         return Decision(
             rule=DEFAULT_RULE_NAME,
-            action=AgentAction(action="agent"),
+            action=DEFAULT_ACTION,
             fallback=self.global_fallback,
             step=DEFAULT_RULE_NAME,
             fallback_step=GLOBAL_FALLBACK_STEP,
