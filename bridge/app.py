@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -22,6 +23,7 @@ from bridge.routing import RoutingTable, load_routes
 from bridge.settings import Settings
 
 logger = logging.getLogger("bridge")
+GC_THRESHOLD = 10_000
 
 
 def create_app(
@@ -57,6 +59,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        tune_garbage_collector()
         logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
         for note in settings.missing():
             if settings.skip_twilio_signature and "SKIP" in note:
@@ -94,6 +97,20 @@ async def healthz(request: Request) -> JSONResponse:
             "routes": {"source": table.source, "rules": len(table.rules)},
         }
     )
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cyclic GC off the hot path.
+
+    Under load the collector took an eighth of the bridge's CPU, mostly rescanning
+    objects that live as long as the process (modules, settings, the routing table).
+    `gc.freeze()` moves those out of its sight; a larger first-generation threshold
+    makes collections of the short-lived per-call objects rarer.
+    """
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, second, third)
 
 
 def configure_logging(level: str) -> None:

@@ -152,6 +152,7 @@ class ElevenLabsClient:
                 "timeout": {"connect": limit, "read": limit, "write": limit, "pool": limit}
             },
         )
+        outgoing.read()  # the body is in memory: lets transports send it with a length
         response = await self._transport.handle_async_request(outgoing)
         try:
             await response.aread()
