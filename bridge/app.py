@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import webhooks
 from bridge.elevenlabs import ElevenLabsClient
@@ -26,13 +27,35 @@ logger = logging.getLogger("bridge")
 GC_THRESHOLD = 10_000
 
 
+class BridgeApp(Starlette):
+    """Starlette, with Twilio's webhook POSTs dispatched ahead of its middleware stack.
+
+    The webhooks are the hot path and handle their own errors (they always answer
+    with TwiML), so Starlette's error and exception middleware add nothing there but
+    CPU; every other request, and other methods on those paths, go through Starlette.
+    """
+
+    def __init__(self, *, webhooks: Mapping[str, ASGIApp], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.webhooks = webhooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.webhooks.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     table: RoutingTable | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     now: Callable[[], datetime] | None = None,
-) -> Starlette:
+) -> BridgeApp:
     """Build the app. Raises SettingsError or RoutesError on bad configuration."""
     settings = settings or Settings.from_env()
     if table is None:
@@ -71,11 +94,15 @@ def create_app(
         finally:
             await transport.aclose()
 
-    app = Starlette(
+    twilio_routes = {
+        "/twilio/inbound": webhooks.inbound,
+        "/twilio/dial-complete": webhooks.dial_complete,
+        "/twilio/voicemail-complete": webhooks.voicemail_complete,
+    }
+    app = BridgeApp(
+        webhooks=twilio_routes,
         routes=[
-            Route("/twilio/inbound", webhooks.inbound, methods=["POST"]),
-            Route("/twilio/dial-complete", webhooks.dial_complete, methods=["POST"]),
-            Route("/twilio/voicemail-complete", webhooks.voicemail_complete, methods=["POST"]),
+            *(Route(path, endpoint, methods=["POST"]) for path, endpoint in twilio_routes.items()),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
