@@ -60,7 +60,9 @@ def create_app(
     settings = settings or Settings.from_env()
     if table is None:
         table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
-    transport = transport or make_transport(settings.upstream_max_connections)
+    transport = transport or make_transport(
+        settings.upstream_transport, settings.upstream_max_connections
+    )
     elevenlabs = (
         ElevenLabsClient(
             api_key=settings.elevenlabs_api_key,

@@ -1,8 +1,15 @@
-"""The HTTP client every upstream call goes through.
+"""The HTTP transport every upstream call goes through.
 
-The httpx API stays (so tests swap in `httpx.MockTransport`), but the default
-transport is aiohttp's: httpx's own connection pool degrades badly with
-hundreds of requests in flight (encode/httpx#3215; numbers in the README).
+Code talks httpx (so tests swap in `httpx.MockTransport`); the transport
+underneath is chosen for speed, and measured (benchmarks/README.md):
+
+- "pooled" (default): `bridge.pooled_transport.PooledTransport`, lean keep-alive
+  HTTP/1.1 on asyncio and httptools.
+- "aiohttp": `httpx_aiohttp.AiohttpTransport`; it honours HTTP(S)_PROXY, for
+  deployments that must reach ElevenLabs through a proxy.
+
+httpx's own transport is not offered: its connection pool degrades badly with
+hundreds of requests in flight (encode/httpx#3215).
 """
 
 from __future__ import annotations
@@ -11,14 +18,22 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from bridge.pooled_transport import PooledTransport
+
 USER_AGENT = "callbridge/0.1"
-
-
 KEEPALIVE_SECONDS = 30.0
 
 
-def make_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+def make_transport(kind: str = "pooled", max_connections: int = 500) -> httpx.AsyncBaseTransport:
     ssl_context = httpx.create_ssl_context()  # certifi's CAs, as httpx itself uses
+    if kind == "pooled":
+        return PooledTransport(
+            max_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+            ssl_context=ssl_context,
+        )
+    if kind != "aiohttp":
+        raise ValueError(f"unknown transport {kind!r}")
 
     def session() -> aiohttp.ClientSession:
         # Built on first use, inside the running event loop, as aiohttp requires.
@@ -27,20 +42,8 @@ def make_transport(max_connections: int) -> httpx.AsyncBaseTransport:
         connector = aiohttp.TCPConnector(
             limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=ssl_context
         )
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+        return aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=True
+        )
 
     return AiohttpTransport(client=session)
-
-
-def make_client(
-    *,
-    max_connections: int = 500,
-    transport: httpx.AsyncBaseTransport | None = None,
-    timeout: float = 10.0,
-) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=transport or make_transport(max_connections),
-        timeout=timeout,
-        headers={"user-agent": USER_AGENT},
-        follow_redirects=False,
-    )

@@ -79,6 +79,7 @@ class Settings:
     trust_forwarded_headers: bool = True
     skip_twilio_signature: bool = False
     upstream_max_connections: int = 500
+    upstream_transport: str = "pooled"
     log_level: str = "INFO"
 
     @classmethod
@@ -107,6 +108,9 @@ class Settings:
             skip_twilio_signature=reader.flag("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", False),
             upstream_max_connections=reader.integer(
                 "UPSTREAM_MAX_CONNECTIONS", 500, low=1, high=100_000
+            ),
+            upstream_transport=reader.choice(
+                "UPSTREAM_TRANSPORT", "pooled", ("pooled", "aiohttp"), upper=False
             ),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
@@ -241,8 +245,10 @@ class _Reader:
         self.problems.append(f"{name}: must be true or false")
         return default
 
-    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
-        raw = self.text(name).upper()
+    def choice(
+        self, name: str, default: str, options: tuple[str, ...], *, upper: bool = True
+    ) -> str:
+        raw = self.text(name).upper() if upper else self.text(name).lower()
         if not raw:
             return default
         if raw not in options:

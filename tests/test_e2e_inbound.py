@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from conftest import AUTH_TOKEN, ELEVENLABS_KEY, free_port, running_server, sign, twilio_form
 from defusedxml.ElementTree import fromstring
 
@@ -12,9 +13,14 @@ from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs
 from bridge.settings import Secret, Settings
 
+TRANSPORTS = pytest.mark.parametrize("transport", ["pooled", "aiohttp"])
 
-def bridge_settings(elevenlabs_base: str, public: str, deadline: float = 2.0) -> Settings:
+
+def bridge_settings(
+    elevenlabs_base: str, public: str, deadline: float = 2.0, transport: str = "pooled"
+) -> Settings:
     return Settings(
+        upstream_transport=transport,
         elevenlabs_api_key=Secret(ELEVENLABS_KEY),
         elevenlabs_agent_id="agent_e2e",
         elevenlabs_api_base=elevenlabs_base,
@@ -24,13 +30,14 @@ def bridge_settings(elevenlabs_base: str, public: str, deadline: float = 2.0) ->
     )
 
 
+@TRANSPORTS
 def test_signed_call_is_connected_to_the_agent(
-    fake_elevenlabs: tuple[FakeElevenLabs, str],
+    fake_elevenlabs: tuple[FakeElevenLabs, str], transport: str
 ) -> None:
     fake, fake_url = fake_elevenlabs
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    app = create_app(bridge_settings(fake_url, public))
+    app = create_app(bridge_settings(fake_url, public, transport=transport))
     form = twilio_form(From="+447700900123", To="+15557650000")
     with running_server(app, port=port) as base:
         response = httpx.post(
@@ -75,11 +82,14 @@ def test_unsigned_call_is_refused_and_nothing_reaches_elevenlabs(
     assert fake.requests == []
 
 
-def test_elevenlabs_unreachable_gives_the_fallback_quickly() -> None:
+@TRANSPORTS
+def test_elevenlabs_unreachable_gives_the_fallback_quickly(transport: str) -> None:
     closed = free_port()  # nothing listens here: connection refused
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    app = create_app(bridge_settings(f"http://127.0.0.1:{closed}", public, deadline=3.0))
+    app = create_app(
+        bridge_settings(f"http://127.0.0.1:{closed}", public, deadline=3.0, transport=transport)
+    )
     form = twilio_form()
     with running_server(app, port=port) as base:
         started = time.monotonic()
@@ -94,14 +104,15 @@ def test_elevenlabs_unreachable_gives_the_fallback_quickly() -> None:
     assert elapsed < 3.0
 
 
+@TRANSPORTS
 def test_upstream_hanging_past_the_deadline_gives_the_fallback_in_time(
-    fake_elevenlabs: tuple[FakeElevenLabs, str],
+    fake_elevenlabs: tuple[FakeElevenLabs, str], transport: str
 ) -> None:
     fake, fake_url = fake_elevenlabs
     fake.script.append("hang")
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    app = create_app(bridge_settings(fake_url, public, deadline=1.0))
+    app = create_app(bridge_settings(fake_url, public, deadline=1.0, transport=transport))
     form = twilio_form()
     with running_server(app, port=port) as base:
         started = time.monotonic()
