@@ -14,6 +14,8 @@ uvloop). `--driver aiohttp` and `--fake starlette` bring back the heavier ones.
     python benchmarks/inbound_load.py --baseline       # bridge run, then the driver alone
     python benchmarks/inbound_load.py --direct --json  # driver -> fake upstream only
     python benchmarks/inbound_load.py --workers 2      # uvicorn --workers 2 for the bridge
+    python benchmarks/inbound_load.py --transport aiohttp   # the bridge's UPSTREAM_TRANSPORT
+    python benchmarks/inbound_load.py --compare-transports  # pooled, aiohttp, direct; one table
 
 See benchmarks/README.md for what each number means and measured results.
 """
@@ -57,6 +59,9 @@ FAKE_ENV_LATENCY = "BENCH_FAKE_LATENCY"
 FAKE_ENV_API_KEY = ENV_API_KEY
 FakeKind = Literal["lean", "starlette"]
 DriverKind = Literal["lean", "aiohttp"]
+# The bridge's upstream transport (its UPSTREAM_TRANSPORT setting).
+TransportKind = Literal["pooled", "aiohttp"]
+TRANSPORTS: tuple[TransportKind, ...] = ("pooled", "aiohttp")
 # Bridge settings that would change what is measured if inherited from the shell.
 SCRUBBED_ENV = (
     "ROUTES_FILE",
@@ -64,6 +69,10 @@ SCRUBBED_ENV = (
     "INBOUND_DEADLINE_SECONDS",
     "TRUST_FORWARDED_HEADERS",
     "UPSTREAM_MAX_CONNECTIONS",
+    "UPSTREAM_TRANSPORT",
+    # The aiohttp transport honours these (trust_env); the fake is on loopback.
+    *(f"{name}_proxy" for name in ("http", "https", "all", "no")),
+    *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "ALL", "NO")),
 )
 
 
@@ -226,6 +235,7 @@ def start_bridge(
     concurrency: int,
     log_level: str,
     *,
+    transport: TransportKind = "pooled",
     target: str = "bridge.app:app",
     workers: int = 1,
     extra: Sequence[str] = (),
@@ -241,6 +251,7 @@ def start_bridge(
             "PUBLIC_BASE_URL": f"http://{HOST}:{port}",
             "LOG_LEVEL": log_level,
             "UPSTREAM_MAX_CONNECTIONS": str(max(500, concurrency)),
+            "UPSTREAM_TRANSPORT": transport,
         }
     )
     if workers > 1:
@@ -510,8 +521,10 @@ class Report:
     cores_busy_other: float | None
     driver: str = "lean"
     fake: str = "lean"
-    workers: int | None = None  # the bridge's uvicorn --workers (bridge mode only)
+    # The bridge's uvicorn --workers, LOG_LEVEL and UPSTREAM_TRANSPORT (bridge mode only).
+    workers: int | None = None
     log_level: str | None = None
+    transport: str | None = None
 
 
 def build_report(
@@ -520,6 +533,7 @@ def build_report(
     result: RunResult,
     cpu: dict[str, float | None],
     machine_busy: float | None,
+    transport: TransportKind | None,
 ) -> Report:
     latencies = sorted(result.latencies)
     ms = 1000.0
@@ -567,6 +581,7 @@ def build_report(
         fake=args.fake,
         workers=args.workers if mode == "bridge" else None,
         log_level=args.log_level if mode == "bridge" else None,
+        transport=transport if mode == "bridge" else None,
     )
 
 
@@ -579,7 +594,8 @@ def format_report(report: Report) -> str:
     harness_ms = report.harness_cpu_ms_per_request
     harness_cpu = "?" if harness_ms is None else f"{harness_ms:.3f}"
     title = (
-        f"bridge (workers {report.workers}, LOG_LEVEL={report.log_level}; {harness})"
+        f"bridge (transport {report.transport}, workers {report.workers}, "
+        f"LOG_LEVEL={report.log_level}; {harness})"
         if report.mode == "bridge"
         else f"direct (driver -> fake upstream, no bridge; {harness})"
     )
@@ -622,6 +638,7 @@ async def measured_run(
     url: str,
     prepare: Callable[[int, int], list[Prepared]],
     servers: Sequence[Server],
+    transport: TransportKind | None = None,
 ) -> Report:
     driver = open_driver(args.driver, url, args)
     try:
@@ -651,34 +668,31 @@ async def measured_run(
     machine = None
     if machine_before is not None and machine_after is not None:
         machine = machine_after - machine_before
-    return build_report(mode, args, result, cpu, machine)
+    return build_report(mode, args, result, cpu, machine, transport)
 
 
-async def run_bridge(args: argparse.Namespace) -> Report:
+async def run_bridge(args: argparse.Namespace, fake: Server, transport: TransportKind) -> Report:
+    """One bridge process, started for this run only, in front of the running `fake`."""
     with ExitStack() as stack:
-        fake = start_fake(stack, args.latency, args.fake)
         bridge = start_bridge(
-            stack, fake.port, args.concurrency, args.log_level, workers=args.workers
-        )
-        await wait_ready(fake, FAKE_READY_PATH[args.fake], args.startup_timeout)
+            stack, fake.port, args.concurrency, args.log_level,
+            transport=transport, workers=args.workers,
+        )  # fmt: skip
         await wait_ready(bridge, "/healthz", args.startup_timeout)
         url = f"http://{HOST}:{bridge.port}{INBOUND_PATH}"
 
         def prepare(count: int, offset: int) -> list[Prepared]:
             return prepare_webhooks(url, count, offset)
 
-        report = await measured_run("bridge", args, url, prepare, [bridge, fake])
+        report = await measured_run("bridge", args, url, prepare, [bridge, fake], transport)
         if report.failures:
             print(f"bridge log tail:\n{bridge.log_tail()}", file=sys.stderr)
         return report
 
 
-async def run_direct(args: argparse.Namespace) -> Report:
-    with ExitStack() as stack:
-        fake = start_fake(stack, args.latency, args.fake)
-        await wait_ready(fake, FAKE_READY_PATH[args.fake], args.startup_timeout)
-        url = f"http://{HOST}:{fake.port}{REGISTER_CALL_PATH}"
-        return await measured_run("direct", args, url, prepare_register_calls, [fake])
+async def run_direct(args: argparse.Namespace, fake: Server) -> Report:
+    url = f"http://{HOST}:{fake.port}{REGISTER_CALL_PATH}"
+    return await measured_run("direct", args, url, prepare_register_calls, [fake])
 
 
 async def run(args: argparse.Namespace) -> list[Report]:
@@ -687,12 +701,76 @@ async def run(args: argparse.Namespace) -> list[Report]:
     if task is not None:
         with contextlib.suppress(NotImplementedError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    transports: Sequence[TransportKind] = ()
+    if args.compare_transports:
+        transports = TRANSPORTS
+    elif not args.direct:
+        transports = (args.transport,)
     reports = []
-    if not args.direct:
-        reports.append(await run_bridge(args))
-    if args.direct or args.baseline:
-        reports.append(await run_direct(args))
+    with ExitStack() as stack:
+        # One fake upstream serves every run of this invocation; each bridge run gets
+        # a fresh bridge process.
+        fake = start_fake(stack, args.latency, args.fake)
+        await wait_ready(fake, FAKE_READY_PATH[args.fake], args.startup_timeout)
+        for transport in transports:
+            reports.append(await run_bridge(args, fake, transport))
+        if args.direct or args.baseline or args.compare_transports:
+            reports.append(await run_direct(args, fake))
     return reports
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator or math.isnan(numerator + denominator):
+        return None
+    return round(numerator / denominator, 3)
+
+
+def transport_ratios(reports: Sequence[Report]) -> dict[str, float | None]:
+    """pooled / aiohttp, from the bridge runs of one --compare-transports invocation."""
+    by_transport = {r.transport: r for r in reports if r.mode == "bridge"}
+    pooled, aiohttp_ = by_transport["pooled"], by_transport["aiohttp"]
+    return {
+        "throughput": _ratio(pooled.throughput_per_s, aiohttp_.throughput_per_s),
+        "bridge_cpu_ms_per_request": _ratio(
+            pooled.cpu_ms_per_request.get("bridge"), aiohttp_.cpu_ms_per_request.get("bridge")
+        ),
+    }
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None or math.isnan(value) else format(value, spec)
+
+
+def format_comparison(reports: Sequence[Report]) -> str:
+    """One table: each transport's bridge run and the direct baseline, same load."""
+    first = reports[0]
+    workers = next((r.workers for r in reports if r.workers is not None), 1)
+    header = (
+        f"{'run':<18} {'calls/s':>8} {'ratio':>6} {'overhead p50/p99 ms':>20}"
+        f" {'bridge cpu ms/call':>19} {'harness cpu ms/call':>20} {'cores busy (other)':>19}"
+        f" {'failures':>8}"
+    )
+    lines = [
+        f"== transports compared: {first.requests} calls, {first.concurrency} in flight, "
+        f"upstream {first.upstream_latency_ms:.0f} ms, ideal {first.ideal_per_s:.1f} calls/s; "
+        f"bridge workers {workers}, driver {first.driver}, fake {first.fake}",
+        header,
+    ]
+    for r in reports:
+        name = f"bridge {r.transport}" if r.mode == "bridge" else "direct (no bridge)"
+        overhead = f"{_num(r.overhead_p50_ms, '.1f')} / {_num(r.overhead_p99_ms, '.1f')}"
+        busy = f"{_num(r.cores_busy, '.2f')} ({_num(r.cores_busy_other, '.2f')})"
+        lines.append(
+            f"{name:<18} {r.throughput_per_s:>8.1f} {r.ratio:>6.3f} {overhead:>20}"
+            f" {_num(r.cpu_ms_per_request.get('bridge'), '.3f'):>19}"
+            f" {_num(r.harness_cpu_ms_per_request, '.3f'):>20} {busy:>19} {r.failures:>8}"
+        )
+    ratios = transport_ratios(reports)
+    lines.append(
+        f"pooled / aiohttp: throughput {_num(ratios['throughput'], '.3f')}, "
+        f"bridge cpu per call {_num(ratios['bridge_cpu_ms_per_request'], '.3f')}"
+    )
+    return "\n".join(lines)
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -720,6 +798,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--direct", action="store_true", help="driver -> fake upstream only")
     mode.add_argument("--baseline", action="store_true", help="the bridge run, then --direct")
+    mode.add_argument(
+        "--compare-transports", action="store_true",
+        help="bridge with each UPSTREAM_TRANSPORT (pooled, then aiohttp), then --direct",
+    )  # fmt: skip
+    parser.add_argument(
+        "--transport", choices=TRANSPORTS, default=None,
+        help="the bridge's UPSTREAM_TRANSPORT (default pooled)",
+    )  # fmt: skip
     parser.add_argument(
         "--workers", type=int, default=1, help="uvicorn --workers for the bridge (default 1)"
     )
@@ -735,6 +821,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or args.latency < 0 or args.workers < 1:
         parser.error("--requests, --concurrency and --workers must be >= 1, --latency >= 0")
+    if args.compare_transports and args.transport is not None:
+        parser.error("--compare-transports runs every --transport; give one or the other")
+    if args.transport is None:
+        args.transport = "pooled"
     if args.warmup is None:
         args.warmup = 2 * args.concurrency
     return args
@@ -743,6 +833,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
     # No successful request leaves percentiles as nan, which JSON cannot carry.
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
+
+
+def json_output(args: argparse.Namespace, reports: Sequence[Report]) -> dict[str, Any]:
+    """One run: its report. --baseline: {"bridge": ..., "direct": ...}.
+
+    --compare-transports: {"bridge_pooled": ..., "bridge_aiohttp": ..., "direct": ...,
+    "pooled_over_aiohttp": {"throughput": ..., "bridge_cpu_ms_per_request": ...}}.
+    """
+    data = {
+        f"bridge_{r.transport}" if args.compare_transports and r.mode == "bridge" else r.mode: (
+            _json_safe(asdict(r))
+        )
+        for r in reports
+    }
+    if args.compare_transports:
+        data["pooled_over_aiohttp"] = transport_ratios(reports)
+    return next(iter(data.values())) if len(data) == 1 else data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -754,11 +861,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130
     if args.json:
-        data = [_json_safe(asdict(r)) for r in reports]
-        # One run: one object; --baseline: {"bridge": {...}, "direct": {...}}.
-        print(json.dumps(data[0] if len(data) == 1 else {r["mode"]: r for r in data}, indent=2))
+        print(json.dumps(json_output(args, reports), indent=2))
     else:
-        print("\n\n".join(format_report(r) for r in reports))
+        text = [format_report(r) for r in reports]
+        if args.compare_transports:
+            text.append(format_comparison(reports))
+        print("\n\n".join(text))
     return 1 if any(r.failures for r in reports) else 0
 
 

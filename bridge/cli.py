@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server (uvicorn)")
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to listen
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: $WEB_CONCURRENCY or 1)",
+    )
     serve.set_defaults(handler=_serve)
 
     routes = commands.add_parser("routes", help="routing files")

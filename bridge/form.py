@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import unquote
 
 
 class Form:
-    """The fields of a form post, in order; `get` gives the first value of a name."""
+    """The fields of a form post, in order; `get` gives the first value of a name.
 
-    __slots__ = ("_first", "_pairs")
+    It also has the shape twilio's RequestValidator reads (iterating names,
+    `getall`), so the signature check needs no copy of the fields.
+    """
+
+    __slots__ = ("_pairs", "_values")
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._pairs = pairs
-        self._first: dict[str, str] = {}
+        self._values: dict[str, list[str]] = {}
         for name, value in pairs:
-            self._first.setdefault(name, value)
+            self._values.setdefault(name, []).append(value)
 
     @classmethod
     def parse(cls, body: bytes) -> Form:
@@ -32,10 +37,20 @@ class Form:
         return cls(pairs)
 
     def get(self, name: str, default: str = "") -> str:
-        return self._first.get(name, default)
+        values = self._values.get(name)
+        return values[0] if values else default
+
+    def getall(self, name: str) -> list[str]:
+        return self._values[name]
 
     def multi_items(self) -> list[tuple[str, str]]:
         return list(self._pairs)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _unquote(text: str) -> str:

@@ -5,14 +5,17 @@ underneath is chosen for speed, and measured (benchmarks/README.md):
 
 - "pooled" (default): `bridge.pooled_transport.PooledTransport`, lean keep-alive
   HTTP/1.1 on asyncio and httptools.
-- "aiohttp": `httpx_aiohttp.AiohttpTransport`; it honours HTTP(S)_PROXY, for
-  deployments that must reach ElevenLabs through a proxy.
+- "aiohttp": `httpx_aiohttp.AiohttpTransport`; it uses the proxy in
+  HTTPS_PROXY / HTTP_PROXY (read once at startup), for deployments that must
+  reach ElevenLabs through a proxy.
 
 httpx's own transport is not offered: its connection pool degrades badly with
 hundreds of requests in flight (encode/httpx#3215).
 """
 
 from __future__ import annotations
+
+import urllib.request
 
 import aiohttp
 import httpx
@@ -42,8 +45,10 @@ def make_transport(kind: str = "pooled", max_connections: int = 500) -> httpx.As
         connector = aiohttp.TCPConnector(
             limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS, ssl=ssl_context
         )
-        return aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=True
-        )
+        # trust_env would re-read the proxy variables and ~/.netrc on every request
+        # (the largest cost in a profile); the proxy is read once below instead.
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
-    return AiohttpTransport(client=session)
+    proxies = urllib.request.getproxies()
+    proxy_url = proxies.get("https") or proxies.get("http")
+    return AiohttpTransport(client=session, proxy=httpx.Proxy(proxy_url) if proxy_url else None)

@@ -14,17 +14,19 @@ from typing import Protocol
 
 from twilio.request_validator import RequestValidator
 
+from bridge.form import Form
 from bridge.settings import Secret
 
 
 class MultiItems(Protocol):
-    """A form that keeps repeated names: bridge.form.Form, Starlette's multi-dicts."""
+    """A form that keeps repeated names: Starlette's multi-dicts."""
 
     def multi_items(self) -> list[tuple[str, str]]: ...
 
 
-# A form as a multi-dict, a plain mapping (one value a name), or (name, value) pairs.
-Params = MultiItems | Mapping[str, str] | Iterable[tuple[str, str]]
+# A form: bridge.form.Form (used as it is), a multi-dict, a plain mapping (one value a
+# name), or (name, value) pairs.
+Params = Form | MultiItems | Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 class _GroupedParams:
@@ -33,7 +35,7 @@ class _GroupedParams:
 
     __slots__ = ("_values",)
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: MultiItems | Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         pairs: Iterable[tuple[str, str]]
         if hasattr(params, "multi_items"):
             pairs = params.multi_items()
@@ -104,7 +106,7 @@ def check_signature(
     if not signature:
         return SignatureCheck(False, "missing_signature")
     validator = RequestValidator(auth_token.reveal())
-    grouped = _GroupedParams(params)
+    grouped = params if isinstance(params, Form) else _GroupedParams(params)
     # Fast path: the URL exactly as rebuilt. `validate` computes the signature twice (with
     # and without :443/:80), which costs more than the rest of a webhook; it is only
     # needed when the exact URL does not match.
