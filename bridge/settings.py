@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import phonenumbers
+
+from bridge import phone
+
 DEFAULT_ELEVENLABS_API_BASE = "https://api.elevenlabs.io"
 DEFAULT_TWILIO_API_BASE = "https://api.twilio.com"
 DEFAULT_DATABASE_URL = "sqlite:///./callbridge.sqlite3"
@@ -81,6 +85,10 @@ class Settings:
     upstream_max_connections: int = 500
     upstream_transport: str = "pooled"
     log_level: str = "INFO"
+    # Empty: the country of TWILIO_PHONE_NUMBER (see allowed_countries).
+    outbound_allowed_countries: tuple[str, ...] = ()
+    # Signs the seed-003 session cookie; empty: derived from BRIDGE_API_TOKEN.
+    session_secret: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +121,8 @@ class Settings:
                 "UPSTREAM_TRANSPORT", "pooled", ("pooled", "aiohttp"), upper=False
             ),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            outbound_allowed_countries=reader.regions("OUTBOUND_ALLOWED_COUNTRIES"),
+            session_secret=reader.secret("SESSION_SECRET"),
         )
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -121,6 +131,17 @@ class Settings:
     @property
     def elevenlabs_configured(self) -> bool:
         return bool(self.elevenlabs_api_key)
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    def allowed_countries(self) -> tuple[str, ...]:
+        """Where outbound calls may go: the setting, else the Twilio number's country."""
+        if self.outbound_allowed_countries:
+            return self.outbound_allowed_countries
+        home = phone.country_of(self.twilio_phone_number) if self.twilio_phone_number else None
+        return (home,) if home else ()
 
     def missing(self) -> list[str]:
         """What is not configured, and what the bridge does about it. No secret values."""
@@ -201,6 +222,17 @@ class _Reader:
         if value and not E164.match(value):
             self.problems.append(f"{name}: must be an E.164 number like +15551234567")
         return value
+
+    def regions(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        codes = tuple(code.strip().upper() for code in raw.split(",") if code.strip())
+        unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            self.problems.append(
+                f"{name}: {', '.join(unknown)} not ISO 3166 country codes (like US,CA,GB)"
+            )
+            return ()
+        return codes
 
     def path(self, name: str) -> Path | None:
         value = self.text(name)
