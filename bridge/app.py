@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import webhooks
 from bridge.elevenlabs import ElevenLabsClient
+from bridge.elevenlabs_api import ElevenLabsAPI
 from bridge.http import make_transport
 from bridge.inbound import InboundBridge
 from bridge.routing import RoutingTable, load_routes
@@ -72,6 +73,15 @@ def create_app(
         if settings.elevenlabs_configured
         else None
     )
+    elevenlabs_api = (
+        ElevenLabsAPI(
+            api_key=settings.elevenlabs_api_key,
+            base_url=settings.elevenlabs_api_base,
+            transport=transport,
+        )
+        if settings.elevenlabs_configured
+        else None
+    )
     inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
     inbound = InboundBridge(
         table=table,
@@ -94,6 +104,8 @@ def create_app(
         try:
             yield
         finally:
+            if elevenlabs_api is not None:
+                await elevenlabs_api.aclose()
             await transport.aclose()
 
     twilio_routes = {
@@ -112,6 +124,7 @@ def create_app(
     app.state.settings = settings
     app.state.table = table
     app.state.inbound = inbound
+    app.state.elevenlabs_api = elevenlabs_api
     return app
 
 
