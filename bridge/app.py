@@ -16,13 +16,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge import webhooks
+from bridge import calls_api, webhooks
 from bridge.elevenlabs import ElevenLabsClient
 from bridge.elevenlabs_api import ElevenLabsAPI
 from bridge.http import make_transport
+from bridge.idempotency import IdempotencyKeys
 from bridge.inbound import InboundBridge
+from bridge.outbound import Dialer
+from bridge.outbound_answer import OutboundAnswerer
 from bridge.routing import RoutingTable, load_routes
+from bridge.sealing import Sealer
 from bridge.settings import Settings
+from bridge.storage import Database
+from bridge.twilio_rest import TwilioREST
 
 logger = logging.getLogger("bridge")
 GC_THRESHOLD = 10_000
@@ -82,6 +88,29 @@ def create_app(
         if settings.elevenlabs_configured
         else None
     )
+    database = Database(settings.database_url)
+    twilio = (
+        TwilioREST(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            api_base=settings.twilio_api_base,
+            transport=transport,
+        )
+        if settings.twilio_configured
+        else None
+    )
+    # Secret variables of pending calls are sealed under the API token's key.
+    sealer = Sealer(settings.bridge_api_token.reveal()) if settings.bridge_api_token else None
+    dialer = Dialer(
+        settings=settings,
+        database=database,
+        elevenlabs=elevenlabs_api,
+        twilio=twilio,
+        sealer=sealer,
+    )
+    outbound_answerer = OutboundAnswerer(
+        database=database, sealer=sealer, elevenlabs=elevenlabs, deadline=settings.inbound_deadline
+    )
     inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
     inbound = InboundBridge(
         table=table,
@@ -106,18 +135,24 @@ def create_app(
         finally:
             if elevenlabs_api is not None:
                 await elevenlabs_api.aclose()
+            if twilio is not None:
+                await twilio.aclose()
             await transport.aclose()
+            await database.dispose()
 
     twilio_routes = {
         "/twilio/inbound": webhooks.inbound,
         "/twilio/dial-complete": webhooks.dial_complete,
         "/twilio/voicemail-complete": webhooks.voicemail_complete,
+        "/twilio/outbound-answer": webhooks.outbound_answer,
+        "/twilio/status": webhooks.status_callback,
     }
     app = BridgeApp(
         webhooks=twilio_routes,
         routes=[
             *(Route(path, endpoint, methods=["POST"]) for path, endpoint in twilio_routes.items()),
             Route("/healthz", healthz, methods=["GET"]),
+            *calls_api.routes,
         ],
         lifespan=lifespan,
     )
@@ -125,6 +160,11 @@ def create_app(
     app.state.table = table
     app.state.inbound = inbound
     app.state.elevenlabs_api = elevenlabs_api
+    app.state.twilio = twilio
+    app.state.database = database
+    app.state.dialer = dialer
+    app.state.idempotency = IdempotencyKeys(database)
+    app.state.outbound_answerer = outbound_answerer
     return app
 
 

@@ -10,11 +10,13 @@ import twiml
 from bridge.calllog import log_answer, logfmt
 from bridge.calls import Call
 from bridge.inbound import Answer, InboundBridge
+from bridge.outbound_answer import OUTBOUND_FALLBACK, OutboundAnswerer
 from bridge.twilio_requests import TwilioWebhook, Webhook
 
 logger = logging.getLogger(__name__)
 
 VOICEMAIL_GOODBYE = twiml.say_and_hangup("Thank you. Goodbye.")
+EMPTY_RESPONSE = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
 async def _inbound(webhook: Webhook) -> str:
@@ -74,3 +76,53 @@ async def _guarded(
     except Exception:
         logger.exception("event=%s_failed call_sid=%s", what, call.call_sid or "-")
         return bridge.last_resort("internal_error")
+
+
+async def _outbound_answer(webhook: Webhook) -> str:
+    answerer: OutboundAnswerer = webhook.state.outbound_answerer
+    form = webhook.form
+    call = Call.from_form(form.multi_items())
+    try:
+        answer = await answerer.answer(
+            webhook.query_param("call"),
+            call_sid=call.call_sid,
+            answered_by=form.get("AnsweredBy"),
+        )
+    except Exception:
+        logger.exception("event=outbound_answer_failed call_sid=%s", call.call_sid or "-")
+        answer = Answer(
+            OUTBOUND_FALLBACK,
+            rule="outbound",
+            action="-",
+            outcome="fallback",
+            reason="internal_error",
+        )
+    log_answer(call, answer, event=f"outbound_answer answered_by={form.get('AnsweredBy') or '-'}")
+    return answer.twiml
+
+
+async def _status(webhook: Webhook) -> str:
+    form = webhook.form
+    status = form.get("CallStatus")
+    logger.info(
+        logfmt(
+            {
+                "event": "call_status",
+                "call_sid": form.get("CallSid", "-"),
+                "status": status or "-",
+                "sequence": form.get("SequenceNumber") or None,
+                "duration": form.get("CallDuration") or None,
+                "answered_by": form.get("AnsweredBy") or None,
+            }
+        )
+    )
+    answerer: OutboundAnswerer = webhook.state.outbound_answerer
+    try:
+        await answerer.forget(form.get("CallSid"), status)
+    except Exception:
+        logger.exception("event=status_cleanup_failed call_sid=%s", form.get("CallSid", "-"))
+    return EMPTY_RESPONSE
+
+
+outbound_answer = TwilioWebhook(_outbound_answer)
+status_callback = TwilioWebhook(_status)

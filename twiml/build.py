@@ -83,12 +83,14 @@ def forward(
     action_url: str | None = None,
     voice: str | None = None,
     language: str | None = None,
+    after_message: str | None = None,
 ) -> str:
     """Optional ``<Say>``, then one ``<Dial>`` ringing every target at once.
 
     Targets starting with ``sip:`` become ``<Sip>``, anything else ``<Number>``.
     Without ``action_url`` a ``<Hangup/>`` follows the Dial so the caller never
-    falls through to whatever Twilio would do next.
+    falls through to whatever Twilio would do next; ``after_message`` is said
+    before it (Twilio gets there when the dialled party hangs up or never answers).
     """
     # A bare str is a Sequence[str] too; iterating it would dial each character.
     if isinstance(targets, str):
@@ -120,6 +122,7 @@ def forward(
         else:
             dial.number(target)
     if action_url is None:
+        _say(response, after_message, voice=voice, language=language)
         response.hangup()
     return _to_xml(response)
 

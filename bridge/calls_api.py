@@ -1,0 +1,215 @@
+"""The outbound API: `POST /calls` and live transfers to a human. Bearer token only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import twiml
+from bridge import phone
+from bridge.auth import refuse_unless_authorized
+from bridge.calllog import logfmt
+from bridge.client_data import field_errors
+from bridge.destinations import destination_problem
+from bridge.idempotency import IdempotencyKeys, KeyConflict, request_hash
+from bridge.outbound import Dialer, NotPlaced, OutboundRequest
+from bridge.settings import Settings
+from bridge.twilio_rest import TwilioError, TwilioREST
+
+logger = logging.getLogger("bridge.outbound")
+
+MAX_BODY_BYTES = 64 * 1024
+CALL_SID = r"^CA[0-9a-fA-F]{32}$"
+TRANSFER_NO_ANSWER = "Sorry, nobody is available to take your call right now. Goodbye."
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or BadRequest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(413, {"error": "Request body too large."})
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequest(413, {"error": "Request body too large."})
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadRequest(400, {"error": "The body must be a JSON object."}) from None
+    if not isinstance(data, dict):
+        raise BadRequest(400, {"error": "The body must be a JSON object."})
+    return data
+
+
+async def create_call(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    refusal = refuse_unless_authorized(request, settings)
+    if refusal is not None:
+        return refusal
+    try:
+        data = await json_object(request)
+        call = _validated(OutboundRequest, data)
+    except BadRequest as bad:
+        return JSONResponse(bad.body, status_code=bad.status)
+    problem = destination_problem(call.to, settings.allowed_countries())
+    if problem:
+        _log("call_refused", to=call.to, reason=problem)
+        return JSONResponse({"error": problem, "placed": False}, status_code=403)
+
+    keys: IdempotencyKeys = request.app.state.idempotency
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        if not 1 <= len(key) <= 255:
+            return JSONResponse(
+                {"error": "Idempotency-Key must be 1 to 255 characters."}, status_code=400
+            )
+        try:
+            replay = await keys.begin("calls", key, request_hash("calls", data))
+        except KeyConflict as conflict:
+            return JSONResponse({"error": conflict.message}, status_code=conflict.status)
+        if replay is not None:
+            return JSONResponse(
+                replay.body, status_code=replay.status, headers={"idempotent-replayed": "true"}
+            )
+
+    dialer: Dialer = request.app.state.dialer
+    try:
+        placed = await dialer.place(call)
+    except NotPlaced as failure:
+        _log("call_not_placed", to=call.to, status=failure.status, reason=failure.message)
+        if key is not None:
+            if failure.definite:
+                await keys.release("calls", key)
+            else:
+                await keys.finish("calls", key, failure.status, failure.body())
+        return JSONResponse(failure.body(), status_code=failure.status)
+    except BaseException:
+        if key is not None:
+            await keys.release("calls", key)
+        raise
+    if key is not None:
+        await keys.finish("calls", key, 201, placed)
+    _log("call_placed", to=call.to, mode=placed["mode"], call_sid=placed.get("call_sid"))
+    return JSONResponse(placed, status_code=201)
+
+
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(pattern=r"^\+[1-9]\d{7,14}$")
+    message: str | None = Field(default=None, max_length=1000)
+    call_sid: str | None = Field(default=None, pattern=CALL_SID)
+
+
+async def transfer_call(request: Request) -> Response:
+    """Move a live call to a person: `POST /calls/{call_sid}/transfer`, or
+    `POST /calls/transfer` with `call_sid` in the body (an ElevenLabs server tool
+    sending `{{system__call_sid}}`)."""
+    settings: Settings = request.app.state.settings
+    refusal = refuse_unless_authorized(request, settings)
+    if refusal is not None:
+        return refusal
+    try:
+        transfer = _validated(TransferRequest, await json_object(request))
+    except BadRequest as bad:
+        return JSONResponse(bad.body, status_code=bad.status)
+    call_sid = request.path_params.get("call_sid") or transfer.call_sid
+    if not call_sid:
+        return _problems([{"field": "call_sid", "problem": "required"}])
+    if request.path_params.get("call_sid") and not _is_call_sid(call_sid):
+        return JSONResponse({"error": f"{call_sid!r} is not a Twilio call SID."}, status_code=404)
+    problem = destination_problem(transfer.to, settings.allowed_countries())
+    if problem:
+        _log("transfer_refused", call_sid=call_sid, to=transfer.to, reason=problem)
+        return JSONResponse({"error": problem, "transferred": False}, status_code=403)
+    twilio: TwilioREST | None = request.app.state.twilio
+    if twilio is None:
+        return JSONResponse(
+            {"error": "Transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to be set."},
+            status_code=503,
+        )
+    document = _transfer_twiml(transfer, caller_id=settings.twilio_phone_number or None)
+    try:
+        await twilio.redirect_call(call_sid, twiml=document)
+    except TwilioError as exc:
+        status = 404 if exc.status == 404 else 502
+        return JSONResponse(
+            {
+                "error": f"Twilio API error ({exc.status}): {exc.message}",
+                "transferred": False,
+                "upstream_status": exc.status,
+            },
+            status_code=status,
+        )
+    _log("call_transferred", call_sid=call_sid, to=transfer.to)
+    return JSONResponse(
+        {
+            "transferred": True,
+            "call_sid": call_sid,
+            "to": transfer.to,
+            # Read by the agent when this endpoint is its server tool.
+            "message": f"Transferring the caller to {transfer.to}.",
+        }
+    )
+
+
+def _transfer_twiml(transfer: TransferRequest, *, caller_id: str | None) -> str:
+    # Ends the agent's stream; the caller hears the message, then the phone rings.
+    # If nobody answers, a goodbye instead of silence.
+    return twiml.forward(
+        [transfer.to],
+        message=transfer.message,
+        timeout=30,
+        caller_id=caller_id,
+        after_message=TRANSFER_NO_ANSWER,
+    )
+
+
+def _is_call_sid(value: str) -> bool:
+    return bool(re.match(CALL_SID, value))
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _validated(model: type[Model], data: dict[str, Any]) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise BadRequest(422, _problem_body(field_errors(error))) from None
+
+
+def _problem_body(problems: list[dict[str, str]]) -> dict[str, Any]:
+    summary = "; ".join(f"{item['field']}: {item['problem']}" for item in problems)
+    return {"error": f"Invalid request: {summary}", "problems": problems}
+
+
+def _problems(problems: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse(_problem_body(problems), status_code=422)
+
+
+def _log(event: str, **fields: object) -> None:
+    if "to" in fields:
+        fields["to"] = phone.mask(str(fields["to"]))
+    logger.info(logfmt({"event": event, **fields}))
+
+
+routes = [
+    Route("/calls", create_call, methods=["POST"]),
+    Route("/calls/transfer", transfer_call, methods=["POST"]),
+    Route("/calls/{call_sid}/transfer", transfer_call, methods=["POST"]),
+]

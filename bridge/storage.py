@@ -1,0 +1,124 @@
+"""The database: SQLite by default, PostgreSQL in production (SQLAlchemy 2, async).
+
+Tables are created with `metadata.create_all` for now; the call log (a later
+issue) brings Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # "in_progress" or "done"
+    Column("response_status", Integer),
+    Column("response_body", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Calls placed through Twilio wait here for the callee to answer: the answer
+# webhook then registers the conversation with what the API request asked for.
+pending_calls = Table(
+    "pending_outbound_calls",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("call_sid", String(64), index=True),
+    Column("agent_id", String(255), nullable=False),
+    Column("from_number", String(32), nullable=False),
+    Column("to_number", String(32), nullable=False),
+    # `secret__` dynamic variables are sealed (bridge.sealing), never stored in clear.
+    Column("client_data", JSON),
+    Column("on_machine", String(16), nullable=False),
+    Column("machine_message", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def async_database_url(url: str) -> str:
+    """The async-driver form of DATABASE_URL, accepting Heroku's `postgres://`."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    async_url = async_database_url(url)
+    engine = create_async_engine(async_url, pool_pre_ping=True)
+    if async_url.startswith("sqlite"):
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(connection: object, _: object) -> None:
+        # WAL lets readers and a writer work at once; wait for locks instead of failing.
+        cursor = connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+
+
+class Database:
+    """The engine, made and its tables created on first use.
+
+    Lazy so that a bridge that only answers inbound calls never touches the disk.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: AsyncEngine | None = None
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def engine(self) -> AsyncEngine:
+        if self._ready and self._engine is not None:
+            return self._engine
+        async with self._lock:  # one creator per process
+            if self._engine is None:
+                self._engine = create_engine(self.url)
+            if not self._ready:
+                try:
+                    await create_tables(self._engine)
+                except DBAPIError:
+                    # Another process created them between our check and our CREATE.
+                    await create_tables(self._engine)
+                self._ready = True
+        return self._engine
+
+    async def dispose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()

@@ -1,0 +1,454 @@
+"""POST /calls and transfers, against fake Twilio and ElevenLabs APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from conftest import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings, sign, twilio_form
+from defusedxml.ElementTree import fromstring
+from sqlalchemy import create_engine, text
+from starlette.testclient import TestClient
+
+from bridge.app import create_app
+from bridge.fakes import FakeElevenLabs, FakeTwilio
+from bridge.settings import Secret, Settings
+
+API_TOKEN = "test-bridge-api-token"
+ACCOUNT_SID = "AC" + "a" * 32
+OUR_NUMBER = "+14155550100"
+CALLEE = "+14155550123"
+BEARER = {"authorization": f"Bearer {API_TOKEN}"}
+
+
+class Routed(httpx.AsyncBaseTransport):
+    """Sends each upstream host to its fake, in process."""
+
+    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
+        self.routes = routes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.routes[request.url.host].handle_async_request(request)
+
+
+class Upstreams:
+    def __init__(self) -> None:
+        self.elevenlabs = FakeElevenLabs(api_key=ELEVENLABS_KEY)
+        self.twilio = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        self.transport = Routed(
+            {
+                "elevenlabs.test": httpx.ASGITransport(app=self.elevenlabs.app),
+                "twilio.test": httpx.ASGITransport(app=self.twilio.app),
+            }
+        )
+
+
+def outbound_settings(tmp_path: Path, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "bridge_api_token": Secret(API_TOKEN),
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_phone_number": OUR_NUMBER,
+        "twilio_api_base": "http://twilio.test",
+        "elevenlabs_api_base": "http://elevenlabs.test",
+        "elevenlabs_agent_phone_number_id": "phnum_test",
+        "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
+    }
+    values.update(changes)
+    return make_settings(**values)
+
+
+@pytest.fixture
+def upstreams() -> Upstreams:
+    return Upstreams()
+
+
+@pytest.fixture
+def client(tmp_path: Path, upstreams: Upstreams) -> Iterator[TestClient]:
+    app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def answer(client: TestClient, url: str, **form: str) -> httpx.Response:
+    """Twilio fetching the answer URL once the callee picks up."""
+    fields = twilio_form(Direction="outbound-api", From=OUR_NUMBER, To=CALLEE, **form)
+    parts = urlsplit(url)
+    return client.post(
+        f"{parts.path}?{parts.query}",
+        data=fields,
+        headers={"X-Twilio-Signature": sign(url, fields)},
+    )
+
+
+def verbs(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200
+    return [child.tag for child in fromstring(response.text)]
+
+
+@pytest.mark.parametrize(
+    ("token", "headers", "status", "error"),
+    [
+        ("", BEARER, 503, "BRIDGE_API_TOKEN is not set"),
+        (API_TOKEN, {}, 401, "Missing or invalid bearer token."),
+        (API_TOKEN, {"authorization": "Bearer wrong"}, 401, "Missing or invalid bearer token."),
+        (API_TOKEN, {"authorization": f"Basic {API_TOKEN}"}, 401, "Missing or invalid"),
+    ],
+)
+def test_the_api_needs_the_bearer_token(
+    tmp_path: Path,
+    upstreams: Upstreams,
+    token: str,
+    headers: dict[str, str],
+    status: int,
+    error: str,
+) -> None:
+    settings = outbound_settings(tmp_path, bridge_api_token=Secret(token))
+    with TestClient(create_app(settings, transport=upstreams.transport)) as client:
+        response = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"].startswith(error)
+    assert upstreams.twilio.calls == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, ["to"]),
+        ({"to": "4155550123"}, ["to"]),
+        ({"to": CALLEE, "mode": "fax"}, ["mode"]),
+        ({"to": CALLEE, "colour": "blue"}, ["colour"]),
+        ({"to": CALLEE, "ring_timeout": 2}, ["ring_timeout"]),
+        ({"to": CALLEE, "dynamic_variables": {"a": [1]}}, ["dynamic_variables.a"]),
+        (
+            {"to": CALLEE, "conversation_initiation_client_data": {"dynamic_variable": {}}},
+            ["conversation_initiation_client_data.dynamic_variable"],
+        ),
+        (
+            {
+                "to": CALLEE,
+                "conversation_initiation_client_data": {
+                    "conversation_config_override": {"tts": {"stability": "high"}}
+                },
+            },
+            ["conversation_initiation_client_data.conversation_config_override.tts.stability"],
+        ),
+        ({"to": CALLEE, "machine_detection": True, "on_machine": "message"}, ["(body)"]),
+    ],
+)
+def test_bad_requests_list_every_field(
+    client: TestClient, upstreams: Upstreams, body: dict[str, Any], fields: list[str]
+) -> None:
+    response = client.post("/calls", json=body, headers=BEARER)
+    assert response.status_code == 422
+    assert [item["field"] for item in response.json()["problems"]] == fields
+    assert upstreams.twilio.calls == {}
+
+
+def test_a_body_that_is_not_json_is_a_400(client: TestClient) -> None:
+    response = client.post(
+        "/calls", content=b"to=+1", headers={**BEARER, "content-type": "text/plain"}
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("to", "reason"),
+    [
+        ("+19005550100", "premium-rate"),
+        ("+18765550100", "is in JM"),
+        ("+447812345678", "is in GB"),
+    ],
+)
+def test_toll_fraud_guard_refuses(
+    client: TestClient, upstreams: Upstreams, to: str, reason: str
+) -> None:
+    response = client.post("/calls", json={"to": to}, headers=BEARER)
+    assert response.status_code == 403
+    assert reason in response.json()["error"]
+    assert upstreams.twilio.calls == {} and upstreams.elevenlabs.outbound_requests == []
+
+
+def test_twilio_mode_creates_the_call_and_registers_it_when_answered(
+    client: TestClient, upstreams: Upstreams, tmp_path: Path
+) -> None:
+    response = client.post(
+        "/calls",
+        json={
+            "to": CALLEE,
+            "agent_id": "agent_reminders",
+            "dynamic_variables": {"name": "Ada", "secret__pin": "8642"},
+            "conversation_initiation_client_data": {
+                "conversation_config_override": {"agent": {"first_message": "Hi Ada"}}
+            },
+            "ring_timeout": 25,
+            "record": True,
+        },
+        headers=BEARER,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["mode"] == "twilio" and body["status"] == "queued"
+    call = upstreams.twilio.calls[body["call_sid"]]
+    assert call.param("To") == CALLEE and call.param("From") == OUR_NUMBER
+    assert call.param("Timeout") == "25" and call.param("Record") == "true"
+    assert call.param("StatusCallback") == f"{PUBLIC}/twilio/status"
+    assert call.params["StatusCallbackEvent"] == [
+        "initiated",
+        "ringing",
+        "answered",
+        "completed",
+    ]
+    answer_url = call.param("Url")
+    assert answer_url and answer_url.startswith(f"{PUBLIC}/twilio/outbound-answer?call=")
+    assert "8642" not in answer_url
+
+    # While the call rings, the secret sits in the database only in sealed form.
+    engine = create_engine(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
+    with engine.connect() as connection:
+        stored = json.dumps(
+            [list(row) for row in connection.execute(text("SELECT * FROM pending_outbound_calls"))],
+            default=str,
+        )
+    engine.dispose()
+    assert "Ada" in stored and "8642" not in stored
+
+    reply = answer(client, answer_url, CallSid=body["call_sid"], AnsweredBy="human")
+    assert verbs(reply) == ["Connect"]
+    assert upstreams.elevenlabs.requests == [
+        {
+            "agent_id": "agent_reminders",
+            "from_number": OUR_NUMBER,
+            "to_number": CALLEE,
+            "direction": "outbound",
+            "conversation_initiation_client_data": {
+                "conversation_config_override": {"agent": {"first_message": "Hi Ada"}},
+                "dynamic_variables": {"name": "Ada", "secret__pin": "8642"},
+            },
+        }
+    ]
+    # Answered once: a second fetch of the same URL does not register again.
+    assert verbs(answer(client, answer_url, CallSid=body["call_sid"])) == ["Hangup"]
+    assert len(upstreams.elevenlabs.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "answered_by", "expected_verbs", "detection"),
+    [
+        ({"on_machine": "hangup"}, "machine_start", ["Hangup"], "Enable"),
+        ({"on_machine": "hangup"}, "human", ["Connect"], "Enable"),
+        ({"on_machine": "hangup"}, "unknown", ["Connect"], "Enable"),
+        ({"on_machine": "hangup"}, "fax", ["Hangup"], "Enable"),
+        (
+            {"on_machine": "message", "machine_message": "Call us back."},
+            "machine_end_beep",
+            ["Say", "Hangup"],
+            "DetectMessageEnd",
+        ),
+        ({"on_machine": "agent"}, "machine_end_silence", ["Connect"], "Enable"),
+    ],
+)
+def test_answering_machine_detection(
+    client: TestClient,
+    upstreams: Upstreams,
+    request_fields: dict[str, str],
+    answered_by: str,
+    expected_verbs: list[str],
+    detection: str,
+) -> None:
+    response = client.post(
+        "/calls",
+        json={"to": CALLEE, "machine_detection": True, **request_fields},
+        headers=BEARER,
+    )
+    assert response.status_code == 201
+    call = upstreams.twilio.calls[response.json()["call_sid"]]
+    assert call.param("MachineDetection") == detection
+    reply = answer(client, call.param("Url") or "", AnsweredBy=answered_by)
+    assert verbs(reply) == expected_verbs
+    if expected_verbs == ["Say", "Hangup"]:
+        assert "Call us back." in reply.text
+
+
+def test_without_machine_detection_twilio_is_not_asked_for_it(
+    client: TestClient, upstreams: Upstreams
+) -> None:
+    response = client.post("/calls", json={"to": CALLEE}, headers=BEARER)
+    call = upstreams.twilio.calls[response.json()["call_sid"]]
+    assert call.param("MachineDetection") is None
+
+
+def test_an_unsigned_answer_webhook_is_refused(client: TestClient) -> None:
+    response = client.post(
+        "/twilio/outbound-answer?call=abc", data=twilio_form(), headers={"X-Twilio-Signature": "x"}
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("mode", "path", "id_field"),
+    [
+        ("elevenlabs", "/v1/convai/twilio/outbound-call", "call_sid"),
+        ("sip", "/v1/convai/sip-trunk/outbound-call", "sip_call_id"),
+    ],
+)
+def test_native_modes(
+    client: TestClient, upstreams: Upstreams, mode: str, path: str, id_field: str
+) -> None:
+    response = client.post(
+        "/calls",
+        json={"to": CALLEE, "mode": mode, "dynamic_variables": {"name": "Ada"}},
+        headers=BEARER,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["mode"] == mode and body[id_field] and body["conversation_id"].startswith("conv_")
+    (sent,) = upstreams.elevenlabs.outbound_requests
+    assert sent["path"] == path
+    assert sent["body"] == {
+        "agent_id": "agent_default",
+        "agent_phone_number_id": "phnum_test",
+        "to_number": CALLEE,
+        "conversation_initiation_client_data": {"dynamic_variables": {"name": "Ada"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "script", "status", "error"),
+    [
+        ("twilio", ["status:500"], 500, "Twilio API error (500)"),
+        ("elevenlabs", ["status:500"], 500, "ElevenLabs API error (500)"),
+        ("sip", ["status:503"], 503, "ElevenLabs API error (503)"),
+    ],
+)
+def test_upstream_errors_are_502_with_the_upstream_status(
+    client: TestClient,
+    upstreams: Upstreams,
+    mode: str,
+    script: list[str],
+    status: int,
+    error: str,
+) -> None:
+    fake = upstreams.twilio if mode == "twilio" else upstreams.elevenlabs
+    fake.script.extend(script)
+    response = client.post("/calls", json={"to": CALLEE, "mode": mode}, headers=BEARER)
+    assert response.status_code == 502
+    body = response.json()
+    assert body["error"].startswith(error) and body["upstream_status"] == status
+    assert body["placed"] is False
+    assert AUTH_TOKEN not in response.text and ELEVENLABS_KEY not in response.text
+
+
+def test_a_mode_without_its_settings_is_a_503(tmp_path: Path, upstreams: Upstreams) -> None:
+    settings = outbound_settings(tmp_path, elevenlabs_agent_phone_number_id="")
+    with TestClient(create_app(settings, transport=upstreams.transport)) as client:
+        response = client.post("/calls", json={"to": CALLEE, "mode": "sip"}, headers=BEARER)
+    assert response.status_code == 503
+    assert "ELEVENLABS_AGENT_PHONE_NUMBER_ID" in response.json()["error"]
+
+
+def test_idempotency_key_replays_without_dialling_again(
+    client: TestClient, upstreams: Upstreams
+) -> None:
+    headers = {**BEARER, "Idempotency-Key": "reminder-42"}
+    first = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    second = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert len(upstreams.twilio.calls) == 1
+    mismatch = client.post("/calls", json={"to": "+14155550124"}, headers=headers)
+    assert mismatch.status_code == 422
+    assert len(upstreams.twilio.calls) == 1
+
+
+def test_a_failed_call_releases_its_key_so_a_retry_can_dial(
+    client: TestClient, upstreams: Upstreams
+) -> None:
+    headers = {**BEARER, "Idempotency-Key": "retry-me"}
+    upstreams.twilio.script.append("status:503")
+    assert client.post("/calls", json={"to": CALLEE}, headers=headers).status_code == 502
+    retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert retry.status_code == 201
+    assert len(upstreams.twilio.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_duplicates_dial_once(tmp_path: Path, upstreams: Upstreams) -> None:
+    upstreams.twilio.latency = 0.3
+    app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
+    headers = {**BEARER, "Idempotency-Key": "same-time"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bridge"
+    ) as client:
+        responses = await asyncio.gather(
+            *(client.post("/calls", json={"to": CALLEE}, headers=headers) for _ in range(4))
+        )
+    await app.state.database.dispose()  # no lifespan runs over ASGITransport
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201, 409, 409, 409]
+    assert len(upstreams.twilio.calls) == 1
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def placed_call_sid(client: TestClient) -> str:
+    response = client.post("/calls", json={"to": CALLEE}, headers=BEARER)
+    assert response.status_code == 201
+    sid: str = response.json()["call_sid"]
+    return sid
+
+
+@pytest.mark.parametrize("shape", ["path", "server_tool"])
+def test_transfer_redirects_the_live_call_to_a_person(
+    client: TestClient, upstreams: Upstreams, shape: str
+) -> None:
+    sid = placed_call_sid(client)
+    body = {"to": "+14155550199", "message": "Connecting you to Sam."}
+    if shape == "path":
+        response = client.post(f"/calls/{sid}/transfer", json=body, headers=BEARER)
+    else:
+        response = client.post("/calls/transfer", json={**body, "call_sid": sid}, headers=BEARER)
+    assert response.status_code == 200, response.text
+    assert response.json()["transferred"] is True
+    assert response.json()["message"] == "Transferring the caller to +14155550199."
+    (update,) = upstreams.twilio.calls[sid].updates
+    root = fromstring(update["Twiml"][0])
+    assert [child.tag for child in root] == ["Say", "Dial", "Say", "Hangup"]
+    dial = root.find("Dial")
+    assert dial is not None and dial.get("callerId") == OUR_NUMBER
+    assert [number.text for number in dial] == ["+14155550199"]
+    assert root[0].text == "Connecting you to Sam."
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error"),
+    [
+        ("/calls/transfer", {"to": "+14155550199"}, 422, "call_sid: required"),
+        ("/calls/CA123/transfer", {"to": "+14155550199"}, 404, "is not a Twilio call SID"),
+        (f"/calls/CA{'0' * 32}/transfer", {"to": "+14155550199"}, 404, "Twilio API error (404)"),
+        (f"/calls/CA{'0' * 32}/transfer", {"to": "+19005550100"}, 403, "premium-rate"),
+        (f"/calls/CA{'0' * 32}/transfer", {"to": "+14155550199", "x": 1}, 422, "x: unknown"),
+    ],
+)
+def test_transfer_errors(
+    client: TestClient, path: str, body: dict[str, Any], status: int, error: str
+) -> None:
+    response = client.post(path, json=body, headers=BEARER)
+    assert response.status_code == status
+    assert error in response.json()["error"]
+
+
+def test_transfer_needs_the_token(client: TestClient, upstreams: Upstreams) -> None:
+    sid = placed_call_sid(client)
+    response = client.post(f"/calls/{sid}/transfer", json={"to": "+14155550199"})
+    assert response.status_code == 401
+    assert upstreams.twilio.calls[sid].updates == []
