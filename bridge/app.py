@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge import calls_api, webhooks
+from bridge import ai_caller_api, calls_api, webhooks
 from bridge.elevenlabs import ElevenLabsClient
 from bridge.elevenlabs_api import ElevenLabsAPI
 from bridge.http import make_transport
@@ -153,6 +153,7 @@ def create_app(
             *(Route(path, endpoint, methods=["POST"]) for path, endpoint in twilio_routes.items()),
             Route("/healthz", healthz, methods=["GET"]),
             *calls_api.routes,
+            *ai_caller_api.routes,
         ],
         lifespan=lifespan,
     )

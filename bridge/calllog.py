@@ -20,7 +20,7 @@ def logfmt(fields: dict[str, object]) -> str:
         if value is None:
             continue
         text = f"{value:.1f}" if isinstance(value, float) else str(value)
-        if not _BARE.match(text):
+        if not _BARE.fullmatch(text):
             # Escape newlines too: a value from an unsigned request must not forge a log line.
             escaped = text.replace("\\", "\\\\").replace('"', '\\"')
             text = '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'

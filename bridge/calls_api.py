@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any, TypeVar
@@ -13,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import twiml
-from bridge import phone
+from bridge import json_body, phone
 from bridge.auth import refuse_unless_authorized
 from bridge.calllog import logfmt
 from bridge.client_data import field_errors
@@ -25,7 +24,6 @@ from bridge.twilio_rest import TwilioError, TwilioREST
 
 logger = logging.getLogger("bridge.outbound")
 
-MAX_BODY_BYTES = 64 * 1024
 CALL_SID = r"^CA[0-9a-fA-F]{32}$"
 TRANSFER_NO_ANSWER = "Sorry, nobody is available to take your call right now. Goodbye."
 
@@ -37,22 +35,10 @@ class BadRequest(Exception):
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object, or BadRequest."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest(413, {"error": "Request body too large."})
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(413, {"error": "Request body too large."})
     try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadRequest(400, {"error": "The body must be a JSON object."}) from None
-    if not isinstance(data, dict):
-        raise BadRequest(400, {"error": "The body must be a JSON object."})
-    return data
+        return await json_body.json_object(request)
+    except json_body.BodyError as bad:
+        raise BadRequest(bad.status, {"error": bad.message}) from None
 
 
 async def create_call(request: Request) -> Response:
@@ -180,7 +166,7 @@ def _transfer_twiml(transfer: TransferRequest, *, caller_id: str | None) -> str:
 
 
 def _is_call_sid(value: str) -> bool:
-    return bool(re.match(CALL_SID, value))
+    return bool(re.fullmatch(CALL_SID, value))
 
 
 Model = TypeVar("Model", bound=BaseModel)

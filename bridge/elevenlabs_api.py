@@ -80,7 +80,7 @@ class ElevenLabsAPI:
             )
         except httpx.TimeoutException:
             raise ElevenLabsError("timed out waiting for a response") from None
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             raise ElevenLabsError(str(exc) or type(exc).__name__) from None
         if not response.is_success:
             raise ElevenLabsError(error_message(response), status=response.status_code)

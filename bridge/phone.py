@@ -16,7 +16,7 @@ _ANONYMOUS_NUMBERS = {"+266696687", "+86282452253", "+8656696", "+2562533", "+73
 
 
 def is_e164(value: str) -> bool:
-    return bool(E164.match(value))
+    return bool(E164.fullmatch(value))
 
 
 def is_possible_e164(value: str) -> bool:

@@ -219,7 +219,7 @@ class _Reader:
 
     def phone(self, name: str) -> str:
         value = self.text(name)
-        if value and not E164.match(value):
+        if value and not E164.fullmatch(value):
             self.problems.append(f"{name}: must be an E.164 number like +15551234567")
         return value
 

@@ -152,6 +152,7 @@ def test_logfmt(fields: dict[str, object], expected: str) -> None:
     [
         ("a\nb", 'm="a\\nb"'),
         ("a\r\nevent=forged", 'm="a\\r\\nevent=forged"'),
+        ("plain\n", 'm="plain\\n"'),
     ],
 )
 def test_logfmt_keeps_one_line(value: str, expected: str) -> None:

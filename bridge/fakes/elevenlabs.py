@@ -1,4 +1,6 @@
-"""A stand-in for the ElevenLabs API: `register-call` for now."""
+"""A stand-in for the ElevenLabs API: `register-call` and the native outbound calls
+(Twilio and SIP trunk, seeds 000 and 002), rejecting malformed bodies with
+FastAPI's 422 `{"detail": [{"loc": ["body", ...], "msg": ..., "type": ...}]}`."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 import hmac
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -15,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+TWILIO_OUTBOUND_PATH = "/v1/convai/twilio/outbound-call"
+SIP_OUTBOUND_PATH = "/v1/convai/sip-trunk/outbound-call"
 REGISTER_FIELDS = {
     "agent_id": str,
     "from_number": str,
@@ -22,27 +27,88 @@ REGISTER_FIELDS = {
 }
 OPTIONAL_FIELDS = {"direction", "conversation_initiation_client_data"}
 
+Loc = tuple[str, ...]
+Problem = tuple[Loc, str, str]  # (where in the body, message, pydantic error type)
+
 
 @dataclass
 class FakeElevenLabs:
-    """Configure `latency` and `script` (one entry used per request, then "ok"):
+    """Configure `latency` and `script` (one entry used per valid request, then "ok"):
 
-    "ok", "status:NNN", "hang", "html", "json", "empty", "invalid_xml".
+    "ok", "status:NNN", "hang", "html", "json", "empty", "invalid_xml"; for the
+    outbound calls also "unsuccessful" (200 with `success: false`).
     """
 
     api_key: str = "test-elevenlabs-key"
     latency: float = 0.0
     script: list[str] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # register-call bodies
+    # Outbound calls: {"path": ..., "body": ...} for each valid request.
+    outbound_requests: list[dict[str, Any]] = field(default_factory=list)
     keep_requests: bool = True
 
     @property
     def app(self) -> Starlette:
         return Starlette(
-            routes=[Route("/v1/convai/twilio/register-call", self.register_call, methods=["POST"])]
+            routes=[
+                Route("/v1/convai/twilio/register-call", self.register_call, methods=["POST"]),
+                Route(TWILIO_OUTBOUND_PATH, self.twilio_outbound_call, methods=["POST"]),
+                Route(SIP_OUTBOUND_PATH, self.sip_outbound_call, methods=["POST"]),
+            ]
         )
 
     async def register_call(self, request: Request) -> Response:
+        body = await self._receive(request, _check_register_body)
+        if isinstance(body, Response):
+            return body
+        if self.keep_requests:
+            self.requests.append(body)
+        step = await self._next_step()
+        return await _scripted(step, body)
+
+    async def twilio_outbound_call(self, request: Request) -> Response:
+        return await self._outbound(request, _check_twilio_outbound, "callSid", "CA", "Success")
+
+    async def sip_outbound_call(self, request: Request) -> Response:
+        return await self._outbound(
+            request,
+            _check_sip_outbound,
+            "sip_call_id",
+            "sipcall_",
+            "Outbound call initiated successfully.",
+        )
+
+    async def _outbound(
+        self, request: Request, check: Check, id_name: str, id_prefix: str, message: str
+    ) -> Response:
+        body = await self._receive(request, check)
+        if isinstance(body, Response):
+            return body
+        if self.keep_requests:
+            self.outbound_requests.append({"path": request.url.path, "body": body})
+        step = await self._next_step()
+        if step == "ok":
+            return JSONResponse(
+                {
+                    "success": True,
+                    "message": message,
+                    "conversation_id": "conv_" + uuid.uuid4().hex[:20],
+                    id_name: id_prefix + uuid.uuid4().hex,
+                }
+            )
+        if step == "unsuccessful":
+            return JSONResponse(
+                {
+                    "success": False,
+                    "message": "Failed to initiate the call",
+                    "conversation_id": None,
+                    id_name: None,
+                }
+            )
+        return await _scripted(step, body)
+
+    async def _receive(self, request: Request, check: Check) -> dict[str, Any] | Response:
+        """The request's JSON body once the key and the body check out; else the error."""
         given = request.headers.get("xi-api-key", "")
         if not hmac.compare_digest(given.encode(), self.api_key.encode()):
             return JSONResponse(
@@ -53,51 +119,216 @@ class FakeElevenLabs:
         try:
             body = json.loads(raw)
         except ValueError:
-            return _field_errors([("body", "Invalid JSON body", "json_invalid")])
-        problems = _check_register_body(body)
+            return _field_errors([((), "Invalid JSON body", "json_invalid")])
+        problems = check(body, ())
         if problems:
             return _field_errors(problems)
-        if self.keep_requests:
-            self.requests.append(body)
+        assert isinstance(body, dict)
+        return body
+
+    async def _next_step(self) -> str:
         step = self.script.pop(0) if self.script else "ok"
         if self.latency:
             await asyncio.sleep(self.latency)
-        return await _scripted(step, body)
+        return step
 
 
-def _check_register_body(body: Any) -> list[tuple[str, str, str]]:
+def _check_register_body(body: Any, loc: Loc) -> list[Problem]:
     if not isinstance(body, dict):
-        return [("body", "Input should be a valid dictionary", "dict_type")]
-    problems = []
+        return [(loc, "Input should be a valid dictionary", "dict_type")]
+    problems: list[Problem] = []
     for name, kind in REGISTER_FIELDS.items():
         if name not in body:
-            problems.append((name, "Field required", "missing"))
+            problems.append(((name,), "Field required", "missing"))
         elif not isinstance(body[name], kind):
-            problems.append((name, "Input should be a valid string", "string_type"))
+            problems.append(((name,), "Input should be a valid string", "string_type"))
     direction = body.get("direction", "inbound")
     if direction not in ("inbound", "outbound"):
-        problems.append(("direction", "Input should be 'inbound' or 'outbound'", "enum"))
+        problems.append((("direction",), "Input should be 'inbound' or 'outbound'", "enum"))
     data = body.get("conversation_initiation_client_data")
     if data is not None and not isinstance(data, dict):
         problems.append(
             (
-                "conversation_initiation_client_data",
+                ("conversation_initiation_client_data",),
                 "Input should be a valid dictionary",
                 "dict_type",
             )
         )
     for name in body:
         if name not in REGISTER_FIELDS and name not in OPTIONAL_FIELDS:
-            problems.append((name, "Extra inputs are not permitted", "extra_forbidden"))
+            problems.append(((name,), "Extra inputs are not permitted", "extra_forbidden"))
     return problems
 
 
-def _field_errors(problems: list[tuple[str, str, str]]) -> JSONResponse:
+# --- the outbound-call bodies, per the OpenAPI schema of seed 000 -------------------
+# A check takes a value and where it is, and returns what is wrong with it. Types are
+# checked strictly (no "1" for 1, no 1 for true) so that the bridge's bugs show here.
+
+Check = Callable[[Any, Loc], list[Problem]]
+
+
+def _string(value: Any, loc: Loc) -> list[Problem]:
+    return (
+        [] if isinstance(value, str) else [(loc, "Input should be a valid string", "string_type")]
+    )
+
+
+def _number(value: Any, loc: Loc) -> list[Problem]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return []
+    return [(loc, "Input should be a valid number", "float_type")]
+
+
+def _boolean(value: Any, loc: Loc) -> list[Problem]:
+    return (
+        [] if isinstance(value, bool) else [(loc, "Input should be a valid boolean", "bool_type")]
+    )
+
+
+def _dynamic_value(value: Any, loc: Loc) -> list[Problem]:
+    if value is None or isinstance(value, str | int | float | bool):
+        return []
+    return [(loc, "Input should be a valid string, number or boolean", "union_type")]
+
+
+def _nullable(check: Check) -> Check:
+    return lambda value, loc: [] if value is None else check(value, loc)
+
+
+def _enum(what: str, options: frozenset[str]) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        return [] if value in options else [(loc, f"Input should be a valid {what}", "enum")]
+
+    return check
+
+
+def _list_of(item: Check) -> Check:
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if not isinstance(value, list):
+            return [(loc, "Input should be a valid list", "list_type")]
+        return [problem for i, v in enumerate(value) for problem in item(v, (*loc, str(i)))]
+
+    return check
+
+
+def _mapping(item: Check) -> Check:
+    """An object with any keys, each value checked by `item`."""
+
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if not isinstance(value, dict):
+            return [(loc, "Input should be a valid dictionary", "dict_type")]
+        return [problem for k, v in value.items() for problem in item(v, (*loc, k))]
+
+    return check
+
+
+def _object(fields: dict[str, Check], *, required: tuple[str, ...] = ()) -> Check:
+    """An object with these fields only (`fields` empty: any fields)."""
+
+    def check(value: Any, loc: Loc) -> list[Problem]:
+        if not isinstance(value, dict):
+            return [(loc, "Input should be a valid dictionary", "dict_type")]
+        problems: list[Problem] = [
+            ((*loc, name), "Field required", "missing") for name in required if name not in value
+        ]
+        for name, item in value.items():
+            if name in fields:
+                problems += fields[name](item, (*loc, name))
+            elif fields:
+                problems.append(((*loc, name), "Extra inputs are not permitted", "extra_forbidden"))
+        return problems
+
+    return check
+
+
+# Whitespace-separated: a list literal would take one line per name.
+_LLM_NAMES = """gpt-4o-mini gpt-4o gpt-4 gpt-4-turbo gpt-4.1 gpt-4.1-mini gpt-4.1-nano gpt-5 gpt-5.1
+    gpt-5.2 gpt-5.2-chat-latest gpt-5-mini gpt-5-nano gpt-3.5-turbo gemini-1.5-pro
+    gemini-1.5-flash gemini-2.0-flash gemini-2.0-flash-lite gemini-2.5-flash-lite
+    gemini-2.5-flash gemini-3-pro-preview gemini-3-flash-preview claude-sonnet-4-5
+    claude-sonnet-4 claude-haiku-4-5 claude-3-7-sonnet claude-3-5-sonnet claude-3-5-sonnet-v1
+    claude-3-haiku grok-beta custom-llm qwen3-4b qwen3-30b-a3b gpt-oss-20b gpt-oss-120b
+    glm-45-air-fp8 gemini-2.5-flash-preview-09-2025 gemini-2.5-flash-lite-preview-09-2025
+    gemini-2.5-flash-preview-05-20 gemini-2.5-flash-preview-04-17
+    gemini-2.5-flash-lite-preview-06-17 gemini-2.0-flash-lite-001 gemini-2.0-flash-001
+    gemini-1.5-flash-002 gemini-1.5-flash-001 gemini-1.5-pro-002 gemini-1.5-pro-001
+    claude-sonnet-4@20250514 claude-sonnet-4-5@20250929 claude-haiku-4-5@20251001
+    claude-3-7-sonnet@20250219 claude-3-5-sonnet@20240620 claude-3-5-sonnet-v2@20241022
+    claude-3-haiku@20240307 gpt-5-2025-08-07 gpt-5.1-2025-11-13 gpt-5.2-2025-12-11
+    gpt-5-mini-2025-08-07 gpt-5-nano-2025-08-07 gpt-4.1-2025-04-14 gpt-4.1-mini-2025-04-14
+    gpt-4.1-nano-2025-04-14 gpt-4o-mini-2024-07-18 gpt-4o-2024-11-20 gpt-4o-2024-08-06
+    gpt-4o-2024-05-13 gpt-4-0613 gpt-4-0314 gpt-4-turbo-2024-04-09 gpt-3.5-turbo-0125
+    gpt-3.5-turbo-1106 watt-tool-8b watt-tool-70b"""
+_SOURCE_NAMES = """unknown android_sdk node_js_sdk react_native_sdk react_sdk js_sdk python_sdk
+    widget sip_trunk twilio genesys swift_sdk whatsapp flutter_sdk"""
+LLMS = frozenset(_LLM_NAMES.split())
+SOURCES = frozenset(_SOURCE_NAMES.split())
+
+_optional_string = _nullable(_string)
+_optional_number = _nullable(_number)
+_PROMPT = _object(
+    {
+        "prompt": _optional_string,
+        "llm": _nullable(_enum("LLM", LLMS)),
+        "native_mcp_server_ids": _nullable(_list_of(_string)),
+    }
+)
+_CONFIG_OVERRIDE = _object(
+    {
+        "turn": _nullable(
+            _object({"soft_timeout_config": _nullable(_object({"message": _optional_string}))})
+        ),
+        "tts": _nullable(
+            _object(
+                {
+                    "voice_id": _optional_string,
+                    "stability": _optional_number,
+                    "speed": _optional_number,
+                    "similarity_boost": _optional_number,
+                }
+            )
+        ),
+        "conversation": _nullable(_object({"text_only": _nullable(_boolean)})),
+        "agent": _nullable(
+            _object(
+                {
+                    "first_message": _optional_string,
+                    "language": _optional_string,
+                    "prompt": _nullable(_PROMPT),
+                }
+            )
+        ),
+    }
+)
+CLIENT_DATA = _object(
+    {
+        "conversation_config_override": _CONFIG_OVERRIDE,
+        "custom_llm_extra_body": _object({}),
+        "user_id": _optional_string,
+        "source_info": _object(
+            {"source": _nullable(_enum("source", SOURCES)), "version": _optional_string}
+        ),
+        "dynamic_variables": _mapping(_dynamic_value),
+    }
+)
+_OUTBOUND_FIELDS: dict[str, Check] = {
+    "agent_id": _string,
+    "agent_phone_number_id": _string,
+    "to_number": _string,
+    "conversation_initiation_client_data": _nullable(CLIENT_DATA),
+}
+_REQUIRED = ("agent_id", "agent_phone_number_id", "to_number")
+_check_twilio_outbound = _object(_OUTBOUND_FIELDS, required=_REQUIRED)
+_check_sip_outbound = _object(
+    {**_OUTBOUND_FIELDS, "telephony_call_config": _object({})}, required=_REQUIRED
+)
+
+
+def _field_errors(problems: list[Problem]) -> JSONResponse:
     return JSONResponse(
         {
             "detail": [
-                {"loc": ["body", name] if name != "body" else ["body"], "msg": msg, "type": kind}
-                for name, msg, kind in problems
+                {"loc": ["body", *loc], "msg": msg, "type": kind} for loc, msg, kind in problems
             ]
         },
         status_code=422,

@@ -27,7 +27,7 @@ def _e164(value: str) -> str:
 
 
 def _prefix(value: str) -> str:
-    if not phone.PREFIX.match(value):
+    if not phone.PREFIX.fullmatch(value):
         raise ValueError(f"{value!r} is not a number prefix like +1 or +4420")
     return value
 
@@ -56,7 +56,7 @@ _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _variable_name(value: str) -> str:
-    if not _VARIABLE_NAME.match(value):
+    if not _VARIABLE_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a variable name (letters, digits, underscore)")
     return value
 
