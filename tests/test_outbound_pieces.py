@@ -17,6 +17,7 @@ from bridge.client_data import ClientData, field_errors
 from bridge.destinations import destination_problem
 from bridge.idempotency import IdempotencyKeys, KeyConflict, Replay, request_hash
 from bridge.sealing import Sealer
+from bridge.settings import Settings, SettingsError
 from bridge.storage import Database, async_database_url
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -183,3 +184,24 @@ async def test_concurrent_duplicates_let_exactly_one_through(keys: IdempotencyKe
     outcomes = await asyncio.gather(*(attempt() for _ in range(8)))
     assert outcomes.count("went") == 1
     assert set(outcomes) <= {"went", "409"}
+
+
+@pytest.mark.parametrize(
+    ("env", "allowed"),
+    [
+        ({}, ()),
+        ({"TWILIO_PHONE_NUMBER": "+14155550100"}, ("US",)),
+        ({"TWILIO_PHONE_NUMBER": "+442071234567"}, ("GB",)),
+        (
+            {"TWILIO_PHONE_NUMBER": "+14155550100", "OUTBOUND_ALLOWED_COUNTRIES": "us, ca"},
+            ("US", "CA"),
+        ),
+    ],
+)
+def test_allowed_countries(env: dict[str, str], allowed: tuple[str, ...]) -> None:
+    assert Settings.from_env(env).allowed_countries() == allowed
+
+
+def test_unknown_allowed_country_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="OUTBOUND_ALLOWED_COUNTRIES: XX"):
+        Settings.from_env({"OUTBOUND_ALLOWED_COUNTRIES": "US,XX"})
