@@ -163,6 +163,15 @@ class Settings:
             )
         elif not self.public_base_url.startswith("https://"):
             notes.append("PUBLIC_BASE_URL is not https: Twilio should call the bridge over TLS")
+        if not self.bridge_api_token:
+            notes.append(
+                "BRIDGE_API_TOKEN is not set: the outbound API (/calls, /api/*) answers 503"
+            )
+        elif not self.allowed_countries():
+            notes.append(
+                "OUTBOUND_ALLOWED_COUNTRIES and TWILIO_PHONE_NUMBER are not set: "
+                "every outbound destination is refused"
+            )
         if self.skip_twilio_signature:
             notes.append(
                 "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE is on: anyone can post webhooks "
@@ -186,9 +195,19 @@ class Settings:
             ("PUBLIC_BASE_URL", self.public_base_url or "not set"),
             ("BRIDGE_API_TOKEN", secret(self.bridge_api_token)),
             ("ROUTES_FILE", str(self.routes_file) if self.routes_file else "not set"),
+            ("outbound countries", ", ".join(self.allowed_countries()) or "none"),
+            ("DATABASE_URL", _without_password(self.database_url)),
             ("INBOUND_DEADLINE_SECONDS", f"{self.inbound_deadline:g}"),
             ("twilio signature check", "OFF" if self.skip_twilio_signature else "on"),
         ]
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
 
 
 class _Reader:

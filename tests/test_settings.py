@@ -25,7 +25,7 @@ FULL_ENV = {
     "ELEVENLABS_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
     "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-    "TWILIO_PHONE_NUMBER": "+15551234567",
+    "TWILIO_PHONE_NUMBER": "+14155550100",
     "TWILIO_API_BASE": "http://127.0.0.1:9999",
     "PUBLIC_BASE_URL": "https://bridge.example.com/",
     "BRIDGE_API_TOKEN": API_TOKEN,
@@ -81,7 +81,7 @@ def test_every_variable_is_read() -> None:
     assert settings.elevenlabs_webhook_secret.reveal() == WEBHOOK_SECRET
     assert settings.twilio_account_sid == "AC0123456789abcdef0123456789abcdef"
     assert settings.twilio_auth_token.reveal() == AUTH_TOKEN
-    assert settings.twilio_phone_number == "+15551234567"
+    assert settings.twilio_phone_number == "+14155550100"
     assert settings.twilio_api_base == "http://127.0.0.1:9999"
     assert settings.public_base_url == "https://bridge.example.com"
     assert settings.bridge_api_token.reveal() == API_TOKEN
@@ -244,8 +244,9 @@ def test_missing_lists_what_is_not_configured() -> None:
         "ELEVENLABS_AGENT_ID",
         "TWILIO_AUTH_TOKEN",
         "PUBLIC_BASE_URL",
+        "BRIDGE_API_TOKEN",
     ]
-    assert "X-Forwarded-Proto/Host" in notes[-1]
+    assert "X-Forwarded-Proto/Host" in notes[3]
 
 
 @pytest.mark.parametrize(
@@ -276,7 +277,9 @@ def test_missing_is_empty_when_fully_configured() -> None:
         elevenlabs_api_key=Secret(ELEVENLABS_KEY),
         elevenlabs_agent_id="agent_123",
         twilio_auth_token=Secret(AUTH_TOKEN),
+        twilio_phone_number="+14155550100",
         public_base_url="https://bridge.example.com",
+        bridge_api_token=Secret(API_TOKEN),
     )
     assert settings.missing() == []
 
@@ -323,7 +326,7 @@ def test_healthz_lists_problems_when_unconfigured() -> None:
     body = response.json()
     assert body["status"] == "ok"
     assert body["problems"] == Settings().missing()
-    assert len(body["problems"]) == 4
+    assert len(body["problems"]) == 5
     assert body["routes"] == {"source": "(no routing file)", "rules": 0}
 
 
