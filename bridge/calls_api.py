@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any, TypeVar
@@ -25,6 +26,10 @@ from bridge.twilio_rest import TwilioError, TwilioREST
 logger = logging.getLogger("bridge.outbound")
 
 CALL_SID = r"^CA[0-9a-fA-F]{32}$"
+OUTCOME_UNKNOWN = {
+    "error": "The bridge was interrupted while placing this call; it may have been placed.",
+    "placed": "unknown",
+}
 TRANSFER_NO_ANSWER = "Sorry, nobody is available to take your call right now. Goodbye."
 
 
@@ -85,7 +90,9 @@ async def create_call(request: Request) -> Response:
         return JSONResponse(failure.body(), status_code=failure.status)
     except BaseException:
         if key is not None:
-            await keys.release("calls", key)
+            # The bridge failed or was interrupted while dialling: the call may exist.
+            # Every retry with this key gets that answer rather than a second ring.
+            await asyncio.shield(keys.finish("calls", key, 500, OUTCOME_UNKNOWN))
         raise
     if key is not None:
         await keys.finish("calls", key, 201, placed)

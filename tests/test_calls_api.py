@@ -452,3 +452,24 @@ def test_transfer_needs_the_token(client: TestClient, upstreams: Upstreams) -> N
     response = client.post(f"/calls/{sid}/transfer", json={"to": "+14155550199"})
     assert response.status_code == 401
     assert upstreams.twilio.calls[sid].updates == []
+
+
+def test_a_bridge_failure_mid_dial_keeps_the_key_so_nobody_is_rung_twice(
+    client: TestClient, upstreams: Upstreams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dialer = client.app.state.dialer  # type: ignore[attr-defined]
+    real_place = dialer.place
+
+    async def place_then_crash(request: object) -> object:
+        await real_place(request)  # the upstream created the call...
+        raise RuntimeError("...and then the bridge fell over")
+
+    monkeypatch.setattr(dialer, "place", place_then_crash)
+    headers = {**BEARER, "Idempotency-Key": "crash"}
+    with pytest.raises(RuntimeError):
+        client.post("/calls", json={"to": CALLEE}, headers=headers)
+    monkeypatch.setattr(dialer, "place", real_place)
+    retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert retry.status_code == 500
+    assert retry.json()["placed"] == "unknown"
+    assert len(upstreams.twilio.calls) == 1
