@@ -1,64 +1,32 @@
-"""The `bridge` command: serve, check routing files, dry-run a call."""
+"""`bridge routes check` validates a routing file; `bridge route` dry-runs one call."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bridge.actions import redact, register_request, render
 from bridge.calls import GEO_FIELDS, Call
+from bridge.cli.errors import UsageError
 from bridge.elevenlabs import REGISTER_CALL_PATH
-from bridge.routing import RoutesError, RoutingTable, load_routes
+from bridge.routing import RoutingTable, load_routes
 from bridge.routing.rules import AgentAction, Rule
-from bridge.settings import Settings, SettingsError
+from bridge.settings import Settings
 
 
-class UsageError(Exception):
-    """The command line itself is wrong."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    try:
-        code: int = args.handler(args)
-    except (SettingsError, RoutesError) as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
-        return 1
-    except UsageError as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
-        return 2
-    return code
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description="Twilio-to-ElevenLabs call bridge.")
-    commands = parser.add_subparsers(title="commands")
-
-    serve = commands.add_parser("serve", help="run the server (uvicorn)")
-    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to listen
-    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes (default: $WEB_CONCURRENCY or 1)",
-    )
-    serve.set_defaults(handler=_serve)
-
+def add_routes_parser(commands: Any) -> None:
     routes = commands.add_parser("routes", help="routing files")
     routes_commands = routes.add_subparsers(title="routes commands")
     check = routes_commands.add_parser("check", help="validate a routing file and print it")
     check.add_argument("file", nargs="?", type=Path, help="default: $ROUTES_FILE")
     check.set_defaults(handler=_routes_check)
 
+
+def add_route_parser(commands: Any) -> None:
     route = commands.add_parser(
         "route", help="dry run: which rule a call matches and what the bridge would send"
     )
@@ -76,31 +44,6 @@ def _parser() -> argparse.ArgumentParser:
         help=f"a Twilio geo field, e.g. FromState=CA ({', '.join(GEO_FIELDS[:4])}, ...)",
     )
     route.set_defaults(handler=_route)
-    return parser
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings = Settings.from_env()
-    table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
-    port = args.port or settings.port
-    print(f"callbridge on http://{args.host}:{port}")
-    for name, value in settings.summary():
-        print(f"  {name:<26} {value}")
-    print(f"  {'routing':<26} {table.source}: {len(table.rules)} rule(s)")
-    for note in settings.missing():
-        print(f"  ! {note}")
-    uvicorn.run(
-        "bridge.app:app",
-        host=args.host,
-        port=port,
-        workers=args.workers,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
-        log_level=settings.log_level.lower(),
-    )
-    return 0
 
 
 def _routes_check(args: argparse.Namespace) -> int:
@@ -173,7 +116,3 @@ def _parse_time(text: str | None) -> datetime:
     except ValueError:
         raise UsageError(f"--at: {text!r} is not an ISO time like 2026-03-08T09:30") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,6 @@
+"""`python -m bridge.cli`: the same as the `bridge` command."""
+
+from bridge.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
