@@ -5,20 +5,57 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from twilio.request_validator import RequestValidator
 
-from bridge.fakes import FakeElevenLabs
+from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.settings import Secret, Settings
 
 AUTH_TOKEN = "test-twilio-auth-token"
 ELEVENLABS_KEY = "test-elevenlabs-key"
 PUBLIC = "https://bridge.example.com"
+
+
+# Every variable Settings.from_env reads: tests that build settings from the
+# environment clear them all first.
+SETTINGS_VARIABLES = (
+    "ELEVENLABS_API_KEY",
+    "ELEVENLABS_AGENT_ID",
+    "ELEVENLABS_AGENT_PHONE_NUMBER_ID",
+    "ELEVENLABS_API_BASE",
+    "ELEVENLABS_WEBHOOK_SECRET",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_PHONE_NUMBER",
+    "TWILIO_API_BASE",
+    "PUBLIC_BASE_URL",
+    "BRIDGE_API_TOKEN",
+    "ROUTES_FILE",
+    "DATABASE_URL",
+    "PORT",
+    "INBOUND_DEADLINE_SECONDS",
+    "TRUST_FORWARDED_HEADERS",
+    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
+    "UPSTREAM_MAX_CONNECTIONS",
+    "UPSTREAM_TRANSPORT",
+    "OUTBOUND_ALLOWED_COUNTRIES",
+    "SESSION_SECRET",
+    "LOG_LEVEL",
+)
+
+# The outbound side: a bridge that places calls through in-process fakes.
+API_TOKEN = "test-bridge-api-token"
+ACCOUNT_SID = "AC" + "a" * 32
+OUR_NUMBER = "+14155550100"
+BEARER = {"authorization": f"Bearer {API_TOKEN}"}
 
 
 def make_settings(**changes: object) -> Settings:
@@ -104,3 +141,46 @@ def fake_elevenlabs() -> Iterator[tuple[FakeElevenLabs, str]]:
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY)
     with running_server(fake.app) as base_url:
         yield fake, base_url
+
+
+class Routed(httpx.AsyncBaseTransport):
+    """Sends each upstream host to its fake, in process."""
+
+    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
+        self.routes = routes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.routes[request.url.host].handle_async_request(request)
+
+
+class Upstreams:
+    """Fake ElevenLabs and Twilio APIs, reached at elevenlabs.test and twilio.test."""
+
+    def __init__(self) -> None:
+        self.elevenlabs = FakeElevenLabs(api_key=ELEVENLABS_KEY)
+        self.twilio = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        self.transport = Routed(
+            {
+                "elevenlabs.test": httpx.ASGITransport(app=self.elevenlabs.app),
+                "twilio.test": httpx.ASGITransport(app=self.twilio.app),
+            }
+        )
+
+    def dialled(self) -> Counter[str]:
+        """How many times Twilio was asked to call each number."""
+        return Counter(call.param("To") or "" for call in self.twilio.calls.values())
+
+
+def outbound_settings(tmp_path: Path, **changes: object) -> Settings:
+    """Settings for placing calls through `Upstreams`, with a database in tmp_path."""
+    values: dict[str, object] = {
+        "bridge_api_token": Secret(API_TOKEN),
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_phone_number": OUR_NUMBER,
+        "twilio_api_base": "http://twilio.test",
+        "elevenlabs_api_base": "http://elevenlabs.test",
+        "elevenlabs_agent_phone_number_id": "phnum_test",
+        "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
+    }
+    values.update(changes)
+    return make_settings(**values)

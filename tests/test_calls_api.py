@@ -11,56 +11,26 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings, sign, twilio_form
+from conftest import (
+    API_TOKEN,
+    AUTH_TOKEN,
+    BEARER,
+    ELEVENLABS_KEY,
+    OUR_NUMBER,
+    PUBLIC,
+    Upstreams,
+    outbound_settings,
+    sign,
+    twilio_form,
+)
 from defusedxml.ElementTree import fromstring
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
-from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.settings import Secret, Settings
+from bridge.settings import Secret
 
-API_TOKEN = "test-bridge-api-token"
-ACCOUNT_SID = "AC" + "a" * 32
-OUR_NUMBER = "+14155550100"
 CALLEE = "+14155550123"
-BEARER = {"authorization": f"Bearer {API_TOKEN}"}
-
-
-class Routed(httpx.AsyncBaseTransport):
-    """Sends each upstream host to its fake, in process."""
-
-    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
-        self.routes = routes
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.routes[request.url.host].handle_async_request(request)
-
-
-class Upstreams:
-    def __init__(self) -> None:
-        self.elevenlabs = FakeElevenLabs(api_key=ELEVENLABS_KEY)
-        self.twilio = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
-        self.transport = Routed(
-            {
-                "elevenlabs.test": httpx.ASGITransport(app=self.elevenlabs.app),
-                "twilio.test": httpx.ASGITransport(app=self.twilio.app),
-            }
-        )
-
-
-def outbound_settings(tmp_path: Path, **changes: object) -> Settings:
-    values: dict[str, object] = {
-        "bridge_api_token": Secret(API_TOKEN),
-        "twilio_account_sid": ACCOUNT_SID,
-        "twilio_phone_number": OUR_NUMBER,
-        "twilio_api_base": "http://twilio.test",
-        "elevenlabs_api_base": "http://elevenlabs.test",
-        "elevenlabs_agent_phone_number_id": "phnum_test",
-        "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-    }
-    values.update(changes)
-    return make_settings(**values)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import json
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, make_settings
+from conftest import (
+    BEARER,
+    Upstreams,
+    outbound_settings,
+)
 
 from bridge.app import create_app
 from bridge.campaign import (
@@ -32,59 +35,13 @@ from bridge.campaign import (
     idempotency_key,
     read_contacts,
 )
-from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.settings import Secret, Settings
 
-API_TOKEN = "test-bridge-api-token"
-ACCOUNT_SID = "AC" + "a" * 32
-OUR_NUMBER = "+14155550100"
-BEARER = {"authorization": f"Bearer {API_TOKEN}"}
 DATA = Path(__file__).parent / "data"
 CONTACTS = DATA / "contacts.csv"
 GOOD = [f"+1415555011{digit}" for digit in range(6)]
 
 
 # --- the bridge in process, with fake upstreams ------------------------------------------------
-
-
-class Routed(httpx.AsyncBaseTransport):
-    """Sends each upstream host to its fake, in process."""
-
-    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
-        self.routes = routes
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.routes[request.url.host].handle_async_request(request)
-
-
-class Upstreams:
-    def __init__(self) -> None:
-        self.elevenlabs = FakeElevenLabs(api_key=ELEVENLABS_KEY)
-        self.twilio = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
-        self.transport = Routed(
-            {
-                "elevenlabs.test": httpx.ASGITransport(app=self.elevenlabs.app),
-                "twilio.test": httpx.ASGITransport(app=self.twilio.app),
-            }
-        )
-
-    def dialled(self) -> Counter[str]:
-        """How many times Twilio was asked to call each number."""
-        return Counter(call.param("To") or "" for call in self.twilio.calls.values())
-
-
-def bridge_settings(tmp_path: Path, **changes: object) -> Settings:
-    values: dict[str, object] = {
-        "bridge_api_token": Secret(API_TOKEN),
-        "twilio_account_sid": ACCOUNT_SID,
-        "twilio_phone_number": OUR_NUMBER,
-        "twilio_api_base": "http://twilio.test",
-        "elevenlabs_api_base": "http://elevenlabs.test",
-        "elevenlabs_agent_phone_number_id": "phnum_test",
-        "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-    }
-    values.update(changes)
-    return make_settings(**values)
 
 
 Hook = Callable[[int], Awaitable[None]]
@@ -164,7 +121,7 @@ async def bridge(
     headers: dict[str, str] = BEARER,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app, its lifespan running, and a client to it (through `wrap`)."""
-    app = create_app(bridge_settings(tmp_path), transport=upstreams.transport)
+    app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SETTINGS_VARIABLES
 from defusedxml.ElementTree import fromstring
 
 from bridge.cli import main
@@ -17,27 +18,6 @@ from bridge.cli import main
 ROOT = Path(__file__).parent.parent
 EXAMPLE = Path(__file__).parent / "data" / "routes_example.toml"
 
-SETTINGS_VARIABLES = (
-    "ELEVENLABS_API_KEY",
-    "ELEVENLABS_AGENT_ID",
-    "ELEVENLABS_AGENT_PHONE_NUMBER_ID",
-    "ELEVENLABS_API_BASE",
-    "ELEVENLABS_WEBHOOK_SECRET",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_PHONE_NUMBER",
-    "TWILIO_API_BASE",
-    "PUBLIC_BASE_URL",
-    "BRIDGE_API_TOKEN",
-    "ROUTES_FILE",
-    "DATABASE_URL",
-    "PORT",
-    "INBOUND_DEADLINE_SECONDS",
-    "TRUST_FORWARDED_HEADERS",
-    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
-    "UPSTREAM_MAX_CONNECTIONS",
-    "LOG_LEVEL",
-)
 
 BAD_ROUTES = """
 [[rules]]

@@ -16,47 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, free_port, running_server
-from test_campaign import (
+from conftest import (
     ACCOUNT_SID,
     API_TOKEN,
-    CONTACTS,
-    GOOD,
+    AUTH_TOKEN,
+    ELEVENLABS_KEY,
     OUR_NUMBER,
+    PUBLIC,
+    SETTINGS_VARIABLES,
     Upstreams,
-    bridge_settings,
-    results_rows,
+    free_port,
+    outbound_settings,
+    running_server,
 )
+from test_campaign import CONTACTS, GOOD, results_rows
 
 from bridge.app import create_app
 from bridge.cli import main, parse_variables
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 
 ROOT = Path(__file__).parent.parent
-SETTINGS_VARIABLES = (
-    "ELEVENLABS_API_KEY",
-    "ELEVENLABS_AGENT_ID",
-    "ELEVENLABS_AGENT_PHONE_NUMBER_ID",
-    "ELEVENLABS_API_BASE",
-    "ELEVENLABS_WEBHOOK_SECRET",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_PHONE_NUMBER",
-    "TWILIO_API_BASE",
-    "PUBLIC_BASE_URL",
-    "BRIDGE_API_TOKEN",
-    "ROUTES_FILE",
-    "DATABASE_URL",
-    "PORT",
-    "INBOUND_DEADLINE_SECONDS",
-    "TRUST_FORWARDED_HEADERS",
-    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
-    "UPSTREAM_MAX_CONNECTIONS",
-    "UPSTREAM_TRANSPORT",
-    "OUTBOUND_ALLOWED_COUNTRIES",
-    "SESSION_SECRET",
-    "LOG_LEVEL",
-)
 CALLEE = "+14155550123"
 
 
@@ -107,7 +86,7 @@ def bridge_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Loop
 def served_bridge(tmp_path: Path) -> Iterator[tuple[str, Upstreams]]:
     """The bridge served by uvicorn on loopback (its upstreams faked in process)."""
     upstreams = Upstreams()
-    app = create_app(bridge_settings(tmp_path), transport=upstreams.transport)
+    app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
     with running_server(app) as url:
         yield url, upstreams
 
