@@ -51,6 +51,21 @@ SETTINGS_VARIABLES = (
     "LOG_LEVEL",
 )
 
+
+def clear_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`bridge ARGV...` in process: exit code, stdout, stderr."""
+    from bridge.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 # The outbound side: a bridge that places calls through in-process fakes.
 API_TOKEN = "test-bridge-api-token"
 ACCOUNT_SID = "AC" + "a" * 32

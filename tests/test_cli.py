@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SETTINGS_VARIABLES
+from conftest import SETTINGS_VARIABLES, clear_settings_environment, run_cli
 from defusedxml.ElementTree import fromstring
 
 from bridge.cli import main
@@ -33,14 +33,11 @@ action = "transfer"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SETTINGS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    clear_settings_environment(monkeypatch)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv)
 
 
 def register_call_body(out: str) -> dict[str, Any]:

@@ -25,8 +25,10 @@ from conftest import (
     PUBLIC,
     SETTINGS_VARIABLES,
     Upstreams,
+    clear_settings_environment,
     free_port,
     outbound_settings,
+    run_cli,
     running_server,
 )
 from test_campaign import CONTACTS, GOOD, results_rows
@@ -41,14 +43,11 @@ CALLEE = "+14155550123"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SETTINGS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    clear_settings_environment(monkeypatch)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv)
 
 
 @dataclass
