@@ -14,11 +14,13 @@ from starlette.routing import Route
 
 import twiml
 from bridge import json_body, phone
+from bridge.actions import DIAL_COMPLETE_PATH
 from bridge.auth import refuse_unless_authorized
 from bridge.calllog import logfmt
 from bridge.client_data import field_errors
 from bridge.destinations import destination_problem
 from bridge.idempotency import IdempotencyKeys, KeyConflict, request_hash
+from bridge.inbound import TRANSFER_STEP
 from bridge.outbound import Dialer, NotPlaced, OutboundRequest
 from bridge.settings import Settings
 from bridge.twilio_rest import TwilioError, TwilioREST
@@ -30,6 +32,7 @@ OUTCOME_UNKNOWN = {
     "error": "The bridge was interrupted while placing this call; it may have been placed.",
     "placed": "unknown",
 }
+MAX_TWIML_CHARS = 4000  # Twilio's limit for inline TwiML
 TRANSFER_NO_ANSWER = "Sorry, nobody is available to take your call right now. Goodbye."
 
 
@@ -135,7 +138,14 @@ async def transfer_call(request: Request) -> Response:
             {"error": "Transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to be set."},
             status_code=503,
         )
-    document = _transfer_twiml(transfer, caller_id=settings.twilio_phone_number or None)
+    try:
+        document = _transfer_twiml(transfer, settings)
+    except ValueError as exc:
+        return _problems([{"field": "message", "problem": str(exc)}])
+    if len(document) > MAX_TWIML_CHARS:
+        return _problems(
+            [{"field": "message", "problem": "too long once written as TwiML (Twilio's limit)"}]
+        )
     try:
         await twilio.redirect_call(call_sid, twiml=document)
     except TwilioError as exc:
@@ -160,15 +170,21 @@ async def transfer_call(request: Request) -> Response:
     )
 
 
-def _transfer_twiml(transfer: TransferRequest, *, caller_id: str | None) -> str:
-    # Ends the agent's stream; the caller hears the message, then the phone rings.
-    # If nobody answers, a goodbye instead of silence.
+def _transfer_twiml(transfer: TransferRequest, settings: Settings) -> str:
+    """Ends the agent's stream; the caller hears the message, then the phone rings.
+
+    With PUBLIC_BASE_URL the Dial reports back (an absolute URL: the TwiML is inline,
+    so there is no document to be relative to) and only a caller nobody answered
+    hears the goodbye; without it, the goodbye follows the Dial either way.
+    """
+    base = settings.public_base_url
     return twiml.forward(
         [transfer.to],
         message=transfer.message,
         timeout=30,
-        caller_id=caller_id,
-        after_message=TRANSFER_NO_ANSWER,
+        caller_id=settings.twilio_phone_number or None,
+        action_url=f"{base}{DIAL_COMPLETE_PATH}?step={TRANSFER_STEP}" if base else None,
+        after_message=None if base else TRANSFER_NO_ANSWER,
     )
 
 

@@ -19,9 +19,11 @@ DEFAULT_TIMEOUT = 15.0
 class ElevenLabsError(Exception):
     """An ElevenLabs call failed. `str()` is safe to show to API clients: no secrets."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        self.status = status  # None: the API was not reached at all
+    def __init__(self, message: str, *, status: int | None = None, not_sent: bool = False) -> None:
+        self.status = status  # None: no HTTP answer from the API
         self.message = message
+        # True only when the request surely never reached ElevenLabs (no connection).
+        self.not_sent = not_sent
         if status is None:
             super().__init__(f"Could not reach ElevenLabs: {message}")
         else:
@@ -78,6 +80,10 @@ class ElevenLabsAPI:
             response = await self._http.post(
                 path, json=body, headers={"xi-api-key": self._api_key.reveal()}
             )
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise ElevenLabsError("timed out connecting", not_sent=True) from None
+        except httpx.ConnectError as exc:
+            raise ElevenLabsError(str(exc) or type(exc).__name__, not_sent=True) from None
         except httpx.TimeoutException:
             raise ElevenLabsError("timed out waiting for a response") from None
         except httpx.HTTPError as exc:

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # The last resort if even a configured fallback cannot be rendered.
 EMERGENCY_TWIML = twiml.say_and_hangup(DEFAULT_FALLBACK_MESSAGE)
+# The <Dial action> step of a live transfer (POST /calls/{sid}/transfer).
+TRANSFER_STEP = "transfer"
 _NO_ANSWER_AGENT_FALLBACK = SayAction(action="say", message=DEFAULT_FALLBACK_MESSAGE)
 
 
@@ -79,6 +81,14 @@ class InboundBridge:
         rule = step.partition(":")[2] or step
         if dial_status in ("completed", "answered"):
             return Answer(twiml.hangup(), rule=rule, action="hangup", outcome="handled")
+        if step == TRANSFER_STEP:
+            return self._fallback(
+                _NO_ANSWER_AGENT_FALLBACK,
+                step,
+                rule="transfer",
+                action="transfer",
+                reason="transfer_not_answered",
+            )
         forward = self.table.forward_for(step)
         if forward is None:
             # The routing file changed while the call was ringing; end politely.

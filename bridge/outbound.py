@@ -176,18 +176,14 @@ class Dialer:
                 record=request.record,
             )
         except TwilioError as exc:
-            async with engine.begin() as connection:
-                await connection.execute(
-                    delete(pending_calls).where(pending_calls.c.id == pending_id)
-                )
-            raise NotPlaced(
-                502,
-                f"Twilio API error ({exc.status}): {exc.message}"
-                if exc.status is not None
-                else f"Could not reach Twilio: {exc.message}",
-                upstream_status=exc.status,
-                definite=exc.status is not None or "timed out" not in exc.message,
-            ) from None
+            definite = _surely_not_placed(exc.status, exc.not_sent)
+            if definite:
+                # Kept otherwise: if Twilio did create the call, its answer still works.
+                async with engine.begin() as connection:
+                    await connection.execute(
+                        delete(pending_calls).where(pending_calls.c.id == pending_id)
+                    )
+            raise NotPlaced(502, str(exc), upstream_status=exc.status, definite=definite) from None
         async with engine.begin() as connection:
             await connection.execute(
                 update(pending_calls)
@@ -231,7 +227,7 @@ class Dialer:
                 502,
                 str(exc),
                 upstream_status=exc.status,
-                definite=exc.status is not None or "timed out" not in exc.message,
+                definite=_surely_not_placed(exc.status, exc.not_sent),
             ) from None
         if raw.get("success") is False:
             raise NotPlaced(502, f"ElevenLabs did not place the call: {raw.get('message', '')}")
@@ -243,6 +239,15 @@ class Dialer:
         if mode == "sip":
             result["sip_call_id"] = raw.get("sip_call_id")
         return result
+
+
+def _surely_not_placed(status: int | None, not_sent: bool) -> bool:
+    """Only a request that never left, or that the API refused (4xx), placed nothing.
+
+    A 5xx, a timeout or a dropped connection may come after the call was created;
+    those keep the Idempotency-Key so a retry cannot ring the callee twice.
+    """
+    return not_sent or (status is not None and 400 <= status < 500)
 
 
 def _machine_detection(request: OutboundRequest) -> str | None:

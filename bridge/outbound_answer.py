@@ -16,9 +16,7 @@ from bridge.storage import Database, pending_calls
 
 logger = logging.getLogger(__name__)
 
-OUTBOUND_FALLBACK = twiml.say_and_hangup(
-    "Sorry, we could not connect this call. We will try again later. Goodbye."
-)
+OUTBOUND_FALLBACK = twiml.say_and_hangup("Sorry, we could not connect this call. Goodbye.")
 # Statuses after which a call can no longer be answered: its pending row can go.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 # A pending row older than this can no longer be answered either (ring timeout <= 600 s).

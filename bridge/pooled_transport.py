@@ -83,6 +83,10 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:
+            # An interim response (100 Continue, 103 Early Hints): the real one follows.
+            self.headers, self.body, self.size = [], [], 0
+            return
         self.ends_at_close = False
         self.reusable = self.parser.should_keep_alive()
         if self.waiter is not None and not self.waiter.done():
@@ -138,7 +142,12 @@ class PooledTransport(httpx.AsyncBaseTransport):
         origin: Origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         raw = _serialize(request, await request.aread())
-        async with self._slots:
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free connection in time") from None
+        try:
             connection = self._take_idle(origin) or await self._connect(
                 origin, timeouts.get("connect")
             )
@@ -152,6 +161,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 self._idle.setdefault(origin, deque()).append(connection)
             else:
                 connection.close()
+        finally:
+            self._slots.release()
         return httpx.Response(
             connection.status,
             headers=connection.headers,

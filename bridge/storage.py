@@ -63,6 +63,11 @@ def async_database_url(url: str) -> str:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername == "postgresql+asyncpg" and "sslmode" in parsed.query:
+        # Hosted PostgreSQL URLs carry libpq's sslmode; asyncpg calls it ssl.
+        query = dict(parsed.query)
+        query["ssl"] = query.pop("sslmode")
+        parsed = parsed.set(query=query)
     elif parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     return parsed.render_as_string(hide_password=False)
@@ -70,7 +75,13 @@ def async_database_url(url: str) -> str:
 
 def create_engine(url: str) -> AsyncEngine:
     async_url = async_database_url(url)
-    engine = create_async_engine(async_url, pool_pre_ping=True)
+    # Bounded waits: a call waiting for its answer cannot wait on the database for long.
+    engine = create_async_engine(
+        async_url,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"timeout": 5},
+    )
     if async_url.startswith("sqlite"):
         _tune_sqlite(engine)
     return engine

@@ -37,10 +37,19 @@ logger = logging.getLogger("bridge.twilio_rest")
 class TwilioError(Exception):
     """A Twilio REST call failed; str() is safe to show (no secrets)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
-        self.status = status  # None: Twilio was not reached at all
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        not_sent: bool = False,
+    ):
+        self.status = status  # None: no HTTP answer from Twilio
         self.code = code  # Twilio's error code, e.g. 21211 (invalid 'To'), when it gave one
         self.message = message
+        # True only when the request surely never reached Twilio (no connection).
+        self.not_sent = not_sent
         if status is None:
             super().__init__(f"Could not reach Twilio: {message}")
         elif code is None:
@@ -186,6 +195,10 @@ class TwilioREST:
         except TwilioServiceException as exc:
             message = f"{exc.title}: {exc.detail}" if exc.detail else str(exc.title)
             raise self._error(message, status=exc.status, code=exc.code) from None
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise TwilioError("timed out connecting", not_sent=True) from None
+        except httpx.ConnectError as exc:
+            raise self._error(str(exc) or type(exc).__name__, not_sent=True) from None
         except httpx.TimeoutException:
             raise TwilioError("timed out waiting for a response") from None
         except httpx.TransportError as exc:
@@ -202,13 +215,18 @@ class TwilioREST:
         return response
 
     def _error(
-        self, message: str, *, status: int | None = None, code: int | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        not_sent: bool = False,
     ) -> TwilioError:
         # Belt and braces: nothing Twilio or httpx says should contain the token.
         token = self._auth_token.reveal()
         if token:
             message = message.replace(token, "**********")
-        return TwilioError(" ".join(message.split()), status=status, code=code)
+        return TwilioError(" ".join(message.split()), status=status, code=code, not_sent=not_sent)
 
     async def aclose(self) -> None:
         await self._http.aclose()

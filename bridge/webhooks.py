@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -16,6 +17,8 @@ from bridge.twilio_requests import TwilioWebhook, Webhook
 logger = logging.getLogger(__name__)
 
 VOICEMAIL_GOODBYE = twiml.say_and_hangup("Thank you. Goodbye.")
+# Headroom past register-call's own deadline for the database work around it.
+ANSWER_SLACK = 2.0
 EMPTY_RESPONSE = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
@@ -83,10 +86,17 @@ async def _outbound_answer(webhook: Webhook) -> str:
     form = webhook.form
     call = Call.from_form(form.multi_items())
     try:
-        answer = await answerer.answer(
-            webhook.query_param("call"),
-            call_sid=call.call_sid,
-            answered_by=form.get("AnsweredBy"),
+        # The database and register-call together must fit in Twilio's 15 s.
+        async with asyncio.timeout(answerer.deadline + ANSWER_SLACK):
+            answer = await answerer.answer(
+                webhook.query_param("call"),
+                call_sid=call.call_sid,
+                answered_by=form.get("AnsweredBy"),
+            )
+    except TimeoutError:
+        logger.warning("event=outbound_answer_deadline call_sid=%s", call.call_sid or "-")
+        answer = Answer(
+            OUTBOUND_FALLBACK, rule="outbound", action="-", outcome="fallback", reason="deadline"
         )
     except Exception:
         logger.exception("event=outbound_answer_failed call_sid=%s", call.call_sid or "-")

@@ -289,11 +289,13 @@ def test_native_modes(
 
 
 @pytest.mark.parametrize(
-    ("mode", "script", "status", "error"),
+    ("mode", "script", "status", "error", "placed"),
     [
-        ("twilio", ["status:500"], 500, "Twilio API error (500)"),
-        ("elevenlabs", ["status:500"], 500, "ElevenLabs API error (500)"),
-        ("sip", ["status:503"], 503, "ElevenLabs API error (503)"),
+        ("twilio", ["status:400"], 400, "Twilio API error (400", False),
+        ("twilio", ["status:500"], 500, "Twilio API error (500", "unknown"),
+        ("elevenlabs", ["status:422"], 422, "ElevenLabs API error (422)", False),
+        ("elevenlabs", ["status:500"], 500, "ElevenLabs API error (500)", "unknown"),
+        ("sip", ["status:503"], 503, "ElevenLabs API error (503)", "unknown"),
     ],
 )
 def test_upstream_errors_are_502_with_the_upstream_status(
@@ -303,6 +305,7 @@ def test_upstream_errors_are_502_with_the_upstream_status(
     script: list[str],
     status: int,
     error: str,
+    placed: object,
 ) -> None:
     fake = upstreams.twilio if mode == "twilio" else upstreams.elevenlabs
     fake.script.extend(script)
@@ -310,7 +313,8 @@ def test_upstream_errors_are_502_with_the_upstream_status(
     assert response.status_code == 502
     body = response.json()
     assert body["error"].startswith(error) and body["upstream_status"] == status
-    assert body["placed"] is False
+    # A refusal (4xx) placed nothing; after a 5xx the call may exist.
+    assert body["placed"] == placed
     assert AUTH_TOKEN not in response.text and ELEVENLABS_KEY not in response.text
 
 
@@ -341,11 +345,23 @@ def test_a_failed_call_releases_its_key_so_a_retry_can_dial(
     client: TestClient, upstreams: Upstreams
 ) -> None:
     headers = {**BEARER, "Idempotency-Key": "retry-me"}
-    upstreams.twilio.script.append("status:503")
+    upstreams.twilio.script.append("status:400")
     assert client.post("/calls", json={"to": CALLEE}, headers=headers).status_code == 502
     retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
     assert retry.status_code == 201
     assert len(upstreams.twilio.calls) == 1
+
+
+def test_an_uncertain_failure_keeps_its_key_so_nobody_is_rung_twice(
+    client: TestClient, upstreams: Upstreams
+) -> None:
+    headers = {**BEARER, "Idempotency-Key": "maybe-placed"}
+    upstreams.twilio.script.append("status:503")
+    first = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert first.status_code == 502 and first.json()["placed"] == "unknown"
+    retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert retry.status_code == 502 and retry.json() == first.json()
+    assert retry.headers["idempotent-replayed"] == "true"
 
 
 @pytest.mark.anyio
@@ -392,9 +408,10 @@ def test_transfer_redirects_the_live_call_to_a_person(
     assert response.json()["message"] == "Transferring the caller to +14155550199."
     (update,) = upstreams.twilio.calls[sid].updates
     root = fromstring(update["Twiml"][0])
-    assert [child.tag for child in root] == ["Say", "Dial", "Say", "Hangup"]
+    assert [child.tag for child in root] == ["Say", "Dial"]
     dial = root.find("Dial")
     assert dial is not None and dial.get("callerId") == OUR_NUMBER
+    assert dial.get("action") == f"{PUBLIC}/twilio/dial-complete?step=transfer"
     assert [number.text for number in dial] == ["+14155550199"]
     assert root[0].text == "Connecting you to Sam."
 
@@ -443,3 +460,51 @@ def test_a_bridge_failure_mid_dial_keeps_the_key_so_nobody_is_rung_twice(
     assert retry.status_code == 500
     assert retry.json()["placed"] == "unknown"
     assert len(upstreams.twilio.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("dial_status", "expected"),
+    [("completed", ["Hangup"]), ("no-answer", ["Say", "Hangup"]), ("busy", ["Say", "Hangup"])],
+)
+def test_after_a_transfer_only_an_unanswered_caller_hears_the_goodbye(
+    client: TestClient, dial_status: str, expected: list[str]
+) -> None:
+    url = f"{PUBLIC}/twilio/dial-complete?step=transfer"
+    form = twilio_form(DialCallStatus=dial_status)
+    response = client.post(
+        "/twilio/dial-complete?step=transfer",
+        data=form,
+        headers={"X-Twilio-Signature": sign(url, form)},
+    )
+    assert verbs(response) == expected
+
+
+def test_without_a_public_url_the_transfer_twiml_ends_with_the_goodbye(
+    tmp_path: Path, upstreams: Upstreams
+) -> None:
+    call_sid = "CA" + "7" * 32
+    settings = outbound_settings(tmp_path, public_base_url="")
+    with TestClient(create_app(settings, transport=upstreams.transport)) as client:
+        moved = client.post(
+            f"/calls/{call_sid}/transfer", json={"to": "+14155550199"}, headers=BEARER
+        )
+    # The fake Twilio does not know the call (404), but it recorded the TwiML sent.
+    assert moved.status_code == 404
+    (sent,) = [r for r in upstreams.twilio.requests if r.path.endswith(f"{call_sid}.json")]
+    root = fromstring(sent.form["Twiml"][0])
+    assert [child.tag for child in root] == ["Dial", "Say", "Hangup"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["&" * 1000, "hold on\u000b please"],
+    ids=["too-long-once-escaped", "control-character"],
+)
+def test_transfer_messages_twiml_cannot_carry_are_422(client: TestClient, message: str) -> None:
+    response = client.post(
+        f"/calls/CA{'0' * 32}/transfer",
+        json={"to": "+14155550199", "message": message},
+        headers=BEARER,
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "message"

@@ -109,6 +109,7 @@ def test_sealing_hides_secret_variables_and_restores_them() -> None:
         ("postgres://u:p@host:5432/db", "postgresql+asyncpg://u:p@host:5432/db"),
         ("postgresql://u@host/db", "postgresql+asyncpg://u@host/db"),
         ("postgresql+asyncpg://u@host/db", "postgresql+asyncpg://u@host/db"),
+        ("postgres://u:p@host/db?sslmode=require", "postgresql+asyncpg://u:p@host/db?ssl=require"),
     ],
 )
 def test_database_urls(url: str, expected: str) -> None:

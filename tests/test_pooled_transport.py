@@ -26,6 +26,10 @@ RESPONSES: dict[bytes, bytes | None] = {
     b"/garbage": b"SMTP ready\r\n\r\n",
     b"/error": b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
     b"/big": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_RESPONSE_BYTES + 1),
+    b"/early-hints": (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints"
+    ),
     b"/drop": None,  # close without answering
     b"/slow": b"",  # never answer
 }
@@ -139,6 +143,38 @@ async def test_response_framing(path: str, status: int, body: bytes, connections
             assert (response.status_code, response.content) == (status, body)
         await transport.aclose()
     assert server.connections == connections
+
+
+async def test_interim_responses_are_skipped_and_never_leak_into_the_next_request() -> None:
+    async with scripted_server() as (server, port):
+        transport = PooledTransport()
+        first = await fetch(transport, f"http://127.0.0.1:{port}/early-hints")
+        second = await fetch(transport, f"http://127.0.0.1:{port}/ok")
+        await transport.aclose()
+    assert (first.status_code, first.content) == (200, b"hints")
+    assert (second.status_code, second.content) == (200, b"hello")
+    assert server.connections == 1
+
+
+async def test_waiting_for_a_free_connection_is_bounded_by_the_pool_timeout() -> None:
+    async with scripted_server() as (_, port):
+        transport = PooledTransport(max_connections=1)
+        busy = asyncio.create_task(fetch(transport, f"http://127.0.0.1:{port}/slow", timeout=5))
+        await asyncio.sleep(0.1)
+        request = httpx.Request(
+            "POST",
+            f"http://127.0.0.1:{port}/ok",
+            content=b"{}",
+            extensions={"timeout": {"pool": 0.1, "connect": 1, "read": 1}},
+        )
+        with pytest.raises(httpx.PoolTimeout):
+            await transport.handle_async_request(request)
+        busy.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await busy
+        # The cancelled request gave its slot back.
+        assert (await fetch(transport, f"http://127.0.0.1:{port}/ok")).content == b"hello"
+        await transport.aclose()
 
 
 @pytest.mark.parametrize(
