@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+E164 = phone.E164
 DEFAULT_SCENARIO = (
     "check availability, complete a typical customer task, "
     "and avoid speaking to a human if possible"

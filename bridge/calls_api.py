@@ -106,7 +106,7 @@ async def create_call(request: Request) -> Response:
 class TransferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(pattern=r"^\+[1-9]\d{7,14}$")
+    to: str = Field(pattern=phone.E164_PATTERN)
     message: str | None = Field(default=None, max_length=1000)
     call_sid: str | None = Field(default=None, pattern=CALL_SID)
 

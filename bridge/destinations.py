@@ -13,6 +13,8 @@ from phonenumbers import PhoneNumberType
 REFUSED_TYPES = {
     PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
     PhoneNumberType.SHARED_COST: "a shared-cost number",
+    # Personal numbers forward anywhere at the caller's cost: a classic toll-fraud route.
+    PhoneNumberType.PERSONAL_NUMBER: "a personal (follow-me) number",
 }
 
 

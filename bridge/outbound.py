@@ -17,6 +17,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import delete, insert, update
 
+from bridge import phone
 from bridge.client_data import ClientData, DynamicValue
 from bridge.elevenlabs_api import ElevenLabsAPI, ElevenLabsError
 from bridge.sealing import Sealer
@@ -35,7 +36,7 @@ class OutboundRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(pattern=r"^\+[1-9]\d{7,14}$")
+    to: str = Field(pattern=phone.E164_PATTERN)
     agent_id: str | None = Field(default=None, min_length=1)
     mode: Mode | None = None
     dynamic_variables: dict[str, DynamicValue] | None = None

@@ -6,8 +6,11 @@ import re
 
 import phonenumbers
 
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-PREFIX = re.compile(r"^\+\d{1,14}$")
+# The E.164 shape of seed 003 (`^\+[1-9]\d{7,14}$`), with ASCII digits spelled out:
+# Python's and pydantic's `\d` also match other scripts' digits, such as "٤".
+E164_PATTERN = r"^\+[1-9][0-9]{7,14}$"
+E164 = re.compile(E164_PATTERN)
+PREFIX = re.compile(r"^\+[0-9]{1,14}$")
 
 # What carriers and Twilio put in `From` when caller ID is withheld: words, and the
 # numbers that spell them on a keypad (ANONYMOUS, RESTRICTED, UNAVAILABLE, ...).

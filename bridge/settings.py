@@ -7,7 +7,6 @@ never shows them.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ DEFAULT_DATABASE_URL = "sqlite:///./callbridge.sqlite3"
 DEFAULT_INBOUND_DEADLINE = 5.0
 MAX_INBOUND_DEADLINE = 12.0
 
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+E164 = phone.E164
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

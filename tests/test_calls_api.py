@@ -91,6 +91,7 @@ def test_the_api_needs_the_bearer_token(
     [
         ({}, ["to"]),
         ({"to": "4155550123"}, ["to"]),
+        ({"to": "+1\u0664\u0661\u06655550123"}, ["to"]),
         ({"to": CALLEE, "mode": "fax"}, ["mode"]),
         ({"to": CALLEE, "colour": "blue"}, ["colour"]),
         ({"to": CALLEE, "ring_timeout": 2}, ["ring_timeout"]),

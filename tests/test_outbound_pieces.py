@@ -33,6 +33,7 @@ POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
         ("+19005550100", ("US",), "+19005550100 is a premium-rate number"),
         ("+448712345678", ("GB",), "+448712345678 is a premium-rate number"),
         ("+34901123456", ("ES",), "+34901123456 is a shared-cost number"),
+        ("+447012345678", ("GB",), "+447012345678 is a personal (follow-me) number"),
         ("+33899123456", ("FR",), "+33899123456 is a premium-rate number"),
         ("+15551234567", ("US",), "+15551234567 is not a valid phone number"),
         ("+14155550100", (), "no destination country is allowed"),

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge import phone
 from bridge.campaign.errors import CampaignError
 from bridge.campaign.ledger import Result
 
 PHONE_COLUMN = "phone"
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+E164 = phone.E164
 
 
 @dataclass(frozen=True)
