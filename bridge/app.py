@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
@@ -164,7 +165,12 @@ def create_app(
     app.state.twilio = twilio
     app.state.database = database
     app.state.dialer = dialer
-    app.state.idempotency = IdempotencyKeys(database)
+    app.state.idempotency = IdempotencyKeys(
+        database,
+        key=hashlib.sha256(
+            b"callbridge idempotency " + settings.bridge_api_token.reveal().encode()
+        ).digest(),
+    )
     app.state.outbound_answerer = outbound_answerer
     return app
 

@@ -19,7 +19,7 @@ from bridge.auth import refuse_unless_authorized
 from bridge.calllog import logfmt
 from bridge.client_data import field_errors
 from bridge.destinations import destination_problem
-from bridge.idempotency import IdempotencyKeys, KeyConflict, request_hash
+from bridge.idempotency import IdempotencyKeys, KeyConflict
 from bridge.inbound import TRANSFER_STEP
 from bridge.outbound import Dialer, NotPlaced, OutboundRequest
 from bridge.settings import Settings
@@ -72,7 +72,7 @@ async def create_call(request: Request) -> Response:
                 {"error": "Idempotency-Key must be 1 to 255 characters."}, status_code=400
             )
         try:
-            replay = await keys.begin("calls", key, request_hash("calls", data))
+            replay = await keys.begin("calls", key, keys.fingerprint("calls", data))
         except KeyConflict as conflict:
             return JSONResponse({"error": conflict.message}, status_code=conflict.status)
         if replay is not None:

@@ -9,6 +9,7 @@ database so that every worker process and restart sees them.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,17 +38,27 @@ class KeyConflict(Exception):
         self.message = message
 
 
-def request_hash(scope: str, body: Any) -> str:
+def request_hash(scope: str, body: Any, key: bytes = b"") -> str:
+    """A keyed fingerprint of the request: with a server-side key, the stored value
+    does not let someone who can read the database guess `secret__` variables."""
     canonical = json.dumps([scope, body], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 class IdempotencyKeys:
     def __init__(
-        self, database: Database, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        database: Database,
+        *,
+        key: bytes = b"",
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database = database
+        self.key = key
         self.now = now
+
+    def fingerprint(self, scope: str, body: Any) -> str:
+        return request_hash(scope, body, self.key)
 
     async def begin(self, scope: str, key: str, fingerprint: str) -> Replay | None:
         """None: go ahead (the key is now held). A Replay: answer with it. Or KeyConflict."""

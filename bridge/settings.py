@@ -79,7 +79,10 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     port: int = 8000
     inbound_deadline: float = DEFAULT_INBOUND_DEADLINE
-    trust_forwarded_headers: bool = True
+    # Off by default: a forged X-Forwarded-Host could replay a webhook Twilio signed for
+    # another app of the same account. Behind uvicorn's --proxy-headers (the Procfile),
+    # the scheme is already right and Host is the public one on Heroku.
+    trust_forwarded_headers: bool = False
     skip_twilio_signature: bool = False
     upstream_max_connections: int = 500
     upstream_transport: str = "pooled"
@@ -111,7 +114,7 @@ class Settings:
             inbound_deadline=reader.number(
                 "INBOUND_DEADLINE_SECONDS", DEFAULT_INBOUND_DEADLINE, 0.5, MAX_INBOUND_DEADLINE
             ),
-            trust_forwarded_headers=reader.flag("TRUST_FORWARDED_HEADERS", True),
+            trust_forwarded_headers=reader.flag("TRUST_FORWARDED_HEADERS", False),
             skip_twilio_signature=reader.flag("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", False),
             upstream_max_connections=reader.integer(
                 "UPSTREAM_MAX_CONNECTIONS", 500, low=1, high=100_000
@@ -158,7 +161,11 @@ class Settings:
         if not self.public_base_url:
             notes.append(
                 "PUBLIC_BASE_URL is not set: signatures are checked against the request URL"
-                + (" rebuilt from X-Forwarded-Proto/Host" if self.trust_forwarded_headers else "")
+                + (
+                    " rebuilt from X-Forwarded-Proto/Host"
+                    if self.trust_forwarded_headers
+                    else " (its Host header and scheme); set it to the public https origin"
+                )
             )
         elif not self.public_base_url.startswith("https://"):
             notes.append("PUBLIC_BASE_URL is not https: Twilio should call the bridge over TLS")

@@ -33,7 +33,7 @@ FULL_ENV = {
     "DATABASE_URL": "postgresql://127.0.0.1:5432/test",
     "PORT": "5000",
     "INBOUND_DEADLINE_SECONDS": "3.5",
-    "TRUST_FORWARDED_HEADERS": "false",
+    "TRUST_FORWARDED_HEADERS": "true",
     "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE": "yes",
     "UPSTREAM_MAX_CONNECTIONS": "50",
     "LOG_LEVEL": "debug",
@@ -62,7 +62,7 @@ def test_defaults_from_an_empty_environment() -> None:
     assert settings.database_url == "sqlite:///./callbridge.sqlite3"
     assert settings.port == 8000
     assert settings.inbound_deadline == 5.0
-    assert settings.trust_forwarded_headers is True
+    assert settings.trust_forwarded_headers is False
     assert settings.skip_twilio_signature is False
     assert settings.routes_file is None
     assert settings.log_level == "INFO"
@@ -89,7 +89,7 @@ def test_every_variable_is_read() -> None:
     assert settings.database_url == "postgresql://127.0.0.1:5432/test"
     assert settings.port == 5000
     assert settings.inbound_deadline == 3.5
-    assert settings.trust_forwarded_headers is False
+    assert settings.trust_forwarded_headers is True
     assert settings.skip_twilio_signature is True
     assert settings.upstream_max_connections == 50
     assert settings.log_level == "DEBUG"
@@ -246,7 +246,7 @@ def test_missing_lists_what_is_not_configured() -> None:
         "PUBLIC_BASE_URL",
         "BRIDGE_API_TOKEN",
     ]
-    assert "X-Forwarded-Proto/Host" in notes[3]
+    assert "public https origin" in notes[3]
 
 
 @pytest.mark.parametrize(

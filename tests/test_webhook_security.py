@@ -132,7 +132,8 @@ def test_signed_inbound_call_gets_agent_twiml(client: TestClient, upstream: Upst
 
 
 def test_signed_behind_proxy_with_forwarded_headers(upstream: Upstream) -> None:
-    app = create_app(make_settings(public_base_url=""), transport=upstream.transport)
+    settings = make_settings(public_base_url="", trust_forwarded_headers=True)
+    app = create_app(settings, transport=upstream.transport)
     proxy = {"x-forwarded-proto": "https", "x-forwarded-host": "bridge.example.com"}
     with TestClient(app, base_url="http://internal:8000") as client:
         accepted = post(client, signed_url=INBOUND_URL, headers=proxy)
