@@ -22,6 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from bridge.storage import Database, idempotency_keys
 
 TTL = timedelta(hours=24)
+# A request holds its key this long at most; placing a call takes seconds.
+LEASE = timedelta(minutes=2)
+ABANDONED_STATUS = 500
+ABANDONED = {
+    "error": "The bridge stopped while handling the first request with this "
+    "Idempotency-Key; the call may have been placed.",
+    "placed": "unknown",
+}
 MAX_KEY_LENGTH = 255
 
 
@@ -94,9 +102,14 @@ class IdempotencyKeys:
                     422, "This Idempotency-Key was already used with a different request."
                 )
             if row.state != "done":
-                raise KeyConflict(
-                    409, "A request with this Idempotency-Key is still being processed."
-                )
+                if _aware(row.created_at) + LEASE > now:
+                    raise KeyConflict(
+                        409, "A request with this Idempotency-Key is still being processed."
+                    )
+                # The worker holding it died mid-request: what it did is unknown, and
+                # every retry gets that answer rather than a second attempt.
+                await self.finish(scope, key, ABANDONED_STATUS, ABANDONED)
+                return Replay(status=ABANDONED_STATUS, body=ABANDONED)
             return Replay(status=row.response_status, body=row.response_body)
         raise KeyConflict(409, "This Idempotency-Key is busy; try again.")
 

@@ -207,3 +207,22 @@ def test_allowed_countries(env: dict[str, str], allowed: tuple[str, ...]) -> Non
 def test_unknown_allowed_country_is_a_settings_error() -> None:
     with pytest.raises(SettingsError, match="OUTBOUND_ALLOWED_COUNTRIES: XX"):
         Settings.from_env({"OUTBOUND_ALLOWED_COUNTRIES": "US,XX"})
+
+
+@pytest.mark.anyio
+async def test_a_key_abandoned_by_a_dead_worker_answers_unknown_after_its_lease(
+    keys: IdempotencyKeys,
+) -> None:
+    key = uuid.uuid4().hex
+    fingerprint = request_hash("calls", {"to": "+14155550100"})
+    start = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    keys.now = lambda: start
+    assert await keys.begin("calls", key, fingerprint) is None  # ...and the worker dies
+    keys.now = lambda: start + timedelta(seconds=30)
+    with pytest.raises(KeyConflict) as busy:
+        await keys.begin("calls", key, fingerprint)
+    assert busy.value.status == 409
+    keys.now = lambda: start + timedelta(minutes=3)
+    replay = await keys.begin("calls", key, fingerprint)
+    assert replay is not None and replay.status == 500
+    assert replay.body["placed"] == "unknown"
