@@ -23,6 +23,7 @@ from bridge.elevenlabs_api import ElevenLabsAPI
 from bridge.http import make_transport
 from bridge.idempotency import IdempotencyKeys
 from bridge.inbound import InboundBridge
+from bridge.migrate import NotMigrated, ensure_current
 from bridge.outbound import Dialer
 from bridge.outbound_answer import OutboundAnswerer
 from bridge.routing import RoutingTable, load_routes
@@ -124,6 +125,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        try:
+            await ensure_current(settings.database_url)
+        except NotMigrated as exc:
+            logger.error("refusing to start: %s", exc)
+            raise
         tune_garbage_collector()
         logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
         for note in settings.missing():

@@ -1,12 +1,10 @@
 """The database: SQLite by default, PostgreSQL in production (SQLAlchemy 2, async).
 
-Tables are created with `metadata.create_all` for now; the call log (a later
-issue) brings Alembic migrations.
+The tables below describe the schema for queries; Alembic migrations
+(bridge/migrations) create and change it.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from sqlalchemy import (
     JSON,
@@ -20,7 +18,6 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 metadata = MetaData()
@@ -98,36 +95,19 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
 
 
-async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-
-
 class Database:
-    """The engine, made and its tables created on first use.
+    """The engine, made on first use, so importing and building the app touch no disk.
 
-    Lazy so that a bridge that only answers inbound calls never touches the disk.
+    The schema comes from migrations (bridge.migrate); the app checks it at startup.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: AsyncEngine | None = None
-        self._ready = False
-        self._lock = asyncio.Lock()
 
     async def engine(self) -> AsyncEngine:
-        if self._ready and self._engine is not None:
-            return self._engine
-        async with self._lock:  # one creator per process
-            if self._engine is None:
-                self._engine = create_engine(self.url)
-            if not self._ready:
-                try:
-                    await create_tables(self._engine)
-                except DBAPIError:
-                    # Another process created them between our check and our CREATE.
-                    await create_tables(self._engine)
-                self._ready = True
+        if self._engine is None:
+            self._engine = create_engine(self.url)
         return self._engine
 
     async def dispose(self) -> None:

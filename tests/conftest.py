@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from alembic import command
+from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
 from bridge.fakes import FakeElevenLabs, FakeTwilio
+from bridge.migrate import alembic_config
 from bridge.settings import Secret, Settings
+from bridge.storage import create_engine
 
 AUTH_TOKEN = "test-twilio-auth-token"
 ELEVENLABS_KEY = "test-elevenlabs-key"
@@ -151,6 +156,63 @@ def sign(url: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:
     return signature
 
 
+def in_thread(work: Callable[[], object]) -> None:
+    """Run `work` in a thread of its own: it may start an event loop, even when the
+    caller is inside one (async tests)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def migrate_now(database_url: str) -> None:
+    """Bring a test database to the newest schema."""
+    in_thread(lambda: command.upgrade(alembic_config(database_url), "head"))
+
+
+@pytest.fixture(scope="session")
+def migrated_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working directory whose default database (./callbridge.sqlite3) is migrated."""
+    workdir = tmp_path_factory.mktemp("workdir")
+    migrate_now(f"sqlite:///{workdir / 'callbridge.sqlite3'}")
+    return workdir
+
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL test database (127.0.0.1:5432/test), emptied and migrated once."""
+
+    async def empty() -> None:
+        engine = create_engine(POSTGRES_URL)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    in_thread(lambda: asyncio.run(empty()))
+    migrate_now(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture(autouse=True)
+def in_migrated_workdir(migrated_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Apps built with default settings find a migrated SQLite file, and no test
+    # writes one into the repository.
+    monkeypatch.chdir(migrated_workdir)
+
+
 @pytest.fixture
 def fake_elevenlabs() -> Iterator[tuple[FakeElevenLabs, str]]:
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY)
@@ -198,4 +260,6 @@ def outbound_settings(tmp_path: Path, **changes: object) -> Settings:
         "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
     }
     values.update(changes)
-    return make_settings(**values)
+    settings = make_settings(**values)
+    migrate_now(settings.database_url)
+    return settings

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, free_port, running_server, sign, twilio_form
+from conftest import (
+    AUTH_TOKEN,
+    ELEVENLABS_KEY,
+    free_port,
+    migrate_now,
+    running_server,
+    sign,
+    twilio_form,
+)
 from defusedxml.ElementTree import fromstring
 
 from bridge.app import create_app
@@ -48,6 +56,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             bridge_api_token=Secret(API_TOKEN),
             database_url=f"sqlite:///{tmp_path / 'e2e.sqlite3'}",
         )
+        migrate_now(settings.database_url)
         with running_server(create_app(settings), port=port) as bridge_url:
             yield Stack(bridge_url, twilio, elevenlabs)
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import migrate_now
 from pydantic import ValidationError
 from sqlalchemy import text
 
@@ -19,8 +20,6 @@ from bridge.idempotency import IdempotencyKeys, KeyConflict, Replay, request_has
 from bridge.sealing import Sealer
 from bridge.settings import Settings, SettingsError
 from bridge.storage import Database, async_database_url
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.mark.parametrize(
@@ -120,8 +119,10 @@ def test_database_urls(url: str, expected: str) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
-    return POSTGRES_URL
+        url = f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
+        migrate_now(url)
+        return url
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

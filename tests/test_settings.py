@@ -331,7 +331,10 @@ def test_healthz_lists_problems_when_unconfigured() -> None:
 
 
 def test_healthz_never_shows_secrets() -> None:
-    settings = dataclasses.replace(full_settings(), routes_file=None)
+    # The migrated SQLite file of the test's working directory (see conftest).
+    settings = dataclasses.replace(
+        full_settings(), routes_file=None, database_url="sqlite:///./callbridge.sqlite3"
+    )
     app = create_app(settings, transport=httpx.MockTransport(no_network))
     with TestClient(app) as client:
         response = client.get("/healthz")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bridge import migrate
 from bridge.cli.errors import UsageError
 from bridge.settings import Settings
 
@@ -113,6 +114,8 @@ async def bridge_client(url: str | None, token: str | None) -> AsyncIterator[htt
                 # The command reports outcomes itself; keep the server's log lines out.
                 settings = dataclasses.replace(settings, log_level="ERROR")
             app = create_app(settings)
+            # In process, this command is the server: it brings the schema up to date.
+            await migrate.upgrade(settings.database_url)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),

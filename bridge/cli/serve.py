@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bridge.cli.db import upgrade_database
 from bridge.routing import RoutingTable, load_routes
 from bridge.settings import Settings
 
@@ -34,6 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  {'routing':<26} {table.source}: {len(table.rules)} rule(s)")
     for note in settings.missing():
         print(f"  ! {note}")
+    # No setup for a new user: the (local SQLite) database is brought up to date here.
+    print(f"  {'database schema':<26} {upgrade_database(settings)}")
     uvicorn.run(
         "bridge.app:app",
         host=args.host,

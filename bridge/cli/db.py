@@ -1,0 +1,39 @@
+"""`bridge db upgrade` and `bridge db current`: the database schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from bridge import migrate
+from bridge.settings import Settings
+
+
+def add_parser(commands: Any) -> None:
+    db = commands.add_parser("db", help="the database schema (DATABASE_URL)")
+    db_commands = db.add_subparsers(title="db commands")
+    upgrade = db_commands.add_parser("upgrade", help="migrate the database to the newest schema")
+    upgrade.set_defaults(handler=_upgrade)
+    current = db_commands.add_parser("current", help="show the schema revision and the newest")
+    current.set_defaults(handler=_current)
+
+
+def upgrade_database(settings: Settings) -> str:
+    asyncio.run(migrate.upgrade(settings.database_url))
+    return migrate.head_revision()
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    revision = upgrade_database(settings)
+    print(f"database at revision {revision} (the newest)")
+    return 0
+
+
+def _current(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    current = asyncio.run(migrate.current_revision(settings.database_url))
+    head = migrate.head_revision()
+    print(f"database: {current or 'no schema'}; newest: {head}")
+    return 0 if current == head else 1
