@@ -241,8 +241,11 @@ def start_bridge(
     extra: Sequence[str] = (),
 ) -> Server:
     port = free_port()
+    # A fresh database per bridge, migrated first: the bridge refuses an unmigrated one.
+    database = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "bench.sqlite3"
     env = child_env(
         {
+            "DATABASE_URL": f"sqlite:///{database}",
             "ELEVENLABS_API_KEY": API_KEY,
             "ELEVENLABS_AGENT_ID": AGENT_ID,
             "ELEVENLABS_API_BASE": f"http://{HOST}:{upstream_port}",
@@ -253,6 +256,13 @@ def start_bridge(
             "UPSTREAM_MAX_CONNECTIONS": str(max(500, concurrency)),
             "UPSTREAM_TRANSPORT": transport,
         }
+    )
+    subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=60,
     )
     if workers > 1:
         extra = ["--workers", str(workers), *extra]

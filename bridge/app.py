@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import ai_caller_api, calls_api, webhooks
+from bridge.call_records import CallRecords
 from bridge.elevenlabs import ElevenLabsClient
 from bridge.elevenlabs_api import ElevenLabsAPI
 from bridge.http import make_transport
@@ -178,6 +179,7 @@ def create_app(
         ).digest(),
     )
     app.state.outbound_answerer = outbound_answerer
+    app.state.call_records = CallRecords(database)
     return app
 
 

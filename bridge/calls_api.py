@@ -16,6 +16,7 @@ import twiml
 from bridge import json_body, phone
 from bridge.actions import DIAL_COMPLETE_PATH
 from bridge.auth import refuse_unless_authorized
+from bridge.call_records import CallRecords
 from bridge.calllog import logfmt
 from bridge.client_data import field_errors
 from bridge.destinations import destination_problem
@@ -99,6 +100,12 @@ async def create_call(request: Request) -> Response:
         raise
     if key is not None:
         await keys.finish("calls", key, 201, placed)
+    records: CallRecords = request.app.state.call_records
+    try:
+        await records.record_placed(placed, idempotency_key=key)
+    except Exception:
+        # The call is placed whatever the log says: report it, and say why it is missing.
+        logger.exception("event=call_log_failed call_sid=%s", placed.get("call_sid"))
     _log("call_placed", to=call.to, mode=placed["mode"], call_sid=placed.get("call_sid"))
     return JSONResponse(placed, status_code=201)
 

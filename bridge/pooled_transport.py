@@ -142,11 +142,15 @@ class PooledTransport(httpx.AsyncBaseTransport):
         origin: Origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         raw = _serialize(request, await request.aread())
-        try:
-            async with asyncio.timeout(timeouts.get("pool")):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free connection in time") from None
+        if self._slots.locked():
+            # Only a wait needs a timer; the usual case takes a free slot at once.
+            try:
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free connection in time") from None
+        else:
+            await self._slots.acquire()
         try:
             connection = self._take_idle(origin) or await self._connect(
                 origin, timeouts.get("connect")

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -50,6 +51,47 @@ pending_calls = Table(
     Column("on_machine", String(16), nullable=False),
     Column("machine_message", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("call_sid", String(64), unique=True),
+    Column("conversation_id", String(128), index=True),
+    Column("sip_call_id", String(128)),
+    Column("direction", String(16), nullable=False),
+    Column("from_number", String(64)),
+    Column("to_number", String(64)),
+    Column("rule", String(100)),
+    Column("action", String(32)),
+    Column("agent_id", String(255)),
+    Column("mode", String(16)),
+    Column("outcome", String(16)),
+    # Twilio's status; it never moves backwards (status_rank, then status_sequence).
+    Column("status", String(32), index=True),
+    Column("status_rank", Integer, nullable=False, server_default="0"),
+    Column("status_sequence", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("duration", Integer),
+    Column("answered_by", String(32)),
+    Column("error", Text),
+    Column("idempotency_key", String(255)),
+)
+
+# Append-only: what happened to a call, in order. `dedupe_key` makes replays no-ops.
+call_events = Table(
+    "call_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(32), ForeignKey("calls.id"), index=True),
+    Column("kind", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("dedupe_key", String(255), unique=True),
+    Column("data", JSON),
 )
 
 

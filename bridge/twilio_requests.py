@@ -47,7 +47,15 @@ class Rejected(Exception):
         self.message = message
 
 
-Handler = Callable[[Webhook], Awaitable[str]]
+@dataclass(frozen=True)
+class Reply:
+    """TwiML to answer with, and work to do once Twilio has it (the call log)."""
+
+    twiml: str
+    after: Callable[[], Awaitable[None]] | None = None
+
+
+Handler = Callable[[Webhook], Awaitable[str | Reply]]
 
 
 class TwilioWebhook:
@@ -67,8 +75,16 @@ class TwilioWebhook:
             await _send(send, rejected.status, b"text/plain; charset=utf-8", rejected.message)
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        twiml = await self.handler(Webhook(form=form, query=query, state=state))
-        await _send(send, 200, b"text/xml; charset=utf-8", twiml)
+        reply = await self.handler(Webhook(form=form, query=query, state=state))
+        if isinstance(reply, str):
+            reply = Reply(reply)
+        await _send(send, 200, b"text/xml; charset=utf-8", reply.twiml)
+        if reply.after is not None:
+            # After the response: the caller is never kept waiting on the database.
+            try:
+                await reply.after()
+            except Exception:
+                logger.exception("event=after_reply_failed path=%s", scope["path"])
 
 
 async def verified_form(scope: Scope, receive: Receive, settings: Settings) -> Form:

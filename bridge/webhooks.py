@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import twiml
+from bridge.call_records import CallRecords
 from bridge.calllog import log_answer, logfmt
 from bridge.calls import Call
 from bridge.inbound import Answer, InboundBridge
 from bridge.outbound_answer import OUTBOUND_FALLBACK, OutboundAnswerer
-from bridge.twilio_requests import TwilioWebhook, Webhook
+from bridge.twilio_requests import Reply, TwilioWebhook, Webhook
 
 logger = logging.getLogger(__name__)
 
@@ -22,15 +23,28 @@ ANSWER_SLACK = 2.0
 EMPTY_RESPONSE = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
-async def _inbound(webhook: Webhook) -> str:
+async def _inbound(webhook: Webhook) -> Reply:
     bridge: InboundBridge = webhook.state.inbound
     call = Call.from_form(webhook.form.multi_items())
     answer = await _guarded(bridge.answer(call), call, bridge, "inbound")
     log_answer(call, answer)
-    return answer.twiml
+    # Not in the call log yet: one database write per call here halved throughput in
+    # benchmarks/inbound_load.py (SQLite, 200 calls in flight); it needs batching.
+    return Reply(answer.twiml)
 
 
-async def _dial_complete(webhook: Webhook) -> str:
+def _recorded(
+    webhook: Webhook, call: Call, answer: Answer, kind: str
+) -> Callable[[], Awaitable[None]]:
+    records: CallRecords = webhook.state.call_records
+
+    async def record() -> None:
+        await records.record_answer(call, answer, kind=kind)
+
+    return record
+
+
+async def _dial_complete(webhook: Webhook) -> Reply:
     bridge: InboundBridge = webhook.state.inbound
     call = Call.from_form(webhook.form.multi_items())
     status = webhook.form.get("DialCallStatus")
@@ -41,7 +55,7 @@ async def _dial_complete(webhook: Webhook) -> str:
         "dial_complete",
     )
     log_answer(call, answer, event=f"dial_complete dial_status={status or '-'}")
-    return answer.twiml
+    return Reply(answer.twiml, _recorded(webhook, call, answer, "dial_complete"))
 
 
 async def _voicemail_complete(webhook: Webhook) -> str:
@@ -81,7 +95,7 @@ async def _guarded(
         return bridge.last_resort("internal_error")
 
 
-async def _outbound_answer(webhook: Webhook) -> str:
+async def _outbound_answer(webhook: Webhook) -> Reply:
     answerer: OutboundAnswerer = webhook.state.outbound_answerer
     form = webhook.form
     call = Call.from_form(form.multi_items())
@@ -108,7 +122,7 @@ async def _outbound_answer(webhook: Webhook) -> str:
             reason="internal_error",
         )
     log_answer(call, answer, event=f"outbound_answer answered_by={form.get('AnsweredBy') or '-'}")
-    return answer.twiml
+    return Reply(answer.twiml, _recorded(webhook, call, answer, "outbound_answer"))
 
 
 async def _status(webhook: Webhook) -> str:
@@ -127,6 +141,9 @@ async def _status(webhook: Webhook) -> str:
         )
     )
     answerer: OutboundAnswerer = webhook.state.outbound_answerer
+    records: CallRecords = webhook.state.call_records
+    # Stored before the 200: Twilio retries a status callback that failed.
+    await records.record_status({name: form.get(name) for name in form})
     try:
         await answerer.forget(form.get("CallSid"), status)
     except Exception:

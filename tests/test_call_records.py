@@ -1,0 +1,137 @@
+"""The call log on SQLite and PostgreSQL: records, events, out-of-order and duplicate
+status callbacks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import migrate_now
+from sqlalchemy import select
+
+from bridge.call_records import CallRecords
+from bridge.calls import Call
+from bridge.inbound import Answer
+from bridge.storage import Database, call_events, calls
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallRecords]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
+        migrate_now(url)
+    else:
+        url = request.getfixturevalue("postgres_url")
+    database = Database(url)
+    yield CallRecords(database)
+    await database.dispose()
+
+
+def new_sid() -> str:
+    return "CA" + uuid.uuid4().hex
+
+
+async def row(records: CallRecords, sid: str) -> Any:
+    engine = await records.database.engine()
+    async with engine.connect() as connection:
+        return (await connection.execute(select(calls).where(calls.c.call_sid == sid))).one()
+
+
+async def events(records: CallRecords, call_id: str) -> list[Any]:
+    engine = await records.database.engine()
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            select(call_events).where(call_events.c.call_id == call_id).order_by(call_events.c.id)
+        )
+        return list(result)
+
+
+async def test_an_inbound_answer_is_recorded(records: CallRecords) -> None:
+    sid = new_sid()
+    call = Call(call_sid=sid, from_number="+14155550123", to_number="+14155550100")
+    answer = Answer(
+        "<Response/>",
+        rule="vip",
+        action="agent",
+        outcome="connected",
+        agent_id="agent_vip",
+        upstream_status=200,
+        upstream_latency=0.151,
+        attempts=1,
+        conversation_id="conv_1",
+    )
+    await records.record_answer(call, answer, kind="inbound")
+    record = await row(records, sid)
+    assert (record.direction, record.rule, record.action, record.outcome) == (
+        "inbound",
+        "vip",
+        "agent",
+        "connected",
+    )
+    assert (record.agent_id, record.conversation_id) == ("agent_vip", "conv_1")
+    (event,) = await events(records, record.id)
+    assert event.kind == "inbound"
+    assert event.data["upstream_ms"] == 151.0 and event.data["upstream_status"] == 200
+
+
+STATUS_ORDERS = [
+    pytest.param(["initiated", "ringing", "in-progress", "completed"], id="in-order"),
+    pytest.param(["ringing", "completed", "in-progress", "initiated"], id="shuffled"),
+    pytest.param(["completed", "completed", "ringing", "ringing"], id="duplicates"),
+]
+SEQUENCE = {"initiated": 0, "ringing": 1, "in-progress": 2, "completed": 3}
+
+
+@pytest.mark.parametrize("order", STATUS_ORDERS)
+async def test_status_never_moves_backwards(records: CallRecords, order: list[str]) -> None:
+    sid = new_sid()
+    fresh = []
+    for status in order:
+        form = {
+            "CallSid": sid,
+            "CallStatus": status,
+            "SequenceNumber": str(SEQUENCE[status]),
+            "Direction": "outbound-api",
+            "To": "+14155550123",
+        }
+        if status == "completed":
+            form["CallDuration"] = "42"
+        fresh.append(await records.record_status(form))
+    record = await row(records, sid)
+    assert record.status == "completed"
+    assert record.duration == 42 and record.ended_at is not None
+    stored = await events(records, record.id)
+    assert len(stored) == len(set(order)) == fresh.count(True)
+
+
+async def test_a_placed_call_then_its_callbacks_share_one_record(records: CallRecords) -> None:
+    sid = new_sid()
+    await records.record_placed(
+        {
+            "mode": "twilio",
+            "to": "+14155550123",
+            "agent_id": "a",
+            "call_sid": sid,
+            "status": "queued",
+        },
+        idempotency_key="k1",
+    )
+    await records.record_status({"CallSid": sid, "CallStatus": "ringing", "SequenceNumber": "1"})
+    record = await row(records, sid)
+    assert (record.direction, record.mode, record.idempotency_key, record.status) == (
+        "outbound",
+        "twilio",
+        "k1",
+        "ringing",
+    )
+    assert [event.kind for event in await events(records, record.id)] == ["placed", "status"]
