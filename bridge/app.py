@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import ai_caller_api, calls_api, webhooks
+from bridge.call_log_writer import CallLogWriter
 from bridge.call_records import CallRecords
 from bridge.elevenlabs import ElevenLabsClient
 from bridge.elevenlabs_api import ElevenLabsAPI
@@ -114,6 +115,7 @@ def create_app(
     outbound_answerer = OutboundAnswerer(
         database=database, sealer=sealer, elevenlabs=elevenlabs, deadline=settings.inbound_deadline
     )
+    call_log_writer = CallLogWriter(database)
     inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
     inbound = InboundBridge(
         table=table,
@@ -131,6 +133,7 @@ def create_app(
         except NotMigrated as exc:
             logger.error("refusing to start: %s", exc)
             raise
+        call_log_writer.start()
         tune_garbage_collector()
         logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
         for note in settings.missing():
@@ -143,6 +146,7 @@ def create_app(
         finally:
             if elevenlabs_api is not None:
                 await elevenlabs_api.aclose()
+            await call_log_writer.stop()
             if twilio is not None:
                 await twilio.aclose()
             await transport.aclose()
@@ -180,6 +184,7 @@ def create_app(
     )
     app.state.outbound_answerer = outbound_answerer
     app.state.call_records = CallRecords(database)
+    app.state.call_log_writer = call_log_writer
     return app
 
 

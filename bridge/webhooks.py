@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import twiml
+from bridge.call_log_writer import CallLogWriter
 from bridge.call_records import CallRecords
 from bridge.calllog import log_answer, logfmt
 from bridge.calls import Call
@@ -28,8 +29,9 @@ async def _inbound(webhook: Webhook) -> Reply:
     call = Call.from_form(webhook.form.multi_items())
     answer = await _guarded(bridge.answer(call), call, bridge, "inbound")
     log_answer(call, answer)
-    # Not in the call log yet: one database write per call here halved throughput in
-    # benchmarks/inbound_load.py (SQLite, 200 calls in flight); it needs batching.
+    # Batched: a database write per call here halved throughput (benchmarks/README.md).
+    writer: CallLogWriter = webhook.state.call_log_writer
+    writer.add(call, answer)
     return Reply(answer.twiml)
 
 

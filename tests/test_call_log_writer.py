@@ -1,0 +1,113 @@
+"""Inbound calls reach the call log in batches, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import PUBLIC, make_settings, migrate_now, sign, twilio_form
+from sqlalchemy import create_engine, func, select, text
+from starlette.testclient import TestClient
+
+from bridge.app import create_app
+from bridge.call_log_writer import CallLogWriter
+from bridge.calls import Call
+from bridge.fakes import FakeElevenLabs
+from bridge.inbound import Answer
+from bridge.storage import Database, call_events, calls
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def writer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallLogWriter]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
+        migrate_now(url)
+    else:
+        url = request.getfixturevalue("postgres_url")
+    database = Database(url)
+    yield CallLogWriter(database)
+    await database.dispose()
+
+
+def answer(outcome: str = "connected") -> Answer:
+    return Answer(
+        "<Response/>",
+        rule="default",
+        action="agent",
+        outcome=outcome,
+        agent_id="agent_a",
+        upstream_status=200,
+        upstream_latency=0.15,
+        attempts=1,
+        conversation_id="conv_x",
+    )
+
+
+@pytest.mark.anyio
+async def test_a_batch_is_written_in_one_flush(writer: CallLogWriter) -> None:
+    sids = ["CA" + uuid.uuid4().hex for _ in range(50)]
+    for sid in sids:
+        writer.add(
+            Call(call_sid=sid, from_number="+14155550123", to_number="+14155550100"), answer()
+        )
+    # A retried webhook for the first call: one record, two events.
+    writer.add(
+        Call(call_sid=sids[0], from_number="+14155550123", to_number="+14155550100"),
+        answer("fallback"),
+    )
+    assert await writer.flush() == 51
+    engine = await writer.database.engine()
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(
+                select(func.count()).select_from(calls).where(calls.c.call_sid.in_(sids))
+            )
+        ).scalar()
+        first = (await connection.execute(select(calls).where(calls.c.call_sid == sids[0]))).one()
+        first_events = (
+            (
+                await connection.execute(
+                    select(call_events.c.data).where(call_events.c.call_id == first.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert stored == 50
+    assert (first.direction, first.outcome, first.agent_id) == ("inbound", "connected", "agent_a")
+    assert sorted(event["outcome"] for event in first_events) == ["connected", "fallback"]
+    assert await writer.flush() == 0
+
+
+def test_calls_answered_by_the_server_are_in_the_log_after_shutdown(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
+    migrate_now(url)
+    fake = FakeElevenLabs(api_key="test-elevenlabs-key")
+    app = create_app(make_settings(database_url=url), transport=httpx.ASGITransport(app=fake.app))
+    sids = ["CA" + uuid.uuid4().hex for _ in range(3)]
+    with TestClient(app) as client:
+        for sid in sids:
+            form = twilio_form(CallSid=sid)
+            response = client.post(
+                "/twilio/inbound",
+                data=form,
+                headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/inbound", form)},
+            )
+            assert response.status_code == 200
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT call_sid, rule, outcome, conversation_id FROM calls")
+        ).all()
+    engine.dispose()
+    assert sorted(row.call_sid for row in rows) == sorted(sids)
+    assert {row.outcome for row in rows} == {"connected"}
+    assert all(row.conversation_id.startswith("conv_") for row in rows)
