@@ -89,6 +89,8 @@ class Settings:
     log_level: str = "INFO"
     # Empty: the country of TWILIO_PHONE_NUMBER (see allowed_countries).
     outbound_allowed_countries: tuple[str, ...] = ()
+    # Where post-call audio from ElevenLabs is written (use persistent storage).
+    call_audio_dir: Path = Path("call-audio")
     # Signs the seed-003 session cookie; empty: derived from BRIDGE_API_TOKEN.
     session_secret: Secret = field(default_factory=lambda: Secret(""))
 
@@ -125,6 +127,7 @@ class Settings:
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             outbound_allowed_countries=reader.regions("OUTBOUND_ALLOWED_COUNTRIES"),
             session_secret=reader.secret("SESSION_SECRET"),
+            call_audio_dir=reader.path("CALL_AUDIO_DIR") or Path("call-audio"),
         )
         if reader.problems:
             raise SettingsError(reader.problems)

@@ -80,6 +80,15 @@ calls = Table(
     Column("answered_by", String(32)),
     Column("error", Text),
     Column("idempotency_key", String(255)),
+    # From ElevenLabs' post-call webhooks (bridge.elevenlabs_webhook).
+    Column("transcript", JSON),
+    Column("analysis", JSON),
+    Column("post_call_metadata", JSON),
+    Column("summary", Text),
+    Column("call_successful", String(16)),
+    Column("audio_path", Text),
+    Column("audio_bytes", Integer),
+    Column("audio_sha256", String(64)),
 )
 
 # Append-only: what happened to a call, in order. `dedupe_key` makes replays no-ops.
@@ -92,6 +101,8 @@ call_events = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("dedupe_key", String(255), unique=True),
     Column("data", JSON),
+    # Set for ElevenLabs webhooks, so events of a conversation not matched yet are found.
+    Column("conversation_id", String(128), index=True),
 )
 
 

@@ -1,0 +1,344 @@
+"""ElevenLabs post-call webhooks on SQLite and PostgreSQL: signatures, each type,
+replays, unmatched conversations, audio files and secret__ variables."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_settings, migrate_now
+from sqlalchemy import insert, select, text
+from starlette.testclient import TestClient
+
+from bridge import elevenlabs_webhook
+from bridge.app import create_app
+from bridge.settings import Secret
+from bridge.storage import Database, call_events, calls
+from bridge.webhook_signature import HEADER, sign
+
+SECRET = "wsec_test_current"
+OLD_SECRET = "wsec_test_previous"
+URL = "/elevenlabs/webhook"
+
+
+@dataclass
+class Bridge:
+    client: TestClient
+    database: Database
+
+    def run(self, query: Any) -> list[Any]:
+        async def go() -> list[Any]:
+            engine = await self.database.engine()
+            async with engine.begin() as connection:
+                result = await connection.execute(query)
+                return list(result) if result.returns_rows else []
+
+        return self.client.portal.call(go)  # type: ignore[union-attr]
+
+    def add_call(self, **values: Any) -> str:
+        call_id = uuid.uuid4().hex
+        self.run(
+            insert(calls).values(
+                id=call_id, direction="inbound", created_at=datetime.now(UTC), **values
+            )
+        )
+        return call_id
+
+    def call(self, call_id: str) -> Any:
+        (row,) = self.run(select(calls).where(calls.c.id == call_id))
+        return row
+
+    def events(self, conversation_id: str) -> list[Any]:
+        return self.run(
+            select(call_events)
+            .where(call_events.c.dedupe_key.like(f"elevenlabs:%:{conversation_id}:%"))
+            .order_by(call_events.c.id)
+        )
+
+    def post(
+        self,
+        payload: dict[str, Any],
+        *,
+        secret: str = SECRET,
+        stamp: int | None = None,
+        body: bytes | None = None,
+        header: str | None = "",
+    ) -> Any:
+        raw = json.dumps(payload).encode()
+        if header == "":
+            header = sign(raw, secret, int(time.time()) if stamp is None else stamp)
+        headers = {HEADER: header} if header is not None else {}
+        return self.client.post(URL, content=raw if body is None else body, headers=headers)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def bridge(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Bridge]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hooks.sqlite3'}"
+        migrate_now(url)
+    else:
+        url = request.getfixturevalue("postgres_url")
+    settings = make_settings(
+        database_url=url,
+        elevenlabs_webhook_secret=Secret(f"{SECRET},{OLD_SECRET}"),
+        call_audio_dir=tmp_path / "audio",
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield Bridge(client, app.state.database)
+
+
+def new_ids() -> tuple[str, str]:
+    return f"conv_{uuid.uuid4().hex}", "CA" + uuid.uuid4().hex
+
+
+def transcription(conversation_id: str, call_sid: str, stamp: int = 1739537297) -> dict[str, Any]:
+    return {
+        "type": "post_call_transcription",
+        "event_timestamp": stamp,
+        "data": {
+            "agent_id": "agent_default",
+            "conversation_id": conversation_id,
+            "status": "done",
+            "transcript": [
+                {"role": "agent", "message": "Hello, how can I help?", "time_in_call_secs": 0},
+                {"role": "user", "message": "Opening hours?", "time_in_call_secs": 3},
+            ],
+            "metadata": {
+                "start_time_unix_secs": 1739537255,
+                "call_duration_secs": 42,
+                "cost": 310,
+                "termination_reason": "end_call tool was called.",
+                "phone_call": {
+                    "direction": "inbound",
+                    "phone_number_id": "phnum_1",
+                    "agent_number": "+14155550100",
+                    "external_number": "+14155550123",
+                    "type": "twilio",
+                    "stream_sid": "MZ" + "0" * 32,
+                    "call_sid": call_sid,
+                },
+            },
+            "analysis": {
+                "call_successful": "success",
+                "transcript_summary": "The caller asked for the opening hours.",
+                "data_collection_results": {"topic": {"value": "hours"}},
+                "evaluation_criteria_results": {},
+            },
+            "conversation_initiation_client_data": {
+                "dynamic_variables": {
+                    "customer_name": "Ada",
+                    "secret__crm_token": "do-not-store-me",
+                    "system__call_sid": call_sid,
+                }
+            },
+        },
+    }
+
+
+def audio(conversation_id: str, mp3: bytes) -> dict[str, Any]:
+    return {
+        "type": "post_call_audio",
+        "event_timestamp": 1739537300,
+        "data": {
+            "agent_id": "agent_default",
+            "conversation_id": conversation_id,
+            "full_audio": base64.b64encode(mp3).decode(),
+        },
+    }
+
+
+def failure(conversation_id: str, call_sid: str, **reason: str) -> dict[str, Any]:
+    return {
+        "type": "call_initiation_failure",
+        "event_timestamp": 1739537310,
+        "data": {
+            "agent_id": "agent_default",
+            "conversation_id": conversation_id,
+            **reason,
+            "metadata": {"type": "twilio", "body": {"CallSid": call_sid, "CallStatus": "busy"}},
+        },
+    }
+
+
+NOW = int(time.time())
+SIGNATURES = [
+    pytest.param({}, 200, None, id="valid"),
+    pytest.param({"secret": OLD_SECRET}, 200, None, id="rotated-old-secret"),
+    pytest.param({"secret": "someone-else"}, 401, "does not match", id="wrong-secret"),
+    pytest.param({"body": b'{"type":"tampered"}'}, 401, "does not match", id="tampered"),
+    pytest.param({"stamp": NOW - 3600}, 401, "too old", id="stale"),
+    pytest.param({"stamp": NOW + 3600}, 401, "in the future", id="future"),
+    pytest.param({"header": None}, 401, "Missing", id="missing-header"),
+    pytest.param({"header": "t=1,v0=zz"}, 401, "Malformed", id="malformed-header"),
+]
+
+
+@pytest.mark.parametrize(("change", "status", "reason"), SIGNATURES)
+def test_signatures(
+    bridge: Bridge, change: dict[str, Any], status: int, reason: str | None
+) -> None:
+    conversation_id, sid = new_ids()
+    response = bridge.post(transcription(conversation_id, sid), **change)
+    assert response.status_code == status
+    assert len(bridge.events(conversation_id)) == (1 if status == 200 else 0)
+    if reason:
+        assert reason in response.json()["error"]
+        assert SECRET not in response.text and OLD_SECRET not in response.text
+
+
+def test_no_secret_configured_is_503(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    migrate_now(url)
+    app = create_app(make_settings(database_url=url))
+    with TestClient(app) as client:
+        response = client.post(URL, content=b"{}", headers={HEADER: sign(b"{}", "x", NOW)})
+    assert (response.status_code, response.json()) == (
+        503,
+        {"error": "ELEVENLABS_WEBHOOK_SECRET is not set"},
+    )
+
+
+def test_signed_garbage_is_400(bridge: Bridge) -> None:
+    body = b"not json"
+    response = bridge.client.post(URL, content=body, headers={HEADER: sign(body, SECRET, NOW)})
+    assert response.status_code == 400
+
+
+def test_oversized_body_is_413(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(elevenlabs_webhook, "MAX_BODY_BYTES", 100)
+    conversation_id, sid = new_ids()
+    assert bridge.post(transcription(conversation_id, sid)).status_code == 413
+    assert bridge.events(conversation_id) == []
+
+
+@pytest.mark.parametrize("match", ["conversation_id", "call_sid"])
+def test_transcription_lands_on_the_call(bridge: Bridge, match: str) -> None:
+    conversation_id, sid = new_ids()
+    call_id = bridge.add_call(
+        call_sid=sid, conversation_id=conversation_id if match == "conversation_id" else None
+    )
+    response = bridge.post(transcription(conversation_id, sid))
+    assert response.json() == {"received": True, "duplicate": False}
+    call = bridge.call(call_id)
+    assert call.conversation_id == conversation_id
+    assert [turn["role"] for turn in call.transcript] == ["agent", "user"]
+    assert call.analysis["data_collection_results"] == {"topic": {"value": "hours"}}
+    assert call.summary == "The caller asked for the opening hours."
+    assert call.call_successful == "success"
+    metadata = call.post_call_metadata
+    assert (metadata["call_duration_secs"], metadata["cost"]) == (42, 310)
+    assert metadata["termination_reason"] == "end_call tool was called."
+    (event,) = bridge.events(conversation_id)
+    assert (event.call_id, event.kind) == (call_id, "elevenlabs:post_call_transcription")
+
+
+def test_secret_dynamic_variables_are_never_stored(bridge: Bridge) -> None:
+    conversation_id, sid = new_ids()
+    bridge.add_call(call_sid=sid, conversation_id=conversation_id)
+    bridge.post(transcription(conversation_id, sid))
+    (event,) = bridge.events(conversation_id)
+    variables = event.data["data"]["conversation_initiation_client_data"]["dynamic_variables"]
+    assert variables == {"customer_name": "Ada", "system__call_sid": sid}
+    assert "do-not-store-me" not in json.dumps(event.data)
+
+
+def test_a_replay_changes_nothing(bridge: Bridge) -> None:
+    conversation_id, sid = new_ids()
+    call_id = bridge.add_call(call_sid=sid, conversation_id=conversation_id)
+    first = bridge.post(transcription(conversation_id, sid))
+    before = bridge.call(call_id)
+    second = bridge.post(transcription(conversation_id, sid))
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json() == {"received": True, "duplicate": True}
+    assert len(bridge.events(conversation_id)) == 1
+    assert bridge.call(call_id) == before
+
+
+def test_an_unknown_conversation_is_kept_without_a_call(bridge: Bridge) -> None:
+    conversation_id, sid = new_ids()
+    assert bridge.post(transcription(conversation_id, sid)).status_code == 200
+    (event,) = bridge.events(conversation_id)
+    assert event.call_id is None
+    stored = bridge.run(
+        text("SELECT conversation_id FROM call_events WHERE id = :id").bindparams(id=event.id)
+    )
+    assert stored[0].conversation_id == conversation_id
+
+
+def test_audio_is_written_and_kept_out_of_the_event(bridge: Bridge, tmp_path: Path) -> None:
+    conversation_id, sid = new_ids()
+    call_id = bridge.add_call(call_sid=sid, conversation_id=conversation_id)
+    mp3 = b"ID3\x04\x00" + bytes(range(256)) * 64
+    payload = audio(conversation_id, mp3)
+    assert bridge.post(payload).status_code == 200
+    call = bridge.call(call_id)
+    path = Path(call.audio_path)
+    assert path == (tmp_path / "audio" / f"{conversation_id}.mp3").resolve()
+    assert path.read_bytes() == mp3
+    assert (call.audio_bytes, call.audio_sha256) == (len(mp3), hashlib.sha256(mp3).hexdigest())
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
+    (event,) = bridge.events(conversation_id)
+    assert payload["data"]["full_audio"] not in json.dumps(event.data)
+    assert event.data["data"]["full_audio"] == {
+        "path": str(path),
+        "bytes": len(mp3),
+        "sha256": hashlib.sha256(mp3).hexdigest(),
+    }
+
+
+def test_undecodable_audio_is_still_recorded(bridge: Bridge) -> None:
+    conversation_id, sid = new_ids()
+    call_id = bridge.add_call(call_sid=sid, conversation_id=conversation_id)
+    payload = audio(conversation_id, b"")
+    payload["data"]["full_audio"] = "***not base64***"
+    assert bridge.post(payload).status_code == 200
+    assert bridge.call(call_id).audio_path is None
+    (event,) = bridge.events(conversation_id)
+    assert event.data["data"]["full_audio"]["error"] == "full_audio is not valid base64"
+
+
+FAILURES = [
+    pytest.param(None, {"failure_reason": "busy"}, "failed", "busy", id="failure_reason"),
+    pytest.param("ringing", {"reason": "no-answer"}, "failed", "no-answer", id="reason"),
+    pytest.param("completed", {"failure_reason": "busy"}, "completed", "busy", id="final-stays"),
+]
+
+
+@pytest.mark.parametrize(("status", "reason", "final", "error"), FAILURES)
+def test_initiation_failure_fails_the_call(
+    bridge: Bridge, status: str | None, reason: dict[str, str], final: str, error: str
+) -> None:
+    conversation_id, sid = new_ids()
+    call_id = bridge.add_call(call_sid=sid, status=status)  # matched by the Twilio CallSid
+    assert bridge.post(failure(conversation_id, sid, **reason)).status_code == 200
+    call = bridge.call(call_id)
+    assert (call.status, call.error, call.conversation_id) == (final, error, conversation_id)
+
+
+def test_unknown_types_are_stored_raw(bridge: Bridge) -> None:
+    conversation_id, _ = new_ids()
+    payload = {
+        "type": "post_call_something_new",
+        "event_timestamp": 1739537400,
+        "data": {"conversation_id": conversation_id, "anything": [1, {"x": None}]},
+    }
+    response = bridge.post(payload)
+    assert response.json() == {"received": True, "duplicate": False}
+    (event,) = bridge.events(conversation_id)
+    assert (event.kind, event.call_id, event.data) == (
+        "elevenlabs:post_call_something_new",
+        None,
+        payload,
+    )
