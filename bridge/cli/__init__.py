@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from bridge.campaign import CampaignError
-from bridge.cli import call, campaign, db, routes, serve
+from bridge.cli import call, calls, campaign, db, routes, serve
 from bridge.cli.api import bridge_client
 from bridge.cli.call import parse_variables
 from bridge.cli.errors import UsageError
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     routes.add_routes_parser(commands)
     routes.add_route_parser(commands)
     call.add_parser(commands)
+    calls.add_parser(commands)
     campaign.add_parser(commands)
     db.add_parser(commands)
     return parser
