@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bridge.call_records import answer_event_data
 from bridge.calls import Call
 from bridge.inbound import Answer
 from bridge.storage import Database, call_events, calls
@@ -111,7 +112,7 @@ class CallLogWriter:
                     "kind": entry.kind,
                     "at": entry.at,
                     "dedupe_key": None,
-                    "data": _event_data(entry.answer),
+                    "data": answer_event_data(entry.answer),
                 }
                 for entry, row in zip(entries, rows, strict=True)
             ]
@@ -135,20 +136,3 @@ def _call_row(entry: _Entry) -> dict[str, Any]:
         "status_rank": 0,
         "created_at": entry.at,
     }
-
-
-def _event_data(answer: Answer) -> dict[str, Any]:
-    data = {
-        "rule": answer.rule,
-        "action": answer.action,
-        "outcome": answer.outcome,
-        "agent_id": answer.agent_id,
-        "reason": answer.reason,
-        "upstream_status": answer.upstream_status,
-        "upstream_ms": round(answer.upstream_latency * 1000, 1)
-        if answer.upstream_latency is not None
-        else None,
-        "attempts": answer.attempts or None,
-        "conversation_id": answer.conversation_id,
-    }
-    return {key: value for key, value in data.items() if value is not None}

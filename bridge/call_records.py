@@ -67,20 +67,7 @@ class CallRecords:
                 .where(calls.c.id == call_id)
                 .values(**{k: v for k, v in fields.items() if v is not None})
             )
-            await self._event(
-                connection,
-                call_id,
-                kind,
-                {
-                    **fields,
-                    "reason": answer.reason,
-                    "upstream_status": answer.upstream_status,
-                    "upstream_ms": round(answer.upstream_latency * 1000, 1)
-                    if answer.upstream_latency is not None
-                    else None,
-                    "attempts": answer.attempts or None,
-                },
-            )
+            await self._event(connection, call_id, kind, answer_event_data(answer))
 
     async def record_placed(
         self, placed: Mapping[str, Any], *, idempotency_key: str | None
@@ -233,3 +220,21 @@ def _int(value: str | None) -> int | None:
         return int(value) if value not in (None, "") else None
     except ValueError:
         return None
+
+
+def answer_event_data(answer: Answer) -> dict[str, Any]:
+    """What an answered webhook adds to a call's events (None values left out)."""
+    data = {
+        "rule": answer.rule,
+        "action": answer.action,
+        "outcome": answer.outcome,
+        "agent_id": answer.agent_id,
+        "reason": answer.reason,
+        "upstream_status": answer.upstream_status,
+        "upstream_ms": round(answer.upstream_latency * 1000, 1)
+        if answer.upstream_latency is not None
+        else None,
+        "attempts": answer.attempts or None,
+        "conversation_id": answer.conversation_id,
+    }
+    return {key: value for key, value in data.items() if value is not None}

@@ -207,6 +207,22 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database of each kind: a fresh SQLite file, the shared PostgreSQL one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
+        migrate_now(url)
+        return url
+    postgres: str = request.getfixturevalue("postgres_url")
+    return postgres
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def in_migrated_workdir(migrated_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Apps built with default settings find a migrated SQLite file, and no test

@@ -21,18 +21,8 @@ from bridge.storage import Database, call_events, calls
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def writer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallLogWriter]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
-        migrate_now(url)
-    else:
-        url = request.getfixturevalue("postgres_url")
-    database = Database(url)
+async def writer(database_url: str) -> AsyncIterator[CallLogWriter]:
+    database = Database(database_url)
     yield CallLogWriter(database)
     await database.dispose()
 

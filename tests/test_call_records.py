@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import migrate_now
 from sqlalchemy import select
 
 from bridge.call_records import CallRecords
@@ -21,18 +19,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallRecords]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
-        migrate_now(url)
-    else:
-        url = request.getfixturevalue("postgres_url")
-    database = Database(url)
+async def records(database_url: str) -> AsyncIterator[CallRecords]:
+    database = Database(database_url)
     yield CallRecords(database)
     await database.dispose()
 

@@ -382,11 +382,6 @@ async def test_concurrent_duplicates_dial_once(tmp_path: Path, upstreams: Upstre
     assert len(upstreams.twilio.calls) == 1
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def placed_call_sid(client: TestClient) -> str:
     response = client.post("/calls", json={"to": CALLEE}, headers=BEARER)
     assert response.status_code == 201

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +17,6 @@ from conftest import (
     BEARER,
     clear_settings_environment,
     make_settings,
-    migrate_now,
     run_cli,
 )
 from sqlalchemy import insert, select, update
@@ -34,21 +32,6 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CALLER = "+14155550123"
 OURS = "+14155550100"
 OTHER = "+442071838750"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
-        migrate_now(url)
-        return url
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 @dataclass

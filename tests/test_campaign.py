@@ -177,11 +177,6 @@ def upstreams() -> Upstreams:
     return Upstreams()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --- reading the contacts file -----------------------------------------------------------------
 
 

@@ -7,10 +7,8 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from conftest import migrate_now
 from pydantic import ValidationError
 from sqlalchemy import text
 
@@ -116,15 +114,6 @@ def test_database_urls(url: str, expected: str) -> None:
     assert async_database_url(url) == expected
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
-        migrate_now(url)
-        return url
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
 async def keys(database_url: str) -> AsyncIterator[IdempotencyKeys]:
     database = Database(database_url)
@@ -133,11 +122,6 @@ async def keys(database_url: str) -> AsyncIterator[IdempotencyKeys]:
         await connection.execute(text("DELETE FROM idempotency_keys"))
     yield IdempotencyKeys(database)
     await database.dispose()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.mark.anyio

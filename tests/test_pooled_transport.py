@@ -35,11 +35,6 @@ RESPONSES: dict[bytes, bytes | None] = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Server:
     def __init__(self) -> None:
         self.connections = 0

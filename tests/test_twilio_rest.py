@@ -34,11 +34,6 @@ TWIML = "<Response><Dial>+15550001111</Dial></Response>"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake() -> FakeTwilio:
     return FakeTwilio(account_sid=ACCOUNT, auth_token=TOKEN)
 
