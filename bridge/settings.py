@@ -89,6 +89,8 @@ class Settings:
     log_level: str = "INFO"
     # Empty: the country of TWILIO_PHONE_NUMBER (see allowed_countries).
     outbound_allowed_countries: tuple[str, ...] = ()
+    # `bridge db prune` default: transcripts and audio older than this many days go.
+    retention_days: int = 0
     # Where post-call audio from ElevenLabs is written (use persistent storage).
     call_audio_dir: Path = Path("call-audio")
     # Signs the seed-003 session cookie; empty: derived from BRIDGE_API_TOKEN.
@@ -128,6 +130,7 @@ class Settings:
             outbound_allowed_countries=reader.regions("OUTBOUND_ALLOWED_COUNTRIES"),
             session_secret=reader.secret("SESSION_SECRET"),
             call_audio_dir=reader.path("CALL_AUDIO_DIR") or Path("call-audio"),
+            retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
         )
         if reader.problems:
             raise SettingsError(reader.problems)

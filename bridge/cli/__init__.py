@@ -1,7 +1,7 @@
 """The `bridge` command: serve, check routing files, dry-run routing, place calls.
 
 This module assembles the parser and runs a command; each command group lives in a
-module of its own (`serve`, `routes`, `call`, `campaign`, `db`).
+module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `db`).
 """
 
 from __future__ import annotations

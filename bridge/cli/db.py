@@ -7,7 +7,10 @@ import asyncio
 from typing import Any
 
 from bridge import migrate
+from bridge.cli.errors import UsageError
+from bridge.retention import Pruned, prune
 from bridge.settings import Settings
+from bridge.storage import Database
 
 
 def add_parser(commands: Any) -> None:
@@ -17,6 +20,11 @@ def add_parser(commands: Any) -> None:
     upgrade.set_defaults(handler=_upgrade)
     current = db_commands.add_parser("current", help="show the schema revision and the newest")
     current.set_defaults(handler=_current)
+    prune = db_commands.add_parser(
+        "prune", help="delete transcripts and recordings older than N days (personal data)"
+    )
+    prune.add_argument("--days", type=int, default=None, help="default: $RETENTION_DAYS")
+    prune.set_defaults(handler=_prune)
 
 
 def upgrade_database(settings: Settings) -> str:
@@ -37,3 +45,26 @@ def _current(args: argparse.Namespace) -> int:
     head = migrate.head_revision()
     print(f"database: {current or 'no schema'}; newest: {head}")
     return 0 if current == head else 1
+
+
+def _prune(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    days = args.days or settings.retention_days
+    if not days:
+        raise UsageError("give --days N or set RETENTION_DAYS")
+    if days < 1:
+        raise UsageError("--days must be at least 1")
+    database = Database(settings.database_url)
+
+    async def run() -> Pruned:
+        try:
+            return await prune(database, days=days)
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(run())
+    print(
+        f"older than {days} days: {result.calls} call(s) cleared, "
+        f"{result.audio_files} audio file(s) deleted, {result.events} webhook body(ies) emptied"
+    )
+    return 0
