@@ -72,6 +72,11 @@ async def receive(request: Request) -> JSONResponse:
     secrets = secrets_from(settings.elevenlabs_webhook_secret)
     if not secrets:
         return JSONResponse({"error": NOT_CONFIGURED}, status_code=503)
+    if not settings.webhook_source_allowed(request.client.host if request.client else None):
+        return JSONResponse(
+            {"error": "This address may not post webhooks (ELEVENLABS_WEBHOOK_ALLOWED_IPS)."},
+            status_code=403,
+        )
     raw = await _read_capped(request)
     if raw is None:
         return JSONResponse(

@@ -6,6 +6,7 @@ never shows them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ DEFAULT_INBOUND_DEADLINE = 5.0
 MAX_INBOUND_DEADLINE = 12.0
 
 E164 = phone.E164
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -89,6 +91,8 @@ class Settings:
     log_level: str = "INFO"
     # Empty: the country of TWILIO_PHONE_NUMBER (see allowed_countries).
     outbound_allowed_countries: tuple[str, ...] = ()
+    # Optional: only these networks may post ElevenLabs webhooks (empty: any).
+    elevenlabs_webhook_allowed_ips: tuple[IPNetwork, ...] = ()
     # `bridge db prune` default: transcripts and audio older than this many days go.
     retention_days: int = 0
     # Where post-call audio from ElevenLabs is written (use persistent storage).
@@ -131,6 +135,7 @@ class Settings:
             session_secret=reader.secret("SESSION_SECRET"),
             call_audio_dir=reader.path("CALL_AUDIO_DIR") or Path("call-audio"),
             retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
+            elevenlabs_webhook_allowed_ips=reader.networks("ELEVENLABS_WEBHOOK_ALLOWED_IPS"),
         )
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -143,6 +148,16 @@ class Settings:
     @property
     def twilio_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    def webhook_source_allowed(self, host: str | None) -> bool:
+        """Whether a client address may post ElevenLabs webhooks."""
+        if not self.elevenlabs_webhook_allowed_ips:
+            return True
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.elevenlabs_webhook_allowed_ips)
 
     def allowed_countries(self) -> tuple[str, ...]:
         """Where outbound calls may go: the setting, else the Twilio number's country."""
@@ -253,6 +268,15 @@ class _Reader:
         if value and not E164.fullmatch(value):
             self.problems.append(f"{name}: must be an E.164 number like +15551234567")
         return value
+
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        found = []
+        for item in self.text(name).replace(",", " ").split():
+            try:
+                found.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                self.problems.append(f"{name}: {item!r} is not an IP address or network (CIDR)")
+        return tuple(found)
 
     def regions(self, name: str) -> tuple[str, ...]:
         raw = self.text(name)
