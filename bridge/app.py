@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, webhooks
+from bridge import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, ui, webhooks
 from bridge.call_log_writer import CallLogWriter
 from bridge.call_records import CallRecords
 from bridge.elevenlabs import ElevenLabsClient
@@ -168,6 +168,7 @@ def create_app(
             *ai_caller_api.routes,
             *elevenlabs_webhook.routes,
             *calls_read_api.routes,
+            *ui.routes,
         ],
         lifespan=lifespan,
     )

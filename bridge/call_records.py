@@ -126,25 +126,25 @@ class CallRecords:
             )
             if not fresh:
                 return False
-            row = (
-                await connection.execute(
-                    select(calls.c.status_rank, calls.c.status_sequence).where(
-                        calls.c.id == call_id
-                    )
-                )
-            ).one()
             rank = STATUS_RANK.get(status, 0)
-            newer = rank > row.status_rank or (
-                rank == row.status_rank
-                and sequence is not None
-                and (row.status_sequence is None or sequence > row.status_sequence)
+            this_call = calls.c.id == call_id
+            # Compare and set in one statement: another process may be storing a
+            # callback of the same call right now, and the status must not go back.
+            later = calls.c.status_rank < rank
+            if sequence is not None:
+                later = later | (
+                    (calls.c.status_rank == rank)
+                    & (calls.c.status_sequence.is_(None) | (calls.c.status_sequence < sequence))
+                )
+            await connection.execute(
+                update(calls)
+                .where(this_call & later)
+                .values(status=status, status_rank=rank, status_sequence=sequence)
             )
             values: dict[str, Any] = {}
-            if newer:
-                values.update(status=status, status_rank=rank, status_sequence=sequence)
             now = self.now()
-            if rank >= 3:
-                values["answered_at"] = now if status in ("in-progress", "answered") else None
+            if status in ("in-progress", "answered"):
+                values["answered_at"] = now
             if status in FINAL:
                 values["ended_at"] = now
                 values["duration"] = _int(form.get("CallDuration"))
@@ -152,7 +152,7 @@ class CallRecords:
                 values["answered_by"] = form["AnsweredBy"]
             values = {key: value for key, value in values.items() if value is not None}
             if values:
-                await connection.execute(update(calls).where(calls.c.id == call_id).values(values))
+                await connection.execute(update(calls).where(this_call).values(values))
             return True
 
     async def _call_id(

@@ -337,7 +337,7 @@ def test_console_script_routes_check() -> None:
     script = Path(sys.executable).parent / "bridge"
     assert script.exists(), "the project is installed with its `bridge` console script"
     env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
-    result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+    result = subprocess.run(
         [str(script), "routes", "check", "tests/data/routes_example.toml"],
         cwd=ROOT,
         env=env,

@@ -422,7 +422,7 @@ def test_campaign_ctrl_c_then_resume(
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
     env["BRIDGE_API_TOKEN"] = API_TOKEN
     argv = ["campaign", str(contacts), "--url", url, "--rate", "5", "--max-in-flight", "2"]
-    process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+    process = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", *argv],
         cwd=ROOT,
         env=env,
@@ -463,7 +463,7 @@ def test_in_process_campaign_does_not_abandon_calls_in_flight(
     contacts = tmp_path / "contacts.csv"
     contacts.write_text("phone\n" + "".join(f"{n}\n" for n in numbers), encoding="utf-8")
     results = tmp_path / "contacts.results.csv"
-    process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+    process = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", "campaign", str(contacts), "--rate", "10"],
         cwd=ROOT,
         env=dict(os.environ),
