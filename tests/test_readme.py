@@ -45,3 +45,14 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     text = README.read_text(encoding="utf-8")
     after = text.split("<!-- test-command -->", 1)[1].splitlines()
     assert after[1] == "```sh" and "pytest" in after[2]
+
+
+def test_app_json_describes_only_real_settings() -> None:
+    import json
+
+    from conftest import SETTINGS_VARIABLES
+
+    app = json.loads((README.parent / "app.json").read_text(encoding="utf-8"))
+    assert set(app["env"]) <= set(SETTINGS_VARIABLES)
+    assert all(entry["description"] for entry in app["env"].values())
+    assert any(addon["plan"].startswith("heroku-postgresql") for addon in app["addons"])
