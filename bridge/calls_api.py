@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,11 +23,10 @@ from bridge.idempotency import IdempotencyKeys, KeyConflict
 from bridge.inbound import TRANSFER_STEP
 from bridge.outbound import Dialer, NotPlaced, OutboundRequest
 from bridge.settings import Settings
-from bridge.twilio_rest import TwilioError, TwilioREST
+from bridge.twilio_rest import CALL_SID, CALL_SID_PATTERN, TwilioError, TwilioREST
 
 logger = logging.getLogger("bridge.outbound")
 
-CALL_SID = r"^CA[0-9a-fA-F]{32}$"
 OUTCOME_UNKNOWN = {
     "error": "The bridge was interrupted while placing this call; it may have been placed.",
     "placed": "unknown",
@@ -115,7 +113,7 @@ class TransferRequest(BaseModel):
 
     to: str = Field(pattern=phone.E164_PATTERN)
     message: str | None = Field(default=None, max_length=1000)
-    call_sid: str | None = Field(default=None, pattern=CALL_SID)
+    call_sid: str | None = Field(default=None, pattern=CALL_SID_PATTERN)
 
 
 async def transfer_call(request: Request) -> Response:
@@ -196,7 +194,7 @@ def _transfer_twiml(transfer: TransferRequest, settings: Settings) -> str:
 
 
 def _is_call_sid(value: str) -> bool:
-    return bool(re.fullmatch(CALL_SID, value))
+    return bool(CALL_SID.fullmatch(value))
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -24,7 +24,6 @@ DEFAULT_DATABASE_URL = "sqlite:///./callbridge.sqlite3"
 DEFAULT_INBOUND_DEADLINE = 5.0
 MAX_INBOUND_DEADLINE = 12.0
 
-E164 = phone.E164
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -265,7 +264,7 @@ class _Reader:
 
     def phone(self, name: str) -> str:
         value = self.text(name)
-        if value and not E164.fullmatch(value):
+        if value and not phone.is_e164(value):
             self.problems.append(f"{name}: must be an E.164 number like +15551234567")
         return value
 

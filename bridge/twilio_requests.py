@@ -33,11 +33,12 @@ class Webhook:
     """A verified Twilio webhook: its form, its query string, and the app's state."""
 
     form: Form
-    query: dict[str, list[str]]
+    query_string: str
     state: Any
 
     def query_param(self, name: str) -> str:
-        values = self.query.get(name)
+        # Parsed on demand: the inbound webhook, the hot path, has no query.
+        values = parse_qs(self.query_string).get(name)
         return values[0] if values else ""
 
 
@@ -74,8 +75,8 @@ class TwilioWebhook:
         except Rejected as rejected:
             await _send(send, rejected.status, b"text/plain; charset=utf-8", rejected.message)
             return
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        reply = await self.handler(Webhook(form=form, query=query, state=state))
+        query = scope.get("query_string", b"").decode("latin-1")
+        reply = await self.handler(Webhook(form=form, query_string=query, state=state))
         if isinstance(reply, str):
             reply = Reply(reply)
         await _send(send, 200, b"text/xml; charset=utf-8", reply.twiml)

@@ -26,7 +26,8 @@ from bridge.settings import Secret
 TWILIO_ORIGIN = "https://api.twilio.com"
 MAX_TWIML_CHARS = 4000  # Twilio rejects longer inline TwiML (error 32018)
 DEFAULT_TIMEOUT = 15.0
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+CALL_SID_PATTERN = r"^CA[0-9a-fA-F]{32}$"
+CALL_SID = re.compile(CALL_SID_PATTERN)
 # An explicit environment: TWILIO_EDGE / TWILIO_REGION in os.environ would make the
 # SDK rewrite hostnames, and its requests would no longer start with TWILIO_ORIGIN.
 _SDK_ENVIRONMENT = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}

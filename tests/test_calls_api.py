@@ -20,7 +20,7 @@ from conftest import (
     PUBLIC,
     Upstreams,
     outbound_settings,
-    sign,
+    post_signed,
     twilio_form,
 )
 from defusedxml.ElementTree import fromstring
@@ -49,11 +49,8 @@ def answer(client: TestClient, url: str, **form: str) -> httpx.Response:
     """Twilio fetching the answer URL once the callee picks up."""
     fields = twilio_form(Direction="outbound-api", From=OUR_NUMBER, To=CALLEE, **form)
     parts = urlsplit(url)
-    return client.post(
-        f"{parts.path}?{parts.query}",
-        data=fields,
-        headers={"X-Twilio-Signature": sign(url, fields)},
-    )
+    assert url.startswith(PUBLIC)
+    return post_signed(client, f"{parts.path}?{parts.query}", fields)
 
 
 def verbs(response: httpx.Response) -> list[str]:
@@ -465,13 +462,8 @@ def test_a_bridge_failure_mid_dial_keeps_the_key_so_nobody_is_rung_twice(
 def test_after_a_transfer_only_an_unanswered_caller_hears_the_goodbye(
     client: TestClient, dial_status: str, expected: list[str]
 ) -> None:
-    url = f"{PUBLIC}/twilio/dial-complete?step=transfer"
     form = twilio_form(DialCallStatus=dial_status)
-    response = client.post(
-        "/twilio/dial-complete?step=transfer",
-        data=form,
-        headers={"X-Twilio-Signature": sign(url, form)},
-    )
+    response = post_signed(client, "/twilio/dial-complete?step=transfer", form)
     assert verbs(response) == expected
 
 

@@ -10,7 +10,7 @@ from xml.etree.ElementTree import Element
 
 import httpx
 import pytest
-from conftest import ELEVENLABS_KEY, PUBLIC, make_settings, sign, twilio_form
+from conftest import ELEVENLABS_KEY, PUBLIC, make_settings, post_signed, sign, twilio_form
 from defusedxml.ElementTree import fromstring
 from starlette.testclient import TestClient
 
@@ -258,26 +258,16 @@ def test_dial_complete_runs_on_no_answer_only_when_nobody_answered(
 ) -> None:
     app = create_app(settings(), table=parse_routes(ROUTES))
     form = twilio_form(DialCallStatus=dial_status, CallStatus="in-progress")
-    url = f"{PUBLIC}/twilio/dial-complete?step=fallback"
     with TestClient(app) as client:
-        response = client.post(
-            "/twilio/dial-complete?step=fallback",
-            data=form,
-            headers={"X-Twilio-Signature": sign(url, form)},
-        )
+        response = post_signed(client, "/twilio/dial-complete?step=fallback", form)
     assert verbs(response) == expected_verbs
 
 
 def test_dial_complete_for_an_unknown_step_ends_politely() -> None:
     app = create_app(settings(), table=parse_routes(ROUTES))
     form = twilio_form(DialCallStatus="no-answer")
-    url = f"{PUBLIC}/twilio/dial-complete?step=rule%3Agone"
     with TestClient(app) as client:
-        response = client.post(
-            "/twilio/dial-complete?step=rule%3Agone",
-            data=form,
-            headers={"X-Twilio-Signature": sign(url, form)},
-        )
+        response = post_signed(client, "/twilio/dial-complete?step=rule%3Agone", form)
     assert verbs(response) == FALLBACK_SAY
 
 
@@ -288,13 +278,8 @@ def test_voicemail_complete_thanks_and_hangs_up() -> None:
         RecordingDuration="12",
         RecordingUrl="https://api.twilio.com/rec",
     )
-    url = f"{PUBLIC}/twilio/voicemail-complete?step=fallback"
     with TestClient(app) as client:
-        response = client.post(
-            "/twilio/voicemail-complete?step=fallback",
-            data=form,
-            headers={"X-Twilio-Signature": sign(url, form)},
-        )
+        response = post_signed(client, "/twilio/voicemail-complete?step=fallback", form)
     assert verbs(response) == ["Say", "Hangup"]
 
 
