@@ -71,11 +71,16 @@ async def call(request: Request) -> Response:
         api = ai_caller.require_env(settings, client)
     except Refused as refused:
         return error(refused.status, refused.message)
+    requested = request.app.state.metrics.outbound_requests
     try:
         result = await ai_caller.start_call(api, settings, plan)
     except ElevenLabsError as exc:
+        # Refused (a 4xx, or success: false) or never sent: definitely not placed.
+        definite = exc.not_sent or (exc.status is not None and exc.status < 500)
+        requested.labels("ai_caller", "not_placed" if definite else "unknown").inc()
         ai_caller.logger.warning("ai caller: %s", exc)
         return error(502, str(exc))
+    requested.labels("ai_caller", "placed").inc()
     return JSONResponse(result)
 
 

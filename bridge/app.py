@@ -17,7 +17,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, ui, webhooks
+from bridge import (
+    ai_caller_api,
+    calls_api,
+    calls_read_api,
+    elevenlabs_webhook,
+    metrics_api,
+    ui,
+    webhooks,
+)
 from bridge.call_log_writer import CallLogWriter
 from bridge.call_records import CallRecords
 from bridge.elevenlabs import ElevenLabsClient
@@ -25,6 +33,7 @@ from bridge.elevenlabs_api import ElevenLabsAPI
 from bridge.http import make_transport
 from bridge.idempotency import IdempotencyKeys
 from bridge.inbound import InboundBridge
+from bridge.metrics import Metrics
 from bridge.migrate import NotMigrated, ensure_current
 from bridge.outbound import Dialer
 from bridge.outbound_answer import OutboundAnswerer
@@ -33,6 +42,7 @@ from bridge.sealing import Sealer
 from bridge.settings import Settings
 from bridge.storage import Database
 from bridge.twilio_rest import TwilioREST
+from bridge.upstream_timing import TimedTransport
 
 logger = logging.getLogger("bridge")
 GC_THRESHOLD = 10_000
@@ -74,6 +84,8 @@ def create_app(
     transport = transport or make_transport(
         settings.upstream_transport, settings.upstream_max_connections
     )
+    metrics = Metrics()
+    transport = TimedTransport(transport, metrics.upstream_seconds)
     elevenlabs = (
         ElevenLabsClient(
             api_key=settings.elevenlabs_api_key,
@@ -164,6 +176,7 @@ def create_app(
         routes=[
             *(Route(path, endpoint, methods=["POST"]) for path, endpoint in twilio_routes.items()),
             Route("/healthz", healthz, methods=["GET"]),
+            *metrics_api.routes,
             *calls_api.routes,
             *ai_caller_api.routes,
             *elevenlabs_webhook.routes,
@@ -188,6 +201,7 @@ def create_app(
     app.state.outbound_answerer = outbound_answerer
     app.state.call_records = CallRecords(database)
     app.state.call_log_writer = call_log_writer
+    app.state.metrics = metrics
     return app
 
 

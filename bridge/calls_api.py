@@ -80,9 +80,13 @@ async def create_call(request: Request) -> Response:
             )
 
     dialer: Dialer = request.app.state.dialer
+    requested = request.app.state.metrics.outbound_requests
     try:
         placed = await dialer.place(call)
     except NotPlaced as failure:
+        requested.labels(
+            call.mode or dialer.default_mode(), "not_placed" if failure.definite else "unknown"
+        ).inc()
         _log("call_not_placed", to=call.to, status=failure.status, reason=failure.message)
         if key is not None:
             if failure.definite:
@@ -91,11 +95,13 @@ async def create_call(request: Request) -> Response:
                 await keys.finish("calls", key, failure.status, failure.body())
         return JSONResponse(failure.body(), status_code=failure.status)
     except BaseException:
+        requested.labels(call.mode or dialer.default_mode(), "unknown").inc()
         if key is not None:
             # The bridge failed or was interrupted while dialling: the call may exist.
             # Every retry with this key gets that answer rather than a second ring.
             await asyncio.shield(keys.finish("calls", key, 500, OUTCOME_UNKNOWN))
         raise
+    requested.labels(placed["mode"], "placed").inc()
     if key is not None:
         await keys.finish("calls", key, 201, placed)
     records: CallRecords = request.app.state.call_records

@@ -85,6 +85,7 @@ async def receive(request: Request) -> JSONResponse:
         )
     verdict = verify(request.headers.get(HEADER), raw, secrets)
     if not verdict.ok:
+        request.app.state.metrics.signature_failures.labels(request.url.path).inc()
         return JSONResponse(
             {"error": SIGNATURE_ERRORS.get(verdict.reason, "Invalid signature.")},
             status_code=401,

@@ -98,6 +98,8 @@ class Settings:
     call_audio_dir: Path = Path("call-audio")
     # Signs the seed-003 session cookie; empty: derived from BRIDGE_API_TOKEN.
     session_secret: Secret = field(default_factory=lambda: Secret(""))
+    # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +134,7 @@ class Settings:
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             outbound_allowed_countries=reader.regions("OUTBOUND_ALLOWED_COUNTRIES"),
             session_secret=reader.secret("SESSION_SECRET"),
+            metrics_token=reader.secret("METRICS_TOKEN"),
             call_audio_dir=reader.path("CALL_AUDIO_DIR") or Path("call-audio"),
             retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
             elevenlabs_webhook_allowed_ips=reader.networks("ELEVENLABS_WEBHOOK_ALLOWED_IPS"),

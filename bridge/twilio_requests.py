@@ -73,6 +73,8 @@ class TwilioWebhook:
         try:
             form = await verified_form(scope, receive, state.settings)
         except Rejected as rejected:
+            if rejected.status == 403:
+                state.metrics.signature_failures.labels(scope["path"]).inc()
             await _send(send, rejected.status, b"text/plain; charset=utf-8", rejected.message)
             return
         query = scope.get("query_string", b"").decode("latin-1")

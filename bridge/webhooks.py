@@ -13,6 +13,7 @@ from bridge.call_records import CallRecords
 from bridge.calllog import log_answer, logfmt
 from bridge.calls import Call
 from bridge.inbound import Answer, InboundBridge
+from bridge.metrics import Metrics
 from bridge.outbound_answer import OUTBOUND_FALLBACK, OutboundAnswerer
 from bridge.twilio_requests import Reply, TwilioWebhook, Webhook
 
@@ -29,6 +30,8 @@ async def _inbound(webhook: Webhook) -> Reply:
     call = Call.from_form(webhook.form.multi_items())
     answer = await _guarded(bridge.answer(call), call, bridge, "inbound")
     log_answer(call, answer)
+    metrics: Metrics = webhook.state.metrics
+    metrics.count_answer("inbound", answer)
     # Batched: a database write per call here halved throughput (benchmarks/README.md).
     writer: CallLogWriter = webhook.state.call_log_writer
     writer.add(call, answer)
@@ -57,6 +60,8 @@ async def _dial_complete(webhook: Webhook) -> Reply:
         "dial_complete",
     )
     log_answer(call, answer, event=f"dial_complete dial_status={status or '-'}")
+    metrics: Metrics = webhook.state.metrics
+    metrics.count_answer("inbound", answer, new_call=False)
     return Reply(answer.twiml, _recorded(webhook, call, answer, "dial_complete"))
 
 
@@ -124,6 +129,8 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
             reason="internal_error",
         )
     log_answer(call, answer, event=f"outbound_answer answered_by={form.get('AnsweredBy') or '-'}")
+    metrics: Metrics = webhook.state.metrics
+    metrics.count_answer("outbound", answer)
     return Reply(answer.twiml, _recorded(webhook, call, answer, "outbound_answer"))
 
 

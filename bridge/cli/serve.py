@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import tempfile
 from typing import Any
 
 from bridge.cli.db import upgrade_database
 from bridge.routing import RoutingTable, load_routes
 from bridge.settings import Settings
+
+# Heroku allows 30 s between SIGTERM and SIGKILL; Twilio waits 15 s at most for a
+# webhook, so everything in flight finishes well inside this.
+GRACEFUL_SHUTDOWN_SECONDS = 25
+METRICS_DIRECTORY_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def add_parser(commands: Any) -> None:
@@ -37,13 +45,24 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  ! {note}")
     # No setup for a new user: the (local SQLite) database is brought up to date here.
     print(f"  {'database schema':<26} {upgrade_database(settings)}")
-    uvicorn.run(
-        "bridge.app:app",
-        host=args.host,
-        port=port,
-        workers=args.workers,
-        proxy_headers=True,
-        forwarded_allow_ips="*",
-        log_level=settings.log_level.lower(),
-    )
+    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY") or 1)
+    # Workers add their metrics up in a directory of their own, fresh for each run.
+    metrics_directory = None
+    if workers > 1 and not os.environ.get(METRICS_DIRECTORY_ENV):
+        metrics_directory = tempfile.mkdtemp(prefix="callbridge-metrics-")
+        os.environ[METRICS_DIRECTORY_ENV] = metrics_directory
+    try:
+        uvicorn.run(
+            "bridge.app:app",
+            host=args.host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            forwarded_allow_ips="*",
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+    finally:
+        if metrics_directory is not None:
+            shutil.rmtree(metrics_directory, ignore_errors=True)
     return 0

@@ -1,0 +1,114 @@
+"""What the bridge counts, in Prometheus' model, and the text `GET /metrics` serves.
+
+Several uvicorn workers are several processes, and a scrape reaches one of them;
+prometheus_client's multiprocess mode adds them up from files in a shared directory.
+That mode is fixed when prometheus_client is imported, so the directory is chosen
+before the import: `PROMETHEUS_MULTIPROC_DIR` if set (`bridge serve` sets a fresh one),
+else, in a worker process that uvicorn spawned, a directory named for the supervisor
+process that every sibling worker finds. A single process keeps its counts in memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from pathlib import Path
+
+from bridge.inbound import Answer
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _process_start_ticks(pid: int) -> str:
+    # With the pid this names one process, not a later one that reused its pid.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return "0"
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def shared_directory_for_workers() -> str | None:
+    """The directory sibling worker processes share, or None in a lone process."""
+    chosen = os.environ.get(MULTIPROCESS_ENV)
+    if chosen:
+        return chosen
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None:
+        return None
+    name = f"callbridge-metrics-{parent.pid}-{_process_start_ticks(parent.pid)}"
+    path = Path(tempfile.gettempdir()) / name
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.environ[MULTIPROCESS_ENV] = str(path)
+    return str(path)
+
+
+MULTIPROCESS_DIRECTORY = shared_directory_for_workers()
+
+# Imported only now: prometheus_client picks its storage from the environment.
+from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: E402
+from prometheus_client import multiprocess as _multiprocess  # noqa: E402
+from prometheus_client.exposition import choose_encoder  # noqa: E402
+
+# Register-call answers in about 150 ms; the inbound deadline is 5 s by default.
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """One app's metrics. In a lone process they live in their own registry, so two
+    apps in one process (the tests) count apart; across workers they add up."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.calls = Counter(
+            "callbridge_calls",
+            "Calls answered by the bridge, by direction, routing rule, action and outcome "
+            "(connected, handled, fallback).",
+            ["direction", "rule", "action", "outcome"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "callbridge_fallbacks",
+            "Answers that were the fallback TwiML, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "callbridge_upstream_request_seconds",
+            "Upstream requests, each attempt on its own: seconds to the response headers, "
+            "by endpoint and result (2xx, 4xx, 5xx, error).",
+            ["endpoint", "result"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.signature_failures = Counter(
+            "callbridge_signature_failures",
+            "Webhooks refused for a missing or invalid signature, by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.outbound_requests = Counter(
+            "callbridge_outbound_requests",
+            "Outbound calls asked for, by mode and result (placed, not_placed, unknown).",
+            ["mode", "result"],
+            registry=self.registry,
+        )
+
+    def count_answer(self, direction: str, answer: Answer, *, new_call: bool = True) -> None:
+        """An answered webhook; a follow-up of a call (after a <Dial>) counts only
+        its fallback, the call itself was counted when it came in."""
+        if new_call:
+            self.calls.labels(direction, answer.rule, answer.action, answer.outcome).inc()
+        if answer.outcome == "fallback":
+            self.fallbacks.labels(answer.reason or "unknown").inc()
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The text and its content type: Prometheus' text format, or OpenMetrics
+        when the scraper's Accept header asks for it."""
+        encode, content_type = choose_encoder(accept or "")
+        if MULTIPROCESS_DIRECTORY is None:
+            return encode(self.registry), content_type
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIRECTORY)  # type: ignore[no-untyped-call]
+        return encode(registry), content_type
