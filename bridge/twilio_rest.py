@@ -160,7 +160,7 @@ class TwilioREST:
             return client.calls.create_async(to=to, from_=from_, url=url, method="POST", **options)
 
         response = await self._sdk(create)
-        raw = _json_object(response)
+        raw = json_object(response)
         sid, status = raw.get("sid"), raw.get("status")
         if not isinstance(sid, str) or not isinstance(status, str):
             raise TwilioError("the response has no call sid or status", status=response.status_code)
@@ -246,7 +246,7 @@ class _Borrowed(httpx.AsyncBaseTransport):
         pass
 
 
-def _json_object(response: Response) -> dict[str, Any]:
+def json_object(response: Response) -> dict[str, Any]:
     try:
         data = json.loads(response.text)
     except ValueError:

@@ -487,3 +487,311 @@ def test_register_call_is_unchanged(
         (["body", "to_number"], "string_type"),
         (["body", "direction"], "enum"),
     ]
+
+
+# --- ElevenLabs agents ------------------------------------------------------------------
+
+AGENT = "/v1/convai/agents/{}"
+
+
+def test_get_agent_returns_the_documented_shape(
+    elevenlabs_fake: FakeElevenLabs, elevenlabs: TestClient
+) -> None:
+    elevenlabs_fake.add_agent("agent_1", input_format="pcm_16000", output_format="ulaw_8000")
+    response = elevenlabs.get(AGENT.format("agent_1"), headers={"xi-api-key": KEY})
+    assert response.status_code == 200
+    agent = response.json()
+    assert {"agent_id", "name", "conversation_config", "metadata", "platform_settings"} <= set(
+        agent
+    )
+    config = agent["conversation_config"]
+    assert set(config["asr"]) == {"quality", "provider", "user_input_audio_format", "keywords"}
+    assert config["asr"]["user_input_audio_format"] == "pcm_16000"
+    assert config["tts"]["agent_output_audio_format"] == "ulaw_8000"
+    assert {"model_id", "voice_id"} <= set(config["tts"])
+    assert {"first_message", "language", "prompt"} <= set(config["agent"])
+    assert isinstance(agent["metadata"]["created_at_unix_secs"], int)
+
+
+def test_add_agent_makes_an_id(elevenlabs_fake: FakeElevenLabs) -> None:
+    agent = elevenlabs_fake.add_agent()
+    assert re.fullmatch(r"agent_[0-9a-f]{26}", agent["agent_id"])
+    assert elevenlabs_fake.agents[agent["agent_id"]] is agent
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+def test_unknown_agent_is_404(elevenlabs: TestClient, method: str) -> None:
+    response = elevenlabs.request(
+        method, AGENT.format("agent_nobody"), json={}, headers={"xi-api-key": KEY}
+    )
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert set(detail) == {"status", "message"}
+    assert "agent_nobody" in detail["message"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+@pytest.mark.parametrize("key", ["", "wrong-key"])
+def test_agent_endpoints_check_the_key(
+    elevenlabs_fake: FakeElevenLabs, elevenlabs: TestClient, method: str, key: str
+) -> None:
+    elevenlabs_fake.add_agent("agent_1")
+    response = elevenlabs.request(
+        method, AGENT.format("agent_1"), json={"name": "x"}, headers={"xi-api-key": key}
+    )
+    assert response.status_code == 401
+    assert response.json()["detail"]["status"] == "invalid_api_key"
+    assert elevenlabs_fake.agent_patches == []
+    assert elevenlabs_fake.agents["agent_1"]["name"] != "x"
+
+
+def test_patch_agent_merges_and_answers_the_new_agent(
+    elevenlabs_fake: FakeElevenLabs, elevenlabs: TestClient
+) -> None:
+    before = copy.deepcopy(
+        elevenlabs_fake.add_agent("agent_1", input_format="pcm_16000", output_format="pcm_16000")
+    )
+    body = {
+        "name": "Renamed",
+        "conversation_config": {
+            "asr": {"user_input_audio_format": "ulaw_8000"},
+            "tts": {"agent_output_audio_format": "ulaw_8000"},
+            "agent": None,  # null: left as it is
+        },
+    }
+    response = elevenlabs.patch(AGENT.format("agent_1"), json=body, headers={"xi-api-key": KEY})
+    assert response.status_code == 200
+    after = response.json()
+    assert after == elevenlabs_fake.agents["agent_1"]
+    assert after["name"] == "Renamed"
+    assert after["conversation_config"]["asr"] == {
+        **before["conversation_config"]["asr"],
+        "user_input_audio_format": "ulaw_8000",
+    }
+    assert (
+        after["conversation_config"]["tts"]["voice_id"]
+        == (before["conversation_config"]["tts"]["voice_id"])
+    )
+    assert after["conversation_config"]["agent"] == before["conversation_config"]["agent"]
+    assert elevenlabs_fake.agent_patches == [{"agent_id": "agent_1", "body": body}]
+    read = elevenlabs.get(AGENT.format("agent_1"), headers={"xi-api-key": KEY}).json()
+    assert read["conversation_config"]["tts"]["agent_output_audio_format"] == "ulaw_8000"
+
+
+def test_patch_that_does_not_stick(elevenlabs_fake: FakeElevenLabs, elevenlabs: TestClient) -> None:
+    elevenlabs_fake.apply_agent_patches = False
+    elevenlabs_fake.add_agent("agent_1", input_format="pcm_16000")
+    body = {"conversation_config": {"asr": {"user_input_audio_format": "ulaw_8000"}}}
+    response = elevenlabs.patch(AGENT.format("agent_1"), json=body, headers={"xi-api-key": KEY})
+    assert response.status_code == 200
+    assert response.json()["conversation_config"]["asr"]["user_input_audio_format"] == "pcm_16000"
+    assert len(elevenlabs_fake.agent_patches) == 1
+
+
+ASR = ("conversation_config", "asr")
+TTS = ("conversation_config", "tts")
+
+
+@pytest.mark.parametrize(
+    ("loc", "value", "kind"),
+    [
+        pytest.param((*ASR, "user_input_audio_format"), "mp3_44100", "enum", id="input-format"),
+        pytest.param((*ASR, "user_input_audio_format"), "ULAW_8000", "enum", id="input-case"),
+        pytest.param((*TTS, "agent_output_audio_format"), "ulaw_16000", "enum", id="output"),
+        pytest.param((*TTS, "agent_output_audio_format"), 8000, "enum", id="output-number"),
+        pytest.param((*ASR, "surprise"), 1, "extra_forbidden", id="asr-extra"),
+        pytest.param((*TTS, "audio_format"), "ulaw_8000", "extra_forbidden", id="tts-extra"),
+        pytest.param(("conversation_config", "telephony"), {}, "extra_forbidden", id="cc-extra"),
+        pytest.param(("agent_id",), "agent_2", "extra_forbidden", id="top-level-extra"),
+        pytest.param(("name",), 5, "string_type", id="name"),
+        pytest.param(("conversation_config",), "ulaw", "dict_type", id="config-string"),
+        pytest.param((*ASR, "keywords"), "hello", "list_type", id="keywords"),
+        pytest.param((*TTS, "stability"), "high", "float_type", id="stability"),
+    ],
+)
+def test_patch_agent_rejects(
+    elevenlabs_fake: FakeElevenLabs,
+    elevenlabs: TestClient,
+    loc: tuple[str, ...],
+    value: Any,
+    kind: str,
+) -> None:
+    agent = copy.deepcopy(elevenlabs_fake.add_agent("agent_1"))
+    body: dict[str, Any] = {}
+    target = body
+    for name in loc[:-1]:
+        target = target.setdefault(name, {})
+    target[loc[-1]] = value
+    response = elevenlabs.patch(AGENT.format("agent_1"), json=body, headers={"xi-api-key": KEY})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", *loc], kind)
+    assert elevenlabs_fake.agents["agent_1"] == agent
+    assert elevenlabs_fake.agent_patches == []
+
+
+def test_register_call_does_not_check_agent_formats(
+    elevenlabs_fake: FakeElevenLabs, elevenlabs: TestClient
+) -> None:
+    # Like the real API: the wrong format shows up later, as silence on the call.
+    elevenlabs_fake.add_agent("agent_pcm", input_format="pcm_16000", output_format="pcm_16000")
+    body = {"agent_id": "agent_pcm", "from_number": "+15551234567", "to_number": "+15557654321"}
+    response = post(elevenlabs, "/v1/convai/twilio/register-call", body)
+    assert response.status_code == 200
+    assert "<Connect>" in response.text
+
+
+# --- Twilio account and phone numbers ---------------------------------------------------
+
+ACCOUNT_PATH = f"/2010-04-01/Accounts/{ACCOUNT}.json"
+NUMBERS = f"/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers.json"
+NUMBER = f"/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers/{{}}.json"
+
+
+def test_twilio_account(twilio_fake: FakeTwilio, twilio: TestClient) -> None:
+    response = twilio.get(ACCOUNT_PATH, headers=basic())
+    assert response.status_code == 200
+    account = response.json()
+    assert (account["sid"], account["status"], account["type"]) == (ACCOUNT, "active", "Full")
+    assert account["uri"] == ACCOUNT_PATH
+    assert account["auth_token"] == TOKEN  # as the real API does: clients must hide it
+    twilio_fake.account_status = "suspended"
+    assert twilio.get(ACCOUNT_PATH, headers=basic()).json()["status"] == "suspended"
+    assert [(r.method, r.path) for r in twilio_fake.requests] == [("GET", ACCOUNT_PATH)] * 2
+
+
+@pytest.mark.parametrize(
+    "path", [ACCOUNT_PATH, NUMBERS, NUMBER.format("PN" + "0" * 32)], ids=["account", "list", "one"]
+)
+def test_twilio_number_endpoints_authenticate(
+    twilio_fake: FakeTwilio, twilio: TestClient, path: str
+) -> None:
+    assert twilio.get(path, headers=basic(password="wrong")).json() == AUTHENTICATE
+    assert twilio.get(path).status_code == 401
+    assert twilio_fake.requests == []
+
+
+def test_twilio_other_account_is_not_found(twilio: TestClient) -> None:
+    response = twilio.get(f"/2010-04-01/Accounts/AC{'c' * 32}.json", headers=basic())
+    assert (response.status_code, response.json()["code"]) == (404, 20404)
+
+
+def test_twilio_list_numbers(twilio_fake: FakeTwilio, twilio: TestClient) -> None:
+    ours = twilio_fake.add_number("+14155550100", voice_url="https://bridge.example/in")
+    twilio_fake.add_number("+14155550199")
+    response = twilio.get(NUMBERS, params={"PhoneNumber": "+14155550100"}, headers=basic())
+    assert response.status_code == 200
+    page = response.json()
+    # The SDK finds the records as the one key that is not a paging field.
+    assert set(page) == {
+        "end",
+        "first_page_uri",
+        "incoming_phone_numbers",
+        "next_page_uri",
+        "page",
+        "page_size",
+        "previous_page_uri",
+        "start",
+        "uri",
+    }
+    assert page["incoming_phone_numbers"] == [ours]
+    assert (page["page"], page["page_size"], page["next_page_uri"]) == (0, 50, None)
+    assert page["uri"].startswith(NUMBERS + "?PhoneNumber=%2B14155550100")
+    assert twilio_fake.requests[-1].query == {"PhoneNumber": ["+14155550100"]}
+    everything = twilio.get(NUMBERS, params={"PageSize": "1"}, headers=basic()).json()
+    assert len(everything["incoming_phone_numbers"]) == 1
+    assert everything["next_page_uri"].endswith("PageSize=1&Page=1")
+    wildcard = twilio.get(NUMBERS, params={"PhoneNumber": "555019*"}, headers=basic()).json()
+    assert [n["phone_number"] for n in wildcard["incoming_phone_numbers"]] == ["+14155550199"]
+    none = twilio.get(NUMBERS, params={"PhoneNumber": "+442071234567"}, headers=basic()).json()
+    assert none["incoming_phone_numbers"] == []
+    assert twilio.get(NUMBERS, params={"PageSize": "0"}, headers=basic()).status_code == 400
+
+
+def test_twilio_number_resource(twilio_fake: FakeTwilio, twilio: TestClient) -> None:
+    number = twilio_fake.add_number("+14155550100", trunk_sid="TK" + "1" * 32)
+    response = twilio.get(NUMBER.format(number["sid"]), headers=basic())
+    assert response.status_code == 200
+    resource = response.json()
+    assert re.fullmatch(r"PN[0-9a-f]{32}", resource["sid"])
+    assert resource["phone_number"] == "+14155550100"
+    assert resource["trunk_sid"] == "TK" + "1" * 32
+    assert resource["voice_application_sid"] is None
+    assert resource["capabilities"]["voice"] is True
+    assert resource["uri"] == NUMBER.format(number["sid"])
+    unknown = twilio.get(NUMBER.format("PN" + "9" * 32), headers=basic())
+    assert (unknown.status_code, unknown.json()["code"]) == (404, 20404)
+
+
+def test_twilio_update_number(twilio_fake: FakeTwilio, twilio: TestClient) -> None:
+    number = twilio_fake.add_number(
+        "+14155550100", voice_url="https://old.example/voice", voice_method="GET"
+    )
+    app_sid = "AP" + "2" * 32
+    form = {
+        "VoiceUrl": "https://bridge.example/twilio/inbound",
+        "VoiceMethod": "post",
+        "StatusCallback": "https://bridge.example/twilio/status",
+        "VoiceApplicationSid": app_sid,
+        "SomethingNew": "ignored",
+    }
+    response = twilio.post(NUMBER.format(number["sid"]), data=form, headers=basic())
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert updated["voice_url"] == "https://bridge.example/twilio/inbound"
+    assert updated["voice_method"] == "POST"
+    assert updated["status_callback"] == "https://bridge.example/twilio/status"
+    assert updated["voice_application_sid"] == app_sid
+    assert "SomethingNew" not in updated and "something_new" not in updated
+    assert twilio_fake.numbers[number["sid"]] == updated
+    # Setting a trunk removes the application (documented), and "" removes a value.
+    trunk = twilio.post(
+        NUMBER.format(number["sid"]), data={"TrunkSid": "TK" + "3" * 32}, headers=basic()
+    ).json()
+    assert (trunk["trunk_sid"], trunk["voice_application_sid"]) == ("TK" + "3" * 32, None)
+    cleared = twilio.post(
+        NUMBER.format(number["sid"]), data={"TrunkSid": "", "VoiceUrl": ""}, headers=basic()
+    ).json()
+    assert (cleared["trunk_sid"], cleared["voice_url"]) == (None, "")
+    assert twilio_fake.requests[-1].form == {"TrunkSid": [""], "VoiceUrl": [""]}
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        pytest.param({"VoiceUrl": "not a url"}, 21402, id="voice-url"),
+        pytest.param({"VoiceUrl": "ftp://x/y"}, 21402, id="voice-url-scheme"),
+        pytest.param({"StatusCallback": "/twilio/status"}, 21402, id="status-callback"),
+        pytest.param({"VoiceFallbackUrl": "bridge"}, 21402, id="fallback-url"),
+        pytest.param({"VoiceMethod": "PUT"}, 21403, id="voice-method"),
+        pytest.param({"StatusCallbackMethod": "DELETE"}, 21403, id="callback-method"),
+        pytest.param({"VoiceFallbackMethod": ""}, 21403, id="empty-method"),
+        pytest.param({"VoiceApplicationSid": "AP123"}, 22108, id="application-sid"),
+        pytest.param({"TrunkSid": "trunk-1"}, 20001, id="trunk-sid"),
+        pytest.param({"VoiceCallerIdLookup": "maybe"}, 20001, id="caller-id-lookup"),
+    ],
+)
+def test_twilio_update_number_rejects(
+    twilio_fake: FakeTwilio, twilio: TestClient, form: dict[str, str], code: int
+) -> None:
+    number = copy.deepcopy(twilio_fake.add_number("+14155550100"))
+    response = twilio.post(NUMBER.format(number["sid"]), data=form, headers=basic())
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], body["status"]) == (code, 400)
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+    assert twilio_fake.numbers[number["sid"]] == number
+
+
+def test_twilio_number_update_that_does_not_stick(
+    twilio_fake: FakeTwilio, twilio: TestClient
+) -> None:
+    twilio_fake.apply_number_updates = False
+    number = copy.deepcopy(twilio_fake.add_number("+14155550100", voice_method="GET"))
+    path = NUMBER.format(number["sid"])
+    response = twilio.post(path, data={"VoiceMethod": "POST"}, headers=basic())
+    assert (response.status_code, response.json()) == (200, number)
+    assert twilio_fake.requests[-1].form == {"VoiceMethod": ["POST"]}
+    # Invalid requests are still refused.
+    bad = twilio.post(path, data={"VoiceMethod": "PUT"}, headers=basic())
+    assert bad.json()["code"] == 21403

@@ -1,12 +1,20 @@
-"""A stand-in for the ElevenLabs API: `register-call` and the native outbound calls
-(Twilio and SIP trunk, seeds 000 and 002), rejecting malformed bodies with
-FastAPI's 422 `{"detail": [{"loc": ["body", ...], "msg": ..., "type": ...}]}`."""
+"""A stand-in for the ElevenLabs API: `register-call`, the native outbound calls
+(Twilio and SIP trunk, seeds 000 and 002) and reading and patching agents
+(`GET`/`PATCH /v1/convai/agents/{agent_id}`), rejecting malformed bodies with
+FastAPI's 422 `{"detail": [{"loc": ["body", ...], "msg": ..., "type": ...}]}`.
+
+Like the real API, register-call does not look at the agent's audio formats: an
+agent that does not speak ulaw_8000 is accepted there and fails later, as silence
+on the line (Twilio error 31951).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +28,17 @@ from starlette.routing import Route
 
 TWILIO_OUTBOUND_PATH = "/v1/convai/twilio/outbound-call"
 SIP_OUTBOUND_PATH = "/v1/convai/sip-trunk/outbound-call"
+AGENT_PATH = "/v1/convai/agents/{agent_id}"
+# The ASRInputFormat and TTSOutputFormat enums of the agents API.
+AUDIO_FORMATS = (
+    "pcm_8000",
+    "pcm_16000",
+    "pcm_22050",
+    "pcm_24000",
+    "pcm_44100",
+    "pcm_48000",
+    "ulaw_8000",
+)
 REGISTER_FIELDS = {
     "agent_id": str,
     "from_number": str,
@@ -46,6 +65,13 @@ class FakeElevenLabs:
     # Outbound calls: {"path": ..., "body": ...} for each valid request.
     outbound_requests: list[dict[str, Any]] = field(default_factory=list)
     keep_requests: bool = True
+    # Agent documents by agent_id, as GET /v1/convai/agents/{agent_id} returns them.
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # {"agent_id": ..., "body": ...} for each valid PATCH, applied or not.
+    agent_patches: list[dict[str, Any]] = field(default_factory=list)
+    # False: a valid PATCH answers 200 with the unchanged agent (a change that did not
+    # stick, which a client must notice by reading the agent again).
+    apply_agent_patches: bool = True
 
     @property
     def app(self) -> Starlette:
@@ -54,8 +80,52 @@ class FakeElevenLabs:
                 Route("/v1/convai/twilio/register-call", self.register_call, methods=["POST"]),
                 Route(TWILIO_OUTBOUND_PATH, self.twilio_outbound_call, methods=["POST"]),
                 Route(SIP_OUTBOUND_PATH, self.sip_outbound_call, methods=["POST"]),
+                Route(AGENT_PATH, self.get_agent, methods=["GET"]),
+                Route(AGENT_PATH, self.patch_agent, methods=["PATCH"]),
             ]
         )
+
+    def add_agent(
+        self,
+        agent_id: str | None = None,
+        *,
+        name: str = "Support agent",
+        input_format: str = "ulaw_8000",
+        output_format: str = "ulaw_8000",
+    ) -> dict[str, Any]:
+        """Store an agent with these audio formats (the real default is pcm_16000)."""
+        agent_id = agent_id or "agent_" + uuid.uuid4().hex[:26]
+        document = agent_document(agent_id, name, input_format, output_format)
+        self.agents[agent_id] = document
+        return document
+
+    async def get_agent(self, request: Request) -> Response:
+        if (denied := _key_problem(request, self.api_key)) is not None:
+            return denied
+        agent = self.agents.get(request.path_params["agent_id"])
+        if agent is None:
+            return _agent_not_found(request.path_params["agent_id"])
+        step = await self._next_step()
+        if step != "ok":
+            return await _scripted(step, {})
+        return JSONResponse(agent)
+
+    async def patch_agent(self, request: Request) -> Response:
+        agent_id = request.path_params["agent_id"]
+        body = await self._receive(request, _check_agent_patch)
+        if isinstance(body, Response):
+            return body
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return _agent_not_found(agent_id)
+        step = await self._next_step()
+        if step != "ok":
+            return await _scripted(step, body)
+        self.agent_patches.append({"agent_id": agent_id, "body": body})
+        if self.apply_agent_patches:
+            _merge(agent, body)
+            agent["metadata"]["updated_at_unix_secs"] = int(time.time())
+        return JSONResponse(agent)
 
     async def register_call(self, request: Request) -> Response:
         body = await self._receive(request, _check_register_body)
@@ -109,12 +179,8 @@ class FakeElevenLabs:
 
     async def _receive(self, request: Request, check: Check) -> dict[str, Any] | Response:
         """The request's JSON body once the key and the body check out; else the error."""
-        given = request.headers.get("xi-api-key", "")
-        if not hmac.compare_digest(given.encode(), self.api_key.encode()):
-            return JSONResponse(
-                {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}},
-                status_code=401,
-            )
+        if (denied := _key_problem(request, self.api_key)) is not None:
+            return denied
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -131,6 +197,100 @@ class FakeElevenLabs:
         if self.latency:
             await asyncio.sleep(self.latency)
         return step
+
+
+def _key_problem(request: Request, api_key: str) -> Response | None:
+    given = request.headers.get("xi-api-key", "")
+    if hmac.compare_digest(given.encode(), api_key.encode()):
+        return None
+    return JSONResponse(
+        {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}},
+        status_code=401,
+    )
+
+
+def _agent_not_found(agent_id: str) -> JSONResponse:
+    # The {"detail": {"status", "message"}} shape of the API's other errors.
+    return JSONResponse(
+        {
+            "detail": {
+                "status": "agent_not_found",
+                "message": f"Agent with id {agent_id} not found",
+            }
+        },
+        status_code=404,
+    )
+
+
+def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
+    """PATCH semantics: objects merge key by key, null leaves a field as it is, anything
+    else replaces."""
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def agent_document(
+    agent_id: str, name: str, input_format: str, output_format: str
+) -> dict[str, Any]:
+    """An agent as GET /v1/convai/agents/{agent_id} returns it (the common fields)."""
+    now = int(time.time())
+    return {
+        "agent_id": agent_id,
+        "name": name,
+        "conversation_config": {
+            "asr": {
+                "quality": "high",
+                "provider": "elevenlabs",
+                "user_input_audio_format": input_format,
+                "keywords": [],
+            },
+            "turn": {"turn_timeout": 7.0, "silence_end_call_timeout": -1.0, "mode": "turn"},
+            "tts": {
+                "model_id": "eleven_turbo_v2",
+                "voice_id": "cjVigY5qzO86Huf0OWal",
+                "supported_voices": [],
+                "agent_output_audio_format": output_format,
+                "optimize_streaming_latency": 3,
+                "stability": 0.5,
+                "speed": 1.0,
+                "similarity_boost": 0.8,
+                "pronunciation_dictionary_locators": [],
+            },
+            "conversation": {
+                "text_only": False,
+                "max_duration_seconds": 600,
+                "client_events": ["audio", "interruption"],
+            },
+            "language_presets": {},
+            "agent": {
+                "first_message": "Hello! How can I help you today?",
+                "language": "en",
+                "dynamic_variables": {"dynamic_variable_placeholders": {}},
+                "prompt": {
+                    "prompt": "You are a helpful support agent.",
+                    "llm": "gemini-2.0-flash",
+                    "temperature": 0.0,
+                    "max_tokens": -1,
+                    "tool_ids": [],
+                    "knowledge_base": [],
+                },
+            },
+        },
+        "metadata": {"created_at_unix_secs": now, "updated_at_unix_secs": now},
+        "platform_settings": {
+            "auth": {"enable_auth": False, "allowlist": []},
+            "call_limits": {"agent_concurrency_limit": -1, "daily_limit": 100000},
+            "privacy": {"record_voice": True, "retention_days": -1, "delete_audio": False},
+        },
+        "phone_numbers": [],
+        "access_info": {"is_creator": True, "creator_name": "Test User", "role": "admin"},
+        "tags": [],
+    }
 
 
 def _check_register_body(body: Any, loc: Loc) -> list[Problem]:
@@ -321,6 +481,54 @@ _REQUIRED = ("agent_id", "agent_phone_number_id", "to_number")
 _check_twilio_outbound = _object(_OUTBOUND_FIELDS, required=_REQUIRED)
 _check_sip_outbound = _object(
     {**_OUTBOUND_FIELDS, "telephony_call_config": _object({})}, required=_REQUIRED
+)
+
+
+# --- PATCH /v1/convai/agents/{agent_id}: every field optional, objects merged --------
+# Strict where the bridge writes (asr, tts formats); any keys in the objects it never
+# touches, so that the fake does not reject what the real API takes.
+_any_object = _object({})
+_AUDIO_FORMAT = _enum("audio format", frozenset(AUDIO_FORMATS))
+_ASR = _object(
+    {
+        "quality": _enum("ASR quality", frozenset({"high"})),
+        "provider": _enum("ASR provider", frozenset({"elevenlabs", "scribe_realtime"})),
+        "user_input_audio_format": _AUDIO_FORMAT,
+        "keywords": _list_of(_string),
+    }
+)
+_TTS = _object(
+    {
+        "model_id": _string,
+        "voice_id": _string,
+        "supported_voices": _list_of(_any_object),
+        "agent_output_audio_format": _AUDIO_FORMAT,
+        "optimize_streaming_latency": _number,
+        "stability": _number,
+        "speed": _number,
+        "similarity_boost": _number,
+        "pronunciation_dictionary_locators": _list_of(_any_object),
+    }
+)
+_CONVERSATION_CONFIG = _object(
+    {
+        "asr": _nullable(_ASR),
+        "tts": _nullable(_TTS),
+        "turn": _nullable(_any_object),
+        "conversation": _nullable(_any_object),
+        "language_presets": _nullable(_any_object),
+        "vad": _nullable(_any_object),
+        "agent": _nullable(_any_object),
+    }
+)
+_check_agent_patch = _object(
+    {
+        "name": _optional_string,
+        "tags": _nullable(_list_of(_string)),
+        "conversation_config": _nullable(_CONVERSATION_CONFIG),
+        "platform_settings": _nullable(_any_object),
+        "workflow": _nullable(_any_object),
+    }
 )
 
 

@@ -1,11 +1,14 @@
-"""A stand-in for Twilio's REST API: creating calls and updating live ones.
+"""A stand-in for Twilio's REST API: creating calls and updating live ones, the
+account, and the account's phone numbers (IncomingPhoneNumbers: list, fetch, update).
 
 Requests are form-encoded and authenticated with HTTP Basic (account SID, auth
 token); errors have Twilio's JSON shape `{code, message, more_info, status}`.
 Error codes follow twilio.com/docs/api/errors: 20003 authenticate, 20404 not
 found, 21201/21213 no 'To'/'From', 21211/21212 invalid 'To'/'From', 21205 URL,
 21220 call not in progress, 32018 TwiML over 4000 characters; 21200 (the
-generic Calls-resource error) for other bad parameters.
+generic Calls-resource error) for other bad parameters. Phone numbers: 21402
+invalid URL, 21403 invalid method, 22108 invalid application SID, 20001 (invalid
+parameter) for a malformed trunk SID; unknown parameters are ignored, as Twilio does.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +35,35 @@ API_VERSION = "2010-04-01"
 MAX_TWIML_CHARS = 4000
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 FINISHED = frozenset({"completed", "canceled", "failed", "busy", "no-answer"})
+NUMBER_URLS = ("VoiceUrl", "VoiceFallbackUrl", "StatusCallback", "SmsUrl", "SmsFallbackUrl")
+NUMBER_METHODS = (
+    "VoiceMethod",
+    "VoiceFallbackMethod",
+    "StatusCallbackMethod",
+    "SmsMethod",
+    "SmsFallbackMethod",
+)
+# Form parameter -> resource field, for the fields an update may set.
+NUMBER_FIELDS = {
+    "FriendlyName": "friendly_name",
+    "VoiceUrl": "voice_url",
+    "VoiceMethod": "voice_method",
+    "VoiceFallbackUrl": "voice_fallback_url",
+    "VoiceFallbackMethod": "voice_fallback_method",
+    "StatusCallback": "status_callback",
+    "StatusCallbackMethod": "status_callback_method",
+    "VoiceApplicationSid": "voice_application_sid",
+    "TrunkSid": "trunk_sid",
+    "VoiceCallerIdLookup": "voice_caller_id_lookup",
+    "SmsUrl": "sms_url",
+    "SmsMethod": "sms_method",
+    "SmsFallbackUrl": "sms_fallback_url",
+    "SmsFallbackMethod": "sms_fallback_method",
+    "SmsApplicationSid": "sms_application_sid",
+}
+APPLICATION_SID = re.compile(r"^AP[0-9a-fA-F]{32}$")
+TRUNK_SID = re.compile(r"^TK[0-9a-fA-F]{32}$")
+DEFAULT_PAGE_SIZE = 50
 
 Form = dict[str, list[str]]
 
@@ -56,7 +88,8 @@ class FakeCall:
 class FakeRequest:
     method: str
     path: str
-    form: Form
+    form: Form  # the body's form (empty for GET)
+    query: Form = field(default_factory=dict)
 
 
 @dataclass
@@ -73,16 +106,126 @@ class FakeTwilio:
     script: list[str] = field(default_factory=list)
     calls: dict[str, FakeCall] = field(default_factory=dict)
     requests: list[FakeRequest] = field(default_factory=list)  # every authenticated one
+    # The account's phone numbers (IncomingPhoneNumber resources) by their PN sid.
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # False: a valid number update answers 200 with the number unchanged (a change that
+    # did not stick, which a client must notice by reading the number again).
+    apply_number_updates: bool = True
+    account_status: str = "active"  # or "suspended", "closed"
+    account_friendly_name: str = "My first Twilio account"
 
     @property
     def app(self) -> Starlette:
         base = f"/{API_VERSION}/Accounts/{{account_sid}}"
+        numbers = f"{base}/IncomingPhoneNumbers"
         return Starlette(
             routes=[
+                Route(f"{base}.json", self.fetch_account, methods=["GET"]),
                 Route(f"{base}/Calls.json", self.create_call, methods=["POST"]),
                 Route(f"{base}/Calls/{{call_sid}}.json", self.update_call, methods=["POST"]),
+                Route(f"{numbers}.json", self.list_numbers, methods=["GET"]),
+                Route(f"{numbers}/{{number_sid}}.json", self.fetch_number, methods=["GET"]),
+                Route(f"{numbers}/{{number_sid}}.json", self.update_number, methods=["POST"]),
             ]
         )
+
+    def add_number(
+        self,
+        phone_number: str,
+        *,
+        voice_url: str = "",
+        voice_method: str = "POST",
+        status_callback: str = "",
+        status_callback_method: str = "POST",
+        voice_application_sid: str | None = None,
+        trunk_sid: str | None = None,
+    ) -> dict[str, Any]:
+        """Put a number on the account, configured like this; returns its resource."""
+        sid = "PN" + uuid.uuid4().hex
+        resource = self._number_resource(sid, phone_number)
+        resource.update(
+            voice_url=voice_url,
+            voice_method=voice_method,
+            status_callback=status_callback,
+            status_callback_method=status_callback_method,
+            voice_application_sid=voice_application_sid,
+            trunk_sid=trunk_sid,
+        )
+        self.numbers[sid] = resource
+        return resource
+
+    async def fetch_account(self, request: Request) -> Response:
+        form = await self._receive(request)
+        if isinstance(form, Response):
+            return form
+        if (failure := await self._scripted(200)) is not None:
+            return failure
+        return JSONResponse(self._account_resource())
+
+    async def list_numbers(self, request: Request) -> Response:
+        form = await self._receive(request)
+        if isinstance(form, Response):
+            return form
+        query = request.query_params
+        size_text, page_text = query.get("PageSize", str(DEFAULT_PAGE_SIZE)), query.get("Page", "0")
+        if not (size_text.isdigit() and 1 <= int(size_text) <= 1000):
+            return twilio_error(400, 20001, "PageSize must be a whole number from 1 to 1000")
+        if not page_text.isdigit():
+            return twilio_error(400, 20001, "Page must be a whole number")
+        if (failure := await self._scripted(200)) is not None:
+            return failure
+        found = [
+            number
+            for number in self.numbers.values()
+            if _number_matches(number, query.get("PhoneNumber"), query.get("FriendlyName"))
+        ]
+        size, page = int(size_text), int(page_text)
+        return JSONResponse(_page(request, found, size, page, "incoming_phone_numbers"))
+
+    async def fetch_number(self, request: Request) -> Response:
+        form = await self._receive(request)
+        if isinstance(form, Response):
+            return form
+        number = self.numbers.get(request.path_params["number_sid"])
+        if number is None:
+            return _not_found(request)
+        if (failure := await self._scripted(200)) is not None:
+            return failure
+        return JSONResponse(number)
+
+    async def update_number(self, request: Request) -> Response:
+        form = await self._receive(request)
+        if isinstance(form, Response):
+            return form
+        number = self.numbers.get(request.path_params["number_sid"])
+        if number is None:
+            return _not_found(request)
+        problem = _check_number_update(form)
+        if problem:
+            return twilio_error(400, *problem)
+        if (failure := await self._scripted(200)) is not None:
+            return failure
+        if not self.apply_number_updates:
+            return JSONResponse(number)
+        for name, key in NUMBER_FIELDS.items():
+            value = _first(form, name)
+            if value is None:
+                continue
+            if key.endswith("_method"):
+                number[key] = value.upper()
+            elif key == "voice_caller_id_lookup":
+                number[key] = value.lower() == "true"
+            elif key.endswith("_sid"):
+                number[key] = value or None  # an empty value removes it
+            else:
+                number[key] = value
+        # Documented: setting an application removes the trunk, and the other way round.
+        if _first(form, "VoiceApplicationSid"):
+            number["trunk_sid"] = None
+        if _first(form, "TrunkSid"):
+            number["voice_application_sid"] = None
+        number["date_updated"] = _now()
+        return JSONResponse(number)
 
     async def create_call(self, request: Request) -> Response:
         form = await self._receive(request)
@@ -125,10 +268,9 @@ class FakeTwilio:
         if request.path_params["account_sid"] != self.account_sid:
             return _not_found(request)
         text = (await request.body()).decode("utf-8", "replace")
-        form: Form = {}
-        for name, value in parse_qsl(text, keep_blank_values=True):
-            form.setdefault(name, []).append(value)  # keys repeat: StatusCallbackEvent
-        self.requests.append(FakeRequest(request.method, request.url.path, form))
+        form = _parse_form(text)
+        query = _parse_form(request.url.query)
+        self.requests.append(FakeRequest(request.method, request.url.path, form, query))
         return form
 
     def _authenticated(self, header: str) -> bool:
@@ -162,6 +304,67 @@ class FakeTwilio:
         if step == "json":
             return JSONResponse({"unexpected": True}, status_code=ok_status)
         raise ValueError(f"unknown fake step {step!r}")
+
+    def _account_resource(self) -> dict[str, Any]:
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        now = _now()
+        return {
+            # The real API returns the token too: clients must never show this resource.
+            "auth_token": self.auth_token,
+            "date_created": now,
+            "date_updated": now,
+            "friendly_name": self.account_friendly_name,
+            "owner_account_sid": self.account_sid,
+            "sid": self.account_sid,
+            "status": self.account_status,
+            "subresource_uris": {
+                "calls": f"{uri}/Calls.json",
+                "incoming_phone_numbers": f"{uri}/IncomingPhoneNumbers.json",
+            },
+            "type": "Full",
+            "uri": f"{uri}.json",
+        }
+
+    def _number_resource(self, sid: str, phone_number: str) -> dict[str, Any]:
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}"
+        now = _now()
+        return {
+            "account_sid": self.account_sid,
+            "address_requirements": "none",
+            "address_sid": None,
+            "api_version": API_VERSION,
+            "beta": False,
+            "bundle_sid": None,
+            "capabilities": {"fax": False, "mms": True, "sms": True, "voice": True},
+            "date_created": now,
+            "date_updated": now,
+            "emergency_address_sid": None,
+            "emergency_address_status": "unregistered",
+            "emergency_status": "Inactive",
+            "friendly_name": phone_number,
+            "identity_sid": None,
+            "origin": "twilio",
+            "phone_number": phone_number,
+            "sid": sid,
+            "sms_application_sid": None,
+            "sms_fallback_method": "POST",
+            "sms_fallback_url": "",
+            "sms_method": "POST",
+            "sms_url": "",
+            "status": "in-use",
+            "status_callback": "",
+            "status_callback_method": "POST",
+            "subresource_uris": {"assigned_add_ons": f"{uri}/AssignedAddOns.json"},
+            "trunk_sid": None,
+            "uri": f"{uri}.json",
+            "voice_application_sid": None,
+            "voice_caller_id_lookup": False,
+            "voice_fallback_method": "POST",
+            "voice_fallback_url": "",
+            "voice_method": "POST",
+            "voice_receive_mode": "voice",
+            "voice_url": "",
+        }
 
     def _resource(self, sid: str, form: Form) -> dict[str, Any]:
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}"
@@ -271,6 +474,73 @@ def _check_common(form: Form) -> tuple[int, str] | None:
     if record is not None and record.lower() not in ("true", "false"):
         return 21200, "Record must be true or false"
     return None
+
+
+def _check_number_update(form: Form) -> tuple[int, str] | None:
+    for name in NUMBER_URLS:
+        value = _first(form, name)
+        if value and not _is_url(value):  # empty: remove the URL
+            return 21402, f"{name} is not valid: {value}"
+    for name in NUMBER_METHODS:
+        value = _first(form, name)
+        if value is not None and value.upper() not in ("GET", "POST"):
+            return 21403, f"{name} must be GET or POST"
+    for name in ("VoiceApplicationSid", "SmsApplicationSid"):
+        value = _first(form, name)
+        if value and not APPLICATION_SID.match(value):
+            return 22108, f"{name} {value} is not a valid Application SID"
+    trunk = _first(form, "TrunkSid")
+    if trunk and not TRUNK_SID.match(trunk):
+        return 20001, f"TrunkSid {trunk} is not a valid Trunk SID"
+    lookup = _first(form, "VoiceCallerIdLookup")
+    if lookup is not None and lookup.lower() not in ("true", "false"):
+        return 20001, "VoiceCallerIdLookup must be true or false"
+    return None
+
+
+def _number_matches(number: dict[str, Any], phone: str | None, friendly: str | None) -> bool:
+    # Twilio's PhoneNumber filter takes partial numbers, with * for any one digit.
+    if phone:
+        pattern = re.escape(phone).replace(r"\*", "[0-9]")
+        if not re.search(pattern, number["phone_number"]):
+            return False
+    return not friendly or number["friendly_name"] == friendly
+
+
+def _page(
+    request: Request, records: list[dict[str, Any]], size: int, page: int, key: str
+) -> dict[str, Any]:
+    """A Twilio list page: the records under `key` and the paging fields."""
+    filters = [
+        (name, value)
+        for name, value in request.query_params.multi_items()
+        if name not in ("Page", "PageSize", "PageToken")
+    ]
+    path = request.url.path
+
+    def uri(number: int) -> str:
+        return f"{path}?{urlencode([*filters, ('PageSize', size), ('Page', number)])}"
+
+    start = page * size
+    shown = records[start : start + size]
+    return {
+        "end": start + max(len(shown) - 1, 0),
+        "first_page_uri": uri(0),
+        key: shown,
+        "next_page_uri": uri(page + 1) if start + size < len(records) else None,
+        "page": page,
+        "page_size": size,
+        "previous_page_uri": uri(page - 1) if page > 0 else None,
+        "start": start,
+        "uri": uri(page),
+    }
+
+
+def _parse_form(text: str) -> Form:
+    form: Form = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        form.setdefault(name, []).append(value)  # keys repeat: StatusCallbackEvent
+    return form
 
 
 def _first(form: Form, name: str) -> str | None:

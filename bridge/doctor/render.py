@@ -1,0 +1,48 @@
+"""The report for people (one line per check, then what to do) and for machines."""
+
+from __future__ import annotations
+
+import json
+
+from bridge.doctor.results import CheckResult, Report, Status
+
+LABELS = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "fixed": "FIXED"}
+SUMMARY: tuple[tuple[Status, str], ...] = (
+    ("pass", "passed"),
+    ("fixed", "fixed"),
+    ("fail", "failed"),
+    ("skip", "skipped"),
+)
+INDENT = " " * 6
+
+
+def render_text(report: Report) -> str:
+    lines: list[str] = []
+    for check in report.checks:
+        lines.extend(_check_lines(check))
+    summary = ", ".join(
+        f"{report.count(status)} {word}"
+        for status, word in SUMMARY
+        if report.count(status) or status == "fail"
+    )
+    lines.append("")
+    lines.append(("OK: " if report.ok else "NOT OK: ") + summary)
+    if any(check.fixable and check.status == "fail" for check in report.checks):
+        lines.append("Some failures can be fixed for you: run `bridge doctor --fix`.")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2) + "\n"
+
+
+def _check_lines(check: CheckResult) -> list[str]:
+    first, *more = check.detail.splitlines() or [""]
+    lines = [f"{LABELS[check.status]:<5} {check.title}: {first}"]
+    lines.extend(INDENT + line for line in more)
+    if check.previous:
+        was = ", ".join(f"{field}={value or '(none)'}" for field, value in check.previous.items())
+        lines.append(f"{INDENT}was: {was}")
+    if check.status == "fail" and check.fix:
+        lines.append(f"{INDENT}fix: {check.fix}")
+    return lines

@@ -1,0 +1,97 @@
+"""Settings present and well-formed: one line per variable the bridge needs, and one
+per other variable that is malformed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.doctor.environment import Environment
+from bridge.doctor.results import CheckResult, failed, passed
+
+
+@dataclass(frozen=True)
+class Needed:
+    name: str
+    secret: bool
+    unset: str  # what goes wrong without it
+    fix: str
+
+
+NEEDED = (
+    Needed(
+        "ELEVENLABS_API_KEY",
+        True,
+        "not set: every call gets the fallback message instead of an agent",
+        "create an API key at elevenlabs.io (Developers > API keys) with access to "
+        "ElevenLabs Agents and set ELEVENLABS_API_KEY",
+    ),
+    Needed(
+        "ELEVENLABS_AGENT_ID",
+        False,
+        "not set: calls that no rule sends to a named agent get the fallback message",
+        "set ELEVENLABS_AGENT_ID to your agent's id (agent_..., in the agent's settings)",
+    ),
+    Needed(
+        "TWILIO_ACCOUNT_SID",
+        False,
+        "not set: no outbound calls, no transfers, and the Twilio number cannot be checked",
+        "set TWILIO_ACCOUNT_SID to the Account SID (AC..., console.twilio.com > Account info)",
+    ),
+    Needed(
+        "TWILIO_AUTH_TOKEN",
+        True,
+        "not set: Twilio's webhooks cannot be verified and are refused (403)",
+        "set TWILIO_AUTH_TOKEN to the account's Auth Token (console.twilio.com > Account info)",
+    ),
+    Needed(
+        "TWILIO_PHONE_NUMBER",
+        False,
+        "not set: outbound calls have no caller ID and the number cannot be checked",
+        "set TWILIO_PHONE_NUMBER to your Twilio number in E.164 form, like +14155550100",
+    ),
+    Needed(
+        "PUBLIC_BASE_URL",
+        False,
+        "not set: signatures are checked against the request's own URL and the number's "
+        "webhook cannot be checked",
+        "set PUBLIC_BASE_URL to the https origin Twilio reaches the bridge at, "
+        "like https://your-app.herokuapp.com",
+    ),
+    Needed(
+        "BRIDGE_API_TOKEN",
+        True,
+        "not set: the outbound API (/calls, /api/*) answers 503",
+        "set BRIDGE_API_TOKEN to a long random string, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+    ),
+)
+
+
+def check_settings(env: Environment) -> list[CheckResult]:
+    results = [_check_needed(env, needed) for needed in NEEDED]
+    known = {needed.name for needed in NEEDED}
+    for name, message in env.problems.items():
+        if name not in known:
+            results.append(
+                failed(f"settings.{name}", f"settings {name}", message, f"correct or unset {name}")
+            )
+    return results
+
+
+def _check_needed(env: Environment, needed: Needed) -> CheckResult:
+    name, title = f"settings.{needed.name}", f"settings {needed.name}"
+    if needed.name in env.problems:
+        return failed(name, title, env.problems[needed.name], needed.fix)
+    if not env.is_set(needed.name):
+        return failed(name, title, needed.unset, needed.fix)
+    if needed.secret:
+        return passed(name, title, "set")
+    value = env.environ[needed.name].strip()
+    if needed.name == "PUBLIC_BASE_URL" and not value.lower().startswith("https://"):
+        return failed(
+            name,
+            title,
+            f"{value} is not https: Twilio should reach the bridge over TLS",
+            needed.fix,
+        )
+    return passed(name, title, value)
