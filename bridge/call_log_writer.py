@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.call_records import answer_event_data
@@ -93,11 +93,21 @@ class CallLogWriter:
         rows = [_call_row(entry) for entry in entries]
         sids = [row["call_sid"] for row in rows if row["call_sid"]]
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        # One row per call: a retried webhook in the same batch adds only an event.
+        unique_rows = list({row["call_sid"] or row["id"]: row for row in reversed(rows)}.values())
+        statement = dialect.insert(calls)
         async with engine.begin() as connection:
-            # First answer wins: a retried webhook for a known call adds only an event.
+            # First answer wins. A status callback may have created the record before
+            # this batch (a rejected call ends at once): then fill in what it lacks.
             await connection.execute(
-                dialect.insert(calls).on_conflict_do_nothing(index_elements=["call_sid"]),
-                rows,
+                statement.on_conflict_do_update(
+                    index_elements=["call_sid"],
+                    set_={
+                        name: func.coalesce(calls.c[name], statement.excluded[name])
+                        for name in ANSWER_COLUMNS
+                    },
+                ),
+                unique_rows,
             )
             ids = dict(
                 (
@@ -118,6 +128,18 @@ class CallLogWriter:
             ]
             await connection.execute(insert(call_events), events)
         return len(entries)
+
+
+# What an answer knows about a call that a status callback does not.
+ANSWER_COLUMNS = (
+    "from_number",
+    "to_number",
+    "rule",
+    "action",
+    "outcome",
+    "agent_id",
+    "conversation_id",
+)
 
 
 def _call_row(entry: _Entry) -> dict[str, Any]:

@@ -101,3 +101,31 @@ def test_calls_answered_by_the_server_are_in_the_log_after_shutdown(tmp_path: Pa
     assert sorted(row.call_sid for row in rows) == sorted(sids)
     assert {row.outcome for row in rows} == {"connected"}
     assert all(row.conversation_id.startswith("conv_") for row in rows)
+
+
+@pytest.mark.anyio
+async def test_a_status_callback_before_the_batch_does_not_lose_the_answer(
+    writer: CallLogWriter,
+) -> None:
+    from bridge.call_records import CallRecords
+
+    # A rejected call ends at once: Twilio's "completed" can beat the batch.
+    sid = "CA" + uuid.uuid4().hex
+    records = CallRecords(writer.database)
+    assert await records.record_status(
+        {"CallSid": sid, "CallStatus": "completed", "SequenceNumber": "0", "CallDuration": "0"}
+    )
+    writer.add(Call(call_sid=sid, from_number="+14155550123", to_number="+14155550100"), answer())
+    assert await writer.flush() == 1
+    engine = await writer.database.engine()
+    async with engine.connect() as connection:
+        stored = (await connection.execute(select(calls).where(calls.c.call_sid == sid))).all()
+    assert len(stored) == 1
+    record = stored[0]
+    assert (record.status, record.rule, record.action, record.outcome) == (
+        "completed",
+        "default",
+        "agent",
+        "connected",
+    )
+    assert (record.agent_id, record.from_number) == ("agent_a", "+14155550123")
