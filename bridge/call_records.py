@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -151,6 +151,10 @@ class CallRecords:
             if form.get("AnsweredBy"):
                 values["answered_by"] = form["AnsweredBy"]
             values = {key: value for key, value in values.items() if value is not None}
+            # Whoever created the record first may not have known the numbers.
+            for column, field in (("from_number", "From"), ("to_number", "To")):
+                if form.get(field):
+                    values[column] = func.coalesce(calls.c[column], form[field])
             if values:
                 await connection.execute(update(calls).where(this_call).values(values))
             return True

@@ -190,7 +190,10 @@ class Settings:
                     else " (its Host header and scheme); set it to the public https origin"
                 )
             )
-        elif not self.public_base_url.startswith("https://"):
+        elif not self.public_base_url.startswith("https://") and not _is_loopback(
+            self.public_base_url
+        ):
+            # Local runs (the sandbox, tests) are http on loopback, and that is fine.
             notes.append("PUBLIC_BASE_URL is not https: Twilio should call the bridge over TLS")
         if not self.bridge_api_token:
             notes.append(
@@ -229,6 +232,16 @@ class Settings:
             ("INBOUND_DEADLINE_SECONDS", f"{self.inbound_deadline:g}"),
             ("twilio signature check", "OFF" if self.skip_twilio_signature else "on"),
         ]
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _without_password(url: str) -> str:

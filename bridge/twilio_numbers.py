@@ -101,4 +101,3 @@ def _check_sid(sid: str) -> None:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
-

@@ -123,3 +123,23 @@ async def test_a_placed_call_then_its_callbacks_share_one_record(records: CallRe
         "ringing",
     )
     assert [event.kind for event in await events(records, record.id)] == ["placed", "status"]
+
+
+async def test_a_status_callback_fills_in_numbers_the_record_lacks(records: CallRecords) -> None:
+    sid = new_sid()
+    # POST /calls knows the callee; the caller ID is Twilio's to report.
+    await records.record_placed(
+        {"mode": "twilio", "to": "+14155550123", "agent_id": "a", "call_sid": sid},
+        idempotency_key=None,
+    )
+    await records.record_status(
+        {
+            "CallSid": sid,
+            "CallStatus": "ringing",
+            "SequenceNumber": "1",
+            "From": "+14155550100",
+            "To": "+14155550999",  # never overwrites what is already known
+        }
+    )
+    record = await row(records, sid)
+    assert (record.from_number, record.to_number) == ("+14155550100", "+14155550123")

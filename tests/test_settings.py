@@ -342,3 +342,20 @@ def test_healthz_never_shows_secrets() -> None:
     assert response.json()["problems"] == settings.missing()
     for secret in SECRETS:
         assert secret not in response.text
+
+
+@pytest.mark.parametrize(
+    ("public_base_url", "warned"),
+    [
+        ("http://bridge.example.com", True),
+        ("http://10.0.0.5:8000", True),
+        ("http://127.0.0.1:8000", False),
+        ("http://localhost:8000", False),
+        ("http://[::1]:8000", False),
+        ("https://bridge.example.com", False),
+    ],
+)
+def test_plain_http_is_fine_on_loopback_only(public_base_url: str, warned: bool) -> None:
+    settings = Settings(public_base_url=public_base_url)
+    notes = settings.missing()
+    assert any(note.startswith("PUBLIC_BASE_URL is not https") for note in notes) is warned

@@ -1,7 +1,8 @@
 """The `bridge` command: serve, check routing files, dry-run routing, place calls.
 
 This module assembles the parser and runs a command; each command group lives in a
-module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `db`, `doctor`).
+module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `db`, `doctor`,
+`sandbox`, `simulate`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from bridge.campaign import CampaignError
-from bridge.cli import call, calls, campaign, db, doctor, routes, serve
+from bridge.cli import call, calls, campaign, db, doctor, routes, sandbox, serve, simulate
 from bridge.cli.api import bridge_client
 from bridge.cli.call import parse_variables
 from bridge.cli.errors import UsageError
@@ -53,4 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     campaign.add_parser(commands)
     db.add_parser(commands)
     doctor.add_parser(commands)
+    sandbox.add_parser(commands)
+    simulate.add_parser(commands)
     return parser

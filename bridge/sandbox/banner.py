@@ -1,0 +1,64 @@
+"""What the sandbox says when it is ready: where everything is, and what to try."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from bridge.sandbox.credentials import ENV_FILE, Credentials
+from bridge.sandbox.numbers import (
+    BLOCKED_CALLER,
+    CALLER,
+    DEFAULT_AGENT,
+    OUR_NUMBER,
+    SPANISH_LINE,
+    UK_CALLER,
+)
+from bridge.sandbox.phone import CALLEES, Timing
+
+
+def banner(
+    *,
+    bridge_url: str,
+    elevenlabs_url: str,
+    twilio_url: str,
+    credentials: Credentials,
+    directory: Path,
+    routes: str,
+    database: Path,
+    timing: Timing,
+) -> list[str]:
+    by_behaviour = {behaviour: number for number, behaviour in CALLEES.items()}
+    env_file = shlex.quote(str(directory / ENV_FILE))
+    return [
+        "callbridge sandbox: the real bridge, with local stand-ins for ElevenLabs and Twilio.",
+        "No account needed; nothing leaves this computer.",
+        "",
+        f"  bridge            {bridge_url}  (its PUBLIC_BASE_URL)",
+        f"  fake ElevenLabs   {elevenlabs_url}  default agent {DEFAULT_AGENT}",
+        f"  fake Twilio       {twilio_url}  the bridge's number {OUR_NUMBER}",
+        f"  routing           {routes}",
+        f"  call log          {database}, {bridge_url}/ui/calls",
+        "",
+        "Sandbox-only credentials: made up here, they open nothing but this sandbox",
+        f"(also in {env_file}):",
+        *(f"  {line}" for line in credentials.exports()),
+        "",
+        "In another terminal:",
+        f"  . {env_file}",
+        "  # a call comes in: that terminal shows the TwiML, this one the routing decision",
+        f"  bridge simulate inbound --url {bridge_url}/twilio/inbound"
+        f" --from {CALLER} --to {OUR_NUMBER}",
+        f"  #   other rules: --from anonymous, --from {BLOCKED_CALLER}, --from {UK_CALLER},"
+        f" --to {SPANISH_LINE}",
+        f"  # a call goes out: the virtual phone rings, answers, talks {timing.talk:g} s",
+        f"  bridge call {CALLER} --url {bridge_url} --var name=Ada",
+        f"  #   {by_behaviour['busy']} is busy, {by_behaviour['no-answer']} does not answer,"
+        f" {by_behaviour['machine']} is an answering machine",
+        "  # the call log",
+        f"  bridge calls --url {bridge_url}",
+        f'  curl -H "Authorization: Bearer $BRIDGE_API_TOKEN" {bridge_url}/calls',
+        f"  open {bridge_url}/ui/calls and log in with the BRIDGE_API_TOKEN above",
+        "",
+        "Watching (Ctrl-C stops the sandbox):",
+    ]

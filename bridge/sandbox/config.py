@@ -1,0 +1,43 @@
+"""The bridge's settings in the sandbox: every upstream is a local stand-in.
+
+Built here rather than read from the environment, so that a real key left in the
+shell never reaches the sandbox (and the sandbox never calls a real API).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bridge.sandbox.credentials import Credentials
+from bridge.sandbox.numbers import AGENT_PHONE_NUMBER_ID, DEFAULT_AGENT, OUR_NUMBER
+from bridge.settings import Secret, Settings
+
+DATABASE_FILE = "callbridge.sqlite3"
+
+
+def sandbox_settings(
+    credentials: Credentials,
+    *,
+    bridge_url: str,
+    elevenlabs_url: str,
+    twilio_url: str,
+    directory: Path,
+    routes_file: Path,
+) -> Settings:
+    directory = directory.resolve()
+    return Settings(
+        elevenlabs_api_key=Secret(credentials.elevenlabs_api_key),
+        elevenlabs_agent_id=DEFAULT_AGENT,
+        elevenlabs_agent_phone_number_id=AGENT_PHONE_NUMBER_ID,
+        elevenlabs_api_base=elevenlabs_url,
+        elevenlabs_webhook_secret=Secret(credentials.elevenlabs_webhook_secret),
+        twilio_account_sid=credentials.twilio_account_sid,
+        twilio_auth_token=Secret(credentials.twilio_auth_token),
+        twilio_phone_number=OUR_NUMBER,
+        twilio_api_base=twilio_url,
+        public_base_url=bridge_url,
+        bridge_api_token=Secret(credentials.bridge_api_token),
+        routes_file=routes_file,
+        database_url=f"sqlite:///{directory / DATABASE_FILE}",
+        call_audio_dir=directory / "call-audio",
+    )

@@ -1,0 +1,449 @@
+"""`bridge sandbox`: the real bridge with the stand-in ElevenLabs and Twilio on loopback,
+driven end to end: a simulated inbound call and outbound calls through the virtual
+phone, down to the call log and its transcripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from conftest import clear_settings_environment, free_port, run_cli
+from defusedxml.ElementTree import fromstring
+
+from bridge.calls import Call
+from bridge.routing import parse_routes
+from bridge.sandbox import Sandbox, SandboxOptions, Timing
+from bridge.sandbox.credentials import load_or_create
+from bridge.sandbox.numbers import (
+    BLOCKED_CALLER,
+    CALLER,
+    EXAMPLE_ROUTES,
+    OUR_NUMBER,
+    SPANISH_LINE,
+    UK_CALLER,
+)
+
+ROOT = Path(__file__).parent.parent
+Found = TypeVar("Found")
+
+
+@dataclass
+class Running:
+    sandbox: Sandbox
+    lines: list[str]
+
+    @property
+    def url(self) -> str:
+        return self.sandbox.bridge_url
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        assert self.sandbox.credentials is not None
+        return {"authorization": f"Bearer {self.sandbox.credentials.bridge_api_token}"}
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def call(self, key: str) -> dict[str, Any] | None:
+        response = httpx.get(f"{self.url}/calls/{key}", headers=self.bearer)
+        return response.json() if response.status_code == 200 else None
+
+
+def eventually(probe: Callable[[], Found | None], what: str, timeout: float = 10.0) -> Found:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    lines: list[str] = []
+    options = SandboxOptions(
+        directory=tmp_path_factory.mktemp("sandbox"),
+        port=0,
+        timing=Timing(ring=0.1, talk=0.3),
+    )
+    running = Sandbox(options, out=lines.append)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(running.run())
+        except BaseException as exc:  # handed to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert running.ready.wait(20) or errors, "the sandbox did not start"
+    assert not errors, errors
+    yield Running(running, lines)
+    running.stop()
+    thread.join(15)
+    assert not thread.is_alive() and not errors, errors
+    assert lines[-1] == "sandbox stopped"
+
+
+# --- a call comes in --------------------------------------------------------------
+
+
+def test_simulated_inbound_call_end_to_end(
+    sandbox: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = sandbox.sandbox.credentials
+    assert credentials is not None
+    clear_settings_environment(monkeypatch)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", credentials.twilio_auth_token)
+    code, out, err = run_cli(
+        capsys,
+        "simulate",
+        "inbound",
+        "--url",
+        f"{sandbox.url}/twilio/inbound",
+        "--from",
+        CALLER,
+        "--to",
+        OUR_NUMBER,
+    )
+    assert code == 0, err
+
+    # The TwiML connects the caller to the stand-in ElevenLabs' stream.
+    twiml = out[out.index("<?xml") : out.index("</Response>") + len("</Response>")]
+    stream = fromstring(twiml).find("./Connect/Stream")
+    assert stream is not None
+    assert stream.get("url", "").startswith("wss://")
+    assert "agent_id=agent_sandbox&conversation_signature=fake" in stream.get("url", "")
+    parameter = stream.find("Parameter[@name='conversation_id']")
+    assert parameter is not None
+    conversation_id = parameter.get("value")
+    (call_sid,) = re.findall(r"CallSid=(CA[0-9a-f]{32})", out)
+    (registered,) = [
+        body for body in sandbox.sandbox.elevenlabs.requests if body["from_number"] == CALLER
+    ]
+    assert registered["agent_id"] == "agent_sandbox" and registered["direction"] == "inbound"
+
+    # The call log: routed by the "main line" rule, ended, and given its transcript.
+    def logged() -> dict[str, Any] | None:
+        record = sandbox.call(call_sid)
+        done = record and record["status"] == "completed" and record["transcript"]
+        return record if done else None
+
+    record = eventually(logged, "the inbound call's record, completed with a transcript")
+    assert record["direction"] == "inbound"
+    assert record["rule"] == "main line" and record["outcome"] == "connected"
+    assert record["conversation_id"] == conversation_id
+    assert record["from"] == CALLER and record["to"] == OUR_NUMBER
+    assert record["summary"].startswith("A simulated inbound conversation")
+    assert [turn["role"] for turn in record["transcript"]] == ["agent", "user", "agent"]
+    listed = httpx.get(
+        f"{sandbox.url}/calls", params={"direction": "inbound"}, headers=sandbox.bearer
+    )
+    assert call_sid in [call["call_sid"] for call in listed.json()["calls"]]
+
+    # What the sandbox showed: the decision and the register-call, secrets hidden.
+    shown = sandbox.output()
+    assert f"call_sid={call_sid}" in shown and 'rule="main line"' in shown
+    assert "register-call agent=agent_sandbox" in shown
+    assert "secret__crm_token='***'" in shown
+    assert "sandbox-crm" not in shown
+    assert "sandbox-crm" not in json.dumps(record)
+    watching = shown[shown.index("Watching") :]
+    assert credentials.twilio_auth_token not in watching  # the banner's export line only
+
+
+def test_a_rejected_inbound_call_ends_busy(
+    sandbox: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = sandbox.sandbox.credentials
+    assert credentials is not None
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", credentials.twilio_auth_token)
+    code, out, _ = run_cli(
+        capsys,
+        "simulate",
+        "inbound",
+        "--url",
+        sandbox.url,
+        "--from",
+        BLOCKED_CALLER,
+        "--to",
+        OUR_NUMBER,
+    )
+    assert code == 0
+    assert "Twilio would: Reject (busy)" in out
+    (call_sid,) = re.findall(r"CallSid=(CA[0-9a-f]{32})", out)
+    record = eventually(
+        lambda: (
+            ((r := sandbox.call(call_sid)) and r["status"] == "busy" and r["rule"] and r) or None
+        ),
+        "the rejected call's record",
+    )
+    assert record["rule"] == "blocklist" and record["action"] == "reject"
+
+
+# --- a call goes out ---------------------------------------------------------------
+
+
+def test_outbound_call_end_to_end(sandbox: Running) -> None:
+    placed = httpx.post(
+        f"{sandbox.url}/calls",
+        json={"to": CALLER, "dynamic_variables": {"name": "Ada", "secret__pin": "8642"}},
+        headers=sandbox.bearer,
+    )
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["mode"] == "twilio"
+    call_sid = placed.json()["call_sid"]
+
+    # The stand-in Twilio was asked to create the call, with the bridge's callbacks.
+    created = sandbox.sandbox.twilio.calls[call_sid]
+    assert created.param("To") == CALLER and created.param("From") == OUR_NUMBER
+    assert (created.param("Url") or "").startswith(f"{sandbox.url}/twilio/outbound-answer?call=")
+    assert created.param("StatusCallback") == f"{sandbox.url}/twilio/status"
+
+    def finished() -> dict[str, Any] | None:
+        record = sandbox.call(call_sid)
+        done = record and record["status"] == "completed" and record["transcript"]
+        return record if done else None
+
+    record = eventually(finished, "the outbound call, completed with a transcript")
+    statuses = [e["data"]["status"] for e in record["events"] if e["kind"] == "status"]
+    assert statuses == ["initiated", "ringing", "in-progress", "completed"]
+    (answer,) = [e["data"] for e in record["events"] if e["kind"] == "outbound_answer"]
+    assert answer["outcome"] == "connected" and answer["agent_id"] == "agent_sandbox"
+    assert record["conversation_id"] == answer["conversation_id"]
+    assert record["duration"] is not None and record["answered_at"] and record["ended_at"]
+    assert record["transcript"][0]["message"] == "Hello! How can I help you today?"
+    assert created.resource["status"] == "completed"
+
+    # register-call got the secret; nothing shown or stored has it.
+    (registered,) = [
+        body for body in sandbox.sandbox.elevenlabs.requests if body["to_number"] == CALLER
+    ]
+    variables = registered["conversation_initiation_client_data"]["dynamic_variables"]
+    assert variables == {"name": "Ada", "secret__pin": "8642"}
+    shown = sandbox.output()
+    assert f"create call {OUR_NUMBER} -> {CALLER}" in shown
+    assert f"{call_sid} answered by a person" in shown
+    assert "secret__pin='***'" in shown
+    assert "8642" not in shown and "8642" not in json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("callee", "options", "status", "answered_by"),
+    [
+        ("+14155550124", {}, "busy", None),
+        ("+14155550125", {}, "no-answer", None),
+        (
+            "+14155550126",
+            {
+                "machine_detection": True,
+                "on_machine": "message",
+                "machine_message": "Please call us back.",
+            },
+            "completed",
+            "machine_end_beep",
+        ),
+        ("+14155550126", {"machine_detection": True}, "completed", "machine_start"),
+    ],
+)
+def test_the_virtual_phone_plays_each_kind_of_callee(
+    sandbox: Running, callee: str, options: dict[str, Any], status: str, answered_by: str | None
+) -> None:
+    placed = httpx.post(
+        f"{sandbox.url}/calls", json={"to": callee, **options}, headers=sandbox.bearer
+    )
+    assert placed.status_code == 201, placed.text
+    call_sid = placed.json()["call_sid"]
+    record = eventually(
+        lambda: ((r := sandbox.call(call_sid)) and r["status"] == status and r) or None,
+        f"status {status}",
+    )
+    assert record["answered_by"] == answered_by
+    answers = [e["data"] for e in record["events"] if e["kind"] == "outbound_answer"]
+    if answered_by is None:
+        assert answers == []  # nobody answered: no TwiML was asked for
+    else:
+        (answer,) = answers
+        assert answer["outcome"] == "handled"  # a machine: hung up on, or left a message
+
+
+def test_native_elevenlabs_mode_gets_a_transcript(sandbox: Running) -> None:
+    placed = httpx.post(
+        f"{sandbox.url}/calls", json={"to": CALLER, "mode": "elevenlabs"}, headers=sandbox.bearer
+    )
+    assert placed.status_code == 201, placed.text
+    conversation_id = placed.json()["conversation_id"]
+    record = eventually(
+        lambda: ((r := sandbox.call(conversation_id)) and r["transcript"] and r) or None,
+        "the transcript of a native outbound call",
+    )
+    assert record["mode"] == "elevenlabs"
+    assert "outbound-call (twilio) agent=agent_sandbox" in sandbox.output()
+
+
+# --- the sandbox itself ---------------------------------------------------------------
+
+
+def test_the_banner_says_what_to_run(sandbox: Running) -> None:
+    credentials = sandbox.sandbox.credentials
+    assert credentials is not None
+    shown = sandbox.output()
+    directory = sandbox.sandbox.options.directory
+    assert f"export TWILIO_AUTH_TOKEN={credentials.twilio_auth_token}" in shown
+    assert f"export BRIDGE_API_TOKEN={credentials.bridge_api_token}" in shown
+    assert f". {directory / 'env.sh'}" in shown
+    assert (
+        f"bridge simulate inbound --url {sandbox.url}/twilio/inbound --from {CALLER}"
+        f" --to {OUR_NUMBER}" in shown
+    )
+    assert f"bridge call {CALLER} --url {sandbox.url}" in shown
+    assert f"bridge calls --url {sandbox.url}" in shown
+    assert f"{sandbox.url}/ui/calls" in shown
+    # Secrets that only the bridge and the stand-ins share are not shown.
+    assert credentials.elevenlabs_api_key not in shown
+    assert credentials.elevenlabs_webhook_secret not in shown
+    env_file = directory / "env.sh"
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert f"export TWILIO_AUTH_TOKEN={credentials.twilio_auth_token}\n" in env_file.read_text()
+
+
+def test_credentials_are_kept_per_directory(tmp_path: Path) -> None:
+    first = load_or_create(tmp_path)
+    assert load_or_create(tmp_path) == first
+    other = tmp_path / "other"
+    other.mkdir()
+    assert load_or_create(other).bridge_api_token != first.bridge_api_token
+    (tmp_path / "credentials.json").write_text("{not json")
+    assert load_or_create(tmp_path) != first  # unreadable: made anew
+
+
+@pytest.mark.parametrize(
+    ("caller", "called", "rule"),
+    [
+        (CALLER, OUR_NUMBER, "main line"),
+        ("anonymous", OUR_NUMBER, "withheld numbers"),
+        (BLOCKED_CALLER, OUR_NUMBER, "blocklist"),
+        (UK_CALLER, OUR_NUMBER, "uk callers"),
+        (CALLER, SPANISH_LINE, "spanish line"),
+        (CALLER, "+14155550177", "default"),
+    ],
+)
+def test_the_example_rules_route_as_the_banner_says(caller: str, called: str, rule: str) -> None:
+    table = parse_routes(EXAMPLE_ROUTES, source="sandbox")
+    call = Call(call_sid="CA1", from_number=caller, to_number=called)
+    assert table.choose(call, datetime.now(UTC)).rule == rule
+
+
+def test_the_example_files_own_comments_are_right() -> None:
+    table = parse_routes(EXAMPLE_ROUTES, source="sandbox")
+    examples = re.findall(r"--from (\S+) --to (\S+) +-> (.+)", EXAMPLE_ROUTES)
+    assert len(examples) == 5
+    for caller, called, rule in examples:
+        call = Call(call_sid="CA1", from_number=caller, to_number=called)
+        assert table.choose(call, datetime.now(UTC)).rule == rule
+
+
+def test_a_taken_port_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(capsys, "sandbox", "--port", str(port), "--dir", str(tmp_path))
+    assert code == 1
+    assert f"port {port} on 127.0.0.1 is not free" in err and "--port" in err
+
+
+def test_bad_routes_are_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text('[[rules]]\nname = "x"\naction = "transfer"\n')
+    code, _, err = run_cli(capsys, "sandbox", "--dir", str(tmp_path), "--routes", str(routes))
+    assert code == 1 and "routes.toml" in err
+    code, _, err = run_cli(capsys, "sandbox", "--routes", str(tmp_path / "missing.toml"))
+    assert code == 2 and "--routes" in err
+
+
+def test_the_command_runs_until_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "sandbox", "--port", str(port), "--dir", "sb"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool | None:
+            if process.poll() is not None:
+                raise AssertionError(process.communicate()[0])
+            try:
+                return httpx.get(f"{base}/healthz").status_code == 200 or None
+            except httpx.TransportError:
+                return None
+
+        eventually(healthy, "the sandbox's /healthz", timeout=20)
+        health = httpx.get(f"{base}/healthz").json()
+        # Everything is configured; only the advice to use https, which loopback needs not.
+        assert [p for p in health["problems"] if "not https" not in p] == []
+        assert health["routes"]["rules"] == 5
+        # The banner's env file works for a command in another terminal.
+        exports = dict(
+            re.findall(r"^export (\w+)=(\S+)$", (tmp_path / "sb" / "env.sh").read_text(), re.M)
+        )
+        simulated = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bridge.cli",
+                "simulate",
+                "inbound",
+                "--url",
+                base,
+                "--from",
+                "anonymous",
+                "--to",
+                OUR_NUMBER,
+            ],
+            env={**env, **exports},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert simulated.returncode == 0, simulated.stderr
+        assert (
+            "Twilio would: Say 'We do not accept calls from withheld numbers." in simulated.stdout
+        )
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, out
+    assert "callbridge sandbox" in out and "Watching" in out
+    assert 'rule="withheld numbers" action=say' in out
+    assert out.rstrip().endswith("sandbox stopped")
+    assert (tmp_path / "sb" / "callbridge.sqlite3").exists()
+    assert (tmp_path / "sb" / "routes.toml").read_text() == EXAMPLE_ROUTES
