@@ -8,6 +8,7 @@ from urllib.parse import quote
 import twiml
 from bridge.calls import Call
 from bridge.elevenlabs import RegisterCallRequest
+from bridge.paths import DIAL_COMPLETE_PATH, VOICEMAIL_COMPLETE_PATH
 from bridge.routing.rules import (
     Action,
     AgentAction,
@@ -17,9 +18,6 @@ from bridge.routing.rules import (
     SayAction,
     VoicemailAction,
 )
-
-DIAL_COMPLETE_PATH = "/twilio/dial-complete"
-VOICEMAIL_COMPLETE_PATH = "/twilio/voicemail-complete"
 
 
 def render(action: Action, *, step: str) -> str:

@@ -23,6 +23,7 @@ from bridge import (
     calls_read_api,
     elevenlabs_webhook,
     metrics_api,
+    paths,
     ui,
     webhooks,
 )
@@ -165,17 +166,17 @@ def create_app(
             await database.dispose()
 
     twilio_routes = {
-        "/twilio/inbound": webhooks.inbound,
-        "/twilio/dial-complete": webhooks.dial_complete,
-        "/twilio/voicemail-complete": webhooks.voicemail_complete,
-        "/twilio/outbound-answer": webhooks.outbound_answer,
-        "/twilio/status": webhooks.status_callback,
+        paths.INBOUND_PATH: webhooks.inbound,
+        paths.DIAL_COMPLETE_PATH: webhooks.dial_complete,
+        paths.VOICEMAIL_COMPLETE_PATH: webhooks.voicemail_complete,
+        paths.OUTBOUND_ANSWER_PATH: webhooks.outbound_answer,
+        paths.STATUS_PATH: webhooks.status_callback,
     }
     app = BridgeApp(
         webhooks=twilio_routes,
         routes=[
             *(Route(path, endpoint, methods=["POST"]) for path, endpoint in twilio_routes.items()),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route(paths.HEALTH_PATH, healthz, methods=["GET"]),
             *metrics_api.routes,
             *calls_api.routes,
             *ai_caller_api.routes,

@@ -13,7 +13,6 @@ from starlette.routing import Route
 
 import twiml
 from bridge import json_body, phone
-from bridge.actions import DIAL_COMPLETE_PATH
 from bridge.auth import refuse_unless_authorized
 from bridge.call_records import CallRecords
 from bridge.calllog import logfmt
@@ -22,6 +21,7 @@ from bridge.destinations import destination_problem
 from bridge.idempotency import IdempotencyKeys, KeyConflict
 from bridge.inbound import TRANSFER_STEP
 from bridge.outbound import Dialer, NotPlaced, OutboundRequest
+from bridge.paths import DIAL_COMPLETE_PATH
 from bridge.settings import Settings
 from bridge.twilio_rest import CALL_SID, CALL_SID_PATTERN, TwilioError, TwilioREST
 

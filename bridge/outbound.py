@@ -20,14 +20,13 @@ from sqlalchemy import delete, insert, update
 from bridge import phone
 from bridge.client_data import ClientData, DynamicValue
 from bridge.elevenlabs_api import ElevenLabsAPI, ElevenLabsError
+from bridge.paths import OUTBOUND_ANSWER_PATH, STATUS_PATH
 from bridge.sealing import Sealer
 from bridge.settings import Settings
 from bridge.storage import Database, pending_calls
 from bridge.twilio_rest import TwilioError, TwilioREST
 
 Mode = Literal["twilio", "elevenlabs", "sip"]
-ANSWER_PATH = "/twilio/outbound-answer"
-STATUS_PATH = "/twilio/status"
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
@@ -169,7 +168,7 @@ class Dialer:
             created = await self.twilio.create_call(
                 to=request.to,
                 from_=self.settings.twilio_phone_number,
-                url=f"{base}{ANSWER_PATH}?call={quote(pending_id)}",
+                url=f"{base}{OUTBOUND_ANSWER_PATH}?call={quote(pending_id)}",
                 status_callback=f"{base}{STATUS_PATH}",
                 status_callback_event=STATUS_EVENTS,
                 machine_detection=_machine_detection(request),

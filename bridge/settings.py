@@ -115,7 +115,7 @@ class Settings:
             twilio_auth_token=reader.secret("TWILIO_AUTH_TOKEN"),
             twilio_phone_number=reader.phone("TWILIO_PHONE_NUMBER"),
             twilio_api_base=reader.url("TWILIO_API_BASE", DEFAULT_TWILIO_API_BASE),
-            public_base_url=reader.url("PUBLIC_BASE_URL", ""),
+            public_base_url=reader.origin("PUBLIC_BASE_URL"),
             bridge_api_token=reader.secret("BRIDGE_API_TOKEN"),
             routes_file=reader.path("ROUTES_FILE"),
             database_url=reader.text("DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -194,7 +194,7 @@ class Settings:
             self.public_base_url
         ):
             # Local runs (the sandbox, tests) are http on loopback, and that is fine.
-            notes.append("PUBLIC_BASE_URL is not https: Twilio should call the bridge over TLS")
+            notes.append(f"PUBLIC_BASE_URL {self.twilio_cannot_reach()}")
         if not self.bridge_api_token:
             notes.append(
                 "BRIDGE_API_TOKEN is not set: the outbound API (/calls, /api/*) answers 503"
@@ -210,6 +210,21 @@ class Settings:
                 "(local development only)"
             )
         return notes
+
+    def twilio_cannot_reach(self) -> str | None:
+        """Why Twilio could not (or should not) call PUBLIC_BASE_URL; None when it can.
+
+        What `bridge doctor` requires before it points a phone number at the bridge.
+        """
+        if not self.public_base_url:
+            return "is not set"
+        parts = urlsplit(self.public_base_url)
+        host = parts.hostname or ""
+        if parts.scheme != "https":
+            return "is not https: Twilio should call the bridge over TLS"
+        if host == "localhost" or host.endswith(".localhost") or _is_private(host):
+            return f"is not a public address ({host}): Twilio cannot reach it"
+        return None
 
     def summary(self) -> list[tuple[str, str]]:
         """(name, shown value) pairs for `bridge serve`; secrets show only set/not set."""
@@ -232,6 +247,14 @@ class Settings:
             ("INBOUND_DEADLINE_SECONDS", f"{self.inbound_deadline:g}"),
             ("twilio signature check", "OFF" if self.skip_twilio_signature else "on"),
         ]
+
+
+def _is_private(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
 
 
 def _is_loopback(url: str) -> bool:
@@ -277,6 +300,18 @@ class _Reader:
             self.problems.append(f"{name}: must not have a query or fragment")
             return default
         return value.rstrip("/")
+
+    def origin(self, name: str) -> str:
+        """A scheme and host only: paths are the bridge's own (it adds /twilio/...)."""
+        value = self.url(name, "")
+        parts = urlsplit(value)
+        if value and (parts.path or parts.username is not None or parts.password is not None):
+            self.problems.append(
+                f"{name}: must be an origin like https://my-bridge.example.com, without a path "
+                "or user name (the bridge adds /twilio/inbound and its other paths itself)"
+            )
+            return ""
+        return value
 
     def phone(self, name: str) -> str:
         value = self.text(name)

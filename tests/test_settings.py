@@ -127,7 +127,8 @@ def test_settings_are_frozen() -> None:
         ("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", "false", False),
         ("LOG_LEVEL", "warning", "WARNING"),
         ("PUBLIC_BASE_URL", "http://localhost:8000", "http://localhost:8000"),
-        ("PUBLIC_BASE_URL", "https://example.com/bridge/", "https://example.com/bridge"),
+        # A trailing slash, as `heroku apps:info` prints the web URL, is dropped.
+        ("PUBLIC_BASE_URL", "https://example.com/", "https://example.com"),
         ("TWILIO_PHONE_NUMBER", "+442071234567", "+442071234567"),
     ],
 )
@@ -152,6 +153,10 @@ def test_accepted_values(name: str, value: str, expected: object) -> None:
         ("PUBLIC_BASE_URL", "https://"),
         ("PUBLIC_BASE_URL", "https://bridge.example.com/?token=1"),
         ("PUBLIC_BASE_URL", "https://bridge.example.com/#top"),
+        # The webhook URL pasted whole: the bridge would be told to call /twilio/inbound/twilio/...
+        ("PUBLIC_BASE_URL", "https://bridge.example.com/twilio/inbound"),
+        ("PUBLIC_BASE_URL", "https://bridge.example.com/bridge/"),
+        ("PUBLIC_BASE_URL", "https://user:secret@bridge.example.com"),
         ("ELEVENLABS_API_BASE", "api.elevenlabs.io"),
         ("TWILIO_API_BASE", "https://api.twilio.com?x=1"),
         ("TWILIO_PHONE_NUMBER", "5551234567"),
@@ -342,6 +347,25 @@ def test_healthz_never_shows_secrets() -> None:
     assert response.json()["problems"] == settings.missing()
     for secret in SECRETS:
         assert secret not in response.text
+
+
+@pytest.mark.parametrize(
+    ("public_base_url", "problem"),
+    [
+        ("https://bridge.example.com", None),
+        ("https://my-bridge-1a2b3c4d5e6f.herokuapp.com", None),
+        ("", "is not set"),
+        ("http://bridge.example.com", "is not https"),
+        ("https://127.0.0.1:8443", "is not a public address (127.0.0.1)"),
+        ("https://localhost", "is not a public address (localhost)"),
+        ("https://10.1.2.3", "is not a public address (10.1.2.3)"),
+        ("https://192.168.0.10", "is not a public address (192.168.0.10)"),
+        ("https://[::1]", "is not a public address (::1)"),
+    ],
+)
+def test_what_twilio_cannot_reach(public_base_url: str, problem: str | None) -> None:
+    found = Settings(public_base_url=public_base_url).twilio_cannot_reach()
+    assert found == problem if problem is None else (found or "").startswith(problem)
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ import httpx
 
 from bridge import simulate
 from bridge.cli.errors import UsageError
+from bridge.paths import INBOUND_PATH
 
-INBOUND_PATH = "/twilio/inbound"
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 
 INBOUND_EPILOG = """\

@@ -14,13 +14,12 @@ from defusedxml.ElementTree import fromstring
 
 import twiml
 from bridge import simulate
+from bridge.paths import STATUS_PATH
 from bridge.sandbox.background import Background
 from bridge.sandbox.phone import Timing, callback_form, ended
 from bridge.sandbox.report import Reporter
 from bridge.sandbox.tap import Exchange
 
-INBOUND_PATH = "/twilio/inbound"
-STATUS_PATH = "/twilio/status"
 # Verbs that keep the caller on the line for a while (a conversation, a person, a message).
 LASTING = frozenset({"Connect", "Dial", "Record", "Gather"})
 

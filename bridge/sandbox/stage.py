@@ -11,10 +11,11 @@ from starlette.types import ASGIApp
 
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs, FakeTwilio
+from bridge.paths import INBOUND_PATH
 from bridge.routing import RoutingTable
 from bridge.sandbox.background import Background
 from bridge.sandbox.conversation import PostCallWebhooks
-from bridge.sandbox.incoming import INBOUND_PATH, IncomingCalls
+from bridge.sandbox.incoming import IncomingCalls
 from bridge.sandbox.phone import Timing, VirtualPhone
 from bridge.sandbox.report import Reporter
 from bridge.sandbox.tap import Tap
