@@ -94,7 +94,10 @@ class CallLogWriter:
         sids = [row["call_sid"] for row in rows if row["call_sid"]]
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         # One row per call: a retried webhook in the same batch adds only an event.
-        unique_rows = list({row["call_sid"] or row["id"]: row for row in reversed(rows)}.values())
+        unique = {row["call_sid"] or row["id"]: row for row in reversed(rows)}
+        # In key order: two processes upserting overlapping calls then lock rows in the
+        # same order and cannot deadlock (PostgreSQL).
+        unique_rows = [unique[key] for key in sorted(unique)]
         statement = dialect.insert(calls)
         async with engine.begin() as connection:
             # First answer wins. A status callback may have created the record before

@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 from bridge.inbound import Answer
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_SHARED_NAME = re.compile(r"callbridge-metrics-(\d+)-(\d+)")
 
 
 def _process_start_ticks(pid: int) -> str:
     # With the pid this names one process, not a later one that reused its pid.
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:
         return "0"
-    return stat.rsplit(")", 1)[1].split()[19]
+    return fields.rsplit(")", 1)[1].split()[19]
 
 
 def shared_directory_for_workers() -> str | None:
@@ -37,11 +41,36 @@ def shared_directory_for_workers() -> str | None:
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None:
         return None
-    name = f"callbridge-metrics-{parent.pid}-{_process_start_ticks(parent.pid)}"
-    path = Path(tempfile.gettempdir()) / name
+    root = Path(tempfile.gettempdir())
+    _remove_stale_directories(root)
+    path = root / f"callbridge-metrics-{parent.pid}-{_process_start_ticks(parent.pid)}"
     path.mkdir(mode=0o700, exist_ok=True)
+    if not _private(path):
+        # Someone else made it (a shared /tmp): its files are not to be trusted.
+        return None
     os.environ[MULTIPROCESS_ENV] = str(path)
     return str(path)
+
+
+def _private(path: Path) -> bool:
+    """A real directory of this user's that nobody else may write to."""
+    info = path.lstat()
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and stat.S_IMODE(info.st_mode) & 0o077 == 0
+    )
+
+
+def _remove_stale_directories(root: Path) -> None:
+    """Directories of supervisors that have exited: their counts ended with them."""
+    for path in root.glob("callbridge-metrics-*-*"):
+        found = _SHARED_NAME.fullmatch(path.name)
+        if not found or not _private(path):
+            continue
+        pid, ticks = found.groups()
+        if _process_start_ticks(int(pid)) != ticks:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 MULTIPROCESS_DIRECTORY = shared_directory_for_workers()

@@ -6,8 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -25,6 +24,7 @@ from conftest import (
     post_signed,
     running_server,
     sign,
+    start_server_process,
     twilio_form,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -229,25 +229,6 @@ WORKERS = 3
 CALLS = 40
 
 
-def start_workers(
-    command: list[str], port: int, env: dict[str, str], log: Path
-) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise RuntimeError(f"the bridge did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize(
     "launcher",
     [
@@ -286,7 +267,7 @@ def test_counts_add_up_across_worker_processes(launcher: str, tmp_path: Path) ->
         else:
             command = [sys.executable, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
                        "--port", str(port), "--log-level", "warning"]  # fmt: skip
-        process = start_workers(command, port, env, tmp_path / "server.log")
+        process = start_server_process(command, env, public, tmp_path / "server.log")
         try:
             form_url = f"{public}/twilio/inbound"
 
@@ -331,3 +312,42 @@ def test_counts_add_up_across_worker_processes(launcher: str, tmp_path: Path) ->
 
 def counter_files(root: Path) -> list[Path]:
     return sorted(root.glob("callbridge-metrics-*/counter_*.db"))
+
+
+# --- the directory uvicorn's workers share ------------------------------------------
+
+
+def test_directories_of_exited_servers_are_removed(tmp_path: Path) -> None:
+    from bridge.metrics import _process_start_ticks, _remove_stale_directories
+
+    ours = tmp_path / f"callbridge-metrics-{os.getpid()}-{_process_start_ticks(os.getpid())}"
+    exited = tmp_path / "callbridge-metrics-4194000-12345"  # no such process
+    reused = tmp_path / f"callbridge-metrics-{os.getpid()}-1"  # our pid, another process
+    someone_elses = tmp_path / "callbridge-metrics-4194001-1"
+    for path in (ours, exited, reused):
+        path.mkdir(mode=0o700)
+        (path / "counter_1.db").write_bytes(b"")
+    someone_elses.mkdir(mode=0o777)
+    someone_elses.chmod(0o777)  # not ours to judge: left alone
+    _remove_stale_directories(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ours.name, someone_elses.name])
+
+
+@pytest.mark.parametrize(
+    ("make", "private"),
+    [
+        (lambda path: path.mkdir(mode=0o700), True),
+        (lambda path: (path.mkdir(), path.chmod(0o777)), False),
+        (lambda path: (path.mkdir(), path.chmod(0o755)), False),
+        (lambda path: path.symlink_to(path.parent, target_is_directory=True), False),
+    ],
+    ids=["ours", "world-writable", "readable-by-others", "symlink"],
+)
+def test_only_a_private_directory_is_trusted(
+    tmp_path: Path, make: Callable[[Path], object], private: bool
+) -> None:
+    from bridge.metrics import _private
+
+    path = tmp_path / "shared"
+    make(path)
+    assert _private(path) is private

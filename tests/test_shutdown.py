@@ -21,6 +21,7 @@ from conftest import (
     free_port,
     running_server,
     sign,
+    start_server_process,
     twilio_form,
 )
 
@@ -37,21 +38,6 @@ def procfile(process_type: str) -> list[str]:
         if kind.strip() == process_type:
             return ["/bin/bash", "-c", "exec " + command.strip()]
     raise AssertionError(f"the Procfile has no {process_type} process")
-
-
-def wait_until_serving(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise RuntimeError(f"the bridge did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(
@@ -89,10 +75,8 @@ def test_sigterm_lets_calls_in_flight_finish_and_takes_no_new_work(
         else:
             subprocess.run(procfile("release"), env=env, check=True, capture_output=True)
             command = procfile("web")
-        with log.open("wb") as output:
-            process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = start_server_process(command, env, base, log)
         try:
-            wait_until_serving(base, process, log)
             form = twilio_form(CallSid="CA" + "5" * 32)
             answered: list[httpx.Response] = []
 
@@ -118,7 +102,6 @@ def test_sigterm_lets_calls_in_flight_finish_and_takes_no_new_work(
             while log.read_text().count("Shutting down") < workers:
                 assert time.monotonic() < deadline + 20, log.read_text()
                 time.sleep(0.02)
-            time.sleep(0.05)
 
             # No new work: a new request is refused or never answered.
             late = twilio_form(CallSid="CA" + "6" * 32)
