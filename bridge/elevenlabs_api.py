@@ -1,5 +1,7 @@
 """ElevenLabs REST calls off the webhook's hot path: native outbound calls
-(Twilio and SIP trunk). register-call, which is on it, lives in bridge.elevenlabs."""
+(Twilio and SIP trunk) here, agents in bridge.elevenlabs_agents, both through
+`ElevenLabsAPI._request`. register-call, which is on the hot path, lives in
+bridge.elevenlabs."""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class ElevenLabsAPI:
     ) -> dict[str, Any]:
         """`{success, message, conversation_id, callSid}` (seed 000)."""
         body = _outbound_body(agent_id, agent_phone_number_id, to_number, client_data)
-        return await self._post(TWILIO_OUTBOUND_PATH, body)
+        return await self._request("POST", TWILIO_OUTBOUND_PATH, body)
 
     async def sip_outbound_call(
         self,
@@ -73,12 +75,18 @@ class ElevenLabsAPI:
         body = _outbound_body(agent_id, agent_phone_number_id, to_number, client_data)
         if telephony_call_config:
             body["telephony_call_config"] = telephony_call_config
-        return await self._post(SIP_OUTBOUND_PATH, body)
+        return await self._request("POST", SIP_OUTBOUND_PATH, body)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One API call, with or without a JSON body; the answer must be a JSON object.
+
+        Every failure is an ElevenLabsError: `status` None when there was no HTTP
+        answer, and `not_sent` when the request surely never reached ElevenLabs."""
         try:
-            response = await self._http.post(
-                path, json=body, headers={"xi-api-key": self._api_key.reveal()}
+            response = await self._http.request(
+                method, path, json=body, headers={"xi-api-key": self._api_key.reveal()}
             )
         except (httpx.ConnectTimeout, httpx.PoolTimeout):
             raise ElevenLabsError("timed out connecting", not_sent=True) from None

@@ -6,8 +6,9 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import httpx
 import pytest
@@ -30,11 +31,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.doctor import Options, Report, render_json, render_text, run_doctor
-from bridge.doctor.environment import read_environment
+from bridge.doctor.environment import SECRET_VARIABLES, read_environment
+from bridge.doctor.render import mask_passwords
 from bridge.doctor.routes_check import agent_uses
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.routing import parse_routes
-from bridge.settings import Secret
+from bridge.settings import Secret, Settings
 from bridge.twilio_numbers import TwilioNumbers
 
 WEBHOOK_SECRET = "test-webhook-secret-value"
@@ -115,6 +117,21 @@ class World:
     def run(self, **options: Any) -> Report:
         transport = self.upstreams.transport
         return asyncio.run(run_doctor(self.env, Options(**options), lambda: transport))
+
+    def fail_after(self, host: str, method: str, path: str, error: Exception) -> None:
+        """Requests to `host` whose path starts with `path` reach the fake, which acts
+        on them, but their answer is lost: the client gets `error` (a timeout: the
+        change may have been made; a connection error: it surely was not)."""
+        upstream = self.upstreams.transport.routes[host]
+
+        async def handle(request: httpx.Request) -> httpx.Response:
+            if request.method != method or not request.url.path.startswith(path):
+                return await upstream.handle_async_request(request)
+            if not isinstance(error, httpx.ConnectError):
+                await upstream.handle_async_request(request)
+            raise error
+
+        self.set_host(host, httpx.MockTransport(handle))
 
     def twilio_writes(self) -> list[Any]:
         return [request for request in self.twilio.requests if request.method == "POST"]
@@ -297,16 +314,46 @@ def test_settings(
     assert_no_secrets(report)
 
 
-def test_public_url_must_be_https(world: World) -> None:
-    world.env["PUBLIC_BASE_URL"] = "http://bridge.example.com"
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        pytest.param(
+            "http://bridge.example.com",
+            "http://bridge.example.com is not https: Twilio should call the bridge over TLS",
+            id="http",
+        ),
+        pytest.param(
+            "https://localhost:8443",
+            "https://localhost:8443 is not a public address (localhost): Twilio cannot reach it",
+            id="localhost",
+        ),
+        pytest.param(
+            "https://127.0.0.1",
+            "https://127.0.0.1 is not a public address (127.0.0.1): Twilio cannot reach it",
+            id="loopback",
+        ),
+        pytest.param(
+            "https://10.1.2.3:8000",
+            "https://10.1.2.3:8000 is not a public address (10.1.2.3): Twilio cannot reach it",
+            id="private",
+        ),
+    ],
+)
+def test_public_url_twilio_cannot_reach(world: World, url: str, detail: str) -> None:
+    world.env["PUBLIC_BASE_URL"] = url
     report = world.run(skip_public=True)
     setting = check(report, "settings.PUBLIC_BASE_URL")
-    assert (setting.status, setting.detail) == (
-        "fail",
-        "http://bridge.example.com is not https: Twilio should reach the bridge over TLS",
-    )
-    # The number points at the https URL; compared with the http one, it differs.
+    assert (setting.status, setting.detail) == ("fail", detail)
+    assert "public https origin" in setting.fix
+    # The number points at the public URL; compared with this one, it differs.
     assert check(report, "twilio.number.voice").status == "fail"
+
+
+def test_public_url_is_shown_as_the_bridge_uses_it(world: World) -> None:
+    world.env["PUBLIC_BASE_URL"] = PUBLIC + "/"  # as Heroku's web_url has it
+    report = world.run()
+    assert report.ok
+    assert f"PASS  settings PUBLIC_BASE_URL: {PUBLIC}\n" in render_text(report)
 
 
 def test_every_malformed_setting_is_reported(world: World) -> None:
@@ -434,17 +481,79 @@ def test_fix_that_does_not_stick_fails(world: World) -> None:
     assert "accepted but the agent still reports asr.user_input_audio_format=pcm_16000" in (
         agent.detail
     )
-    assert agent.previous is None
+    # The PATCH was accepted: what it was sent to replace is kept, whatever happened.
+    assert agent.previous == {"asr.user_input_audio_format": "pcm_16000"}
     assert not report.ok
 
 
-def test_fix_rejected_by_elevenlabs(world: World) -> None:
+AGENT_WAS = {"tts.agent_output_audio_format": "pcm_16000"}
+# (scripted answers of the fake: the GET, the PATCH, the GET that reads it back;
+# or a fault of the PATCH's own), what the line says, and what it keeps for undoing.
+AGENT_FIX_FAILURES = [
+    pytest.param(
+        ["ok", "status:400"],
+        None,
+        "; the fix failed: ElevenLabs API error (400): fake error 400",
+        None,
+        id="patch-refused",
+    ),
+    pytest.param(
+        [],
+        httpx.ConnectError("refused"),
+        "; the fix failed: could not reach ElevenLabs: refused",
+        None,
+        id="patch-not-sent",
+    ),
+    pytest.param(
+        ["ok", "status:500"],
+        None,
+        "; the change may have been applied, but could not confirm: "
+        "ElevenLabs API error (500): fake error 500",
+        AGENT_WAS,
+        id="patch-500",
+    ),
+    pytest.param(
+        [],
+        httpx.ReadTimeout("slow"),
+        "; the change may have been applied, but could not confirm: "
+        "no answer from ElevenLabs: timed out waiting for a response",
+        AGENT_WAS,
+        id="patch-timeout",
+    ),
+    pytest.param(
+        ["ok", "ok", "status:503"],
+        None,
+        "; applied, but could not confirm: ElevenLabs API error (503): fake error 503",
+        AGENT_WAS,
+        id="read-back-503",
+    ),
+]
+
+
+@pytest.mark.parametrize(("steps", "fault", "words", "previous"), AGENT_FIX_FAILURES)
+def test_fix_agent_fails(
+    world: World,
+    steps: list[str],
+    fault: Exception | None,
+    words: str,
+    previous: dict[str, str] | None,
+) -> None:
     world.elevenlabs.add_agent("agent_default", output_format="pcm_16000")
-    world.elevenlabs.script.extend(["ok", "status:500"])  # the GET, then the PATCH
+    world.elevenlabs.script.extend(steps)
+    if fault is not None:
+        world.fail_after("elevenlabs.test", "PATCH", "/v1/convai/agents/", fault)
     report = world.run(fix=True)
     agent = check(report, "elevenlabs.agent.agent_default")
     assert agent.status == "fail"
-    assert "the fix failed: ElevenLabs API error (500)" in agent.detail
+    assert agent.detail == "tts.agent_output_audio_format=pcm_16000" + words
+    assert agent.previous == previous
+    text = render_text(report)
+    assert ("      was: tts.agent_output_audio_format=pcm_16000\n" in text) is bool(previous)
+    if previous:
+        assert "run `bridge doctor` again" in agent.fix
+    by_name = {item["name"]: item for item in json.loads(render_json(report))["checks"]}
+    assert by_name["elevenlabs.agent.agent_default"]["previous"] == previous
+    assert not report.ok
 
 
 ROUTES = """
@@ -702,15 +811,73 @@ def test_fix_number_wiring(
     assert len(world.twilio_writes()) == 1
 
 
-def test_fix_number_when_twilio_refuses(world: World) -> None:
+NUMBER_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers/PN"
+# (scripted answers of the fake: the account, the list, the update, the read-back; or
+# a fault of the update's own), what the line says, and whether it keeps the old value.
+NUMBER_FIX_FAILURES = [
+    pytest.param(
+        ["ok", "ok", "status:400"],
+        None,
+        "; the fix failed: Twilio API error (400, code 20400): "
+        "Unable to update record: Bad Request",
+        False,
+        id="update-refused",
+    ),
+    pytest.param(
+        [],
+        httpx.ConnectError("refused"),
+        "; the fix failed: could not reach Twilio: refused",
+        False,
+        id="update-not-sent",
+    ),
+    pytest.param(
+        ["ok", "ok", "status:500"],
+        None,
+        "; the update may have been applied, but could not confirm: "
+        "Twilio API error (500, code 20500): Unable to update record: Internal Server Error",
+        True,
+        id="update-500",
+    ),
+    pytest.param(
+        [],
+        httpx.ReadTimeout("slow"),
+        "; the update may have been applied, but could not confirm: "
+        "no answer from Twilio: timed out waiting for a response",
+        True,
+        id="update-timeout",
+    ),
+    pytest.param(
+        ["ok", "ok", "ok", "status:503"],
+        None,
+        "; applied, but could not confirm: "
+        "Twilio API error (503, code 20503): Unable to fetch record: Service Unavailable",
+        True,
+        id="read-back-503",
+    ),
+]
+
+
+@pytest.mark.parametrize(("steps", "fault", "words", "kept"), NUMBER_FIX_FAILURES)
+def test_fix_number_fails(
+    world: World, steps: list[str], fault: Exception | None, words: str, kept: bool
+) -> None:
     misconfigure(world, {"voice_url": OLD})
-    world.twilio.script.extend(["ok", "ok", "status:500"])  # account, list, the update
+    world.twilio.script.extend(steps)
+    if fault is not None:
+        world.fail_after("twilio.test", "POST", NUMBER_PATH, fault)
     report = world.run(fix=True)
     voice = check(report, "twilio.number.voice")
     assert voice.status == "fail"
-    assert "the fix failed: Twilio API error (500" in voice.detail
-    assert voice.previous is None
-    assert world.twilio.numbers[world.number["sid"]]["voice_url"] == OLD
+    assert voice.detail == f"voice_url={OLD} (wanted {INBOUND_URL})" + words
+    # A refused update changed nothing; any other failure may have changed the number.
+    assert voice.previous == ({"voice_url": OLD} if kept else None)
+    assert (f"      was: voice_url={OLD}\n" in render_text(report)) is kept
+    by_name = {item["name"]: item for item in json.loads(render_json(report))["checks"]}
+    assert by_name["twilio.number.voice"]["previous"] == voice.previous
+    if kept:
+        assert "run `bridge doctor` again" in voice.fix
+    assert check(report, "twilio.number.status_callback").status == "pass"
+    assert not report.ok
 
 
 def test_fix_number_that_does_not_stick_fails(world: World) -> None:
@@ -722,7 +889,7 @@ def test_fix_number_that_does_not_stick_fails(world: World) -> None:
         ("twilio.number.status_callback", "status_callback_method"),
     ]:
         result = check(report, name)
-        assert (result.status, result.previous) == ("fail", None)
+        assert (result.status, result.previous) == ("fail", {field: "GET"})
         assert f"updated, but the number still shows {field}=GET" in result.detail
     assert len(world.twilio_writes()) == 1
     assert not report.ok
@@ -747,13 +914,115 @@ def test_account_is_read_without_its_auth_token(world: World) -> None:
     assert AUTH_TOKEN not in json.dumps(account)
 
 
-def test_fix_number_needs_an_https_public_url(world: World) -> None:
-    world.env["PUBLIC_BASE_URL"] = "http://bridge.example.com"
+@pytest.mark.parametrize("skip_public", [True, False], ids=["skip-public", "healthz-answers"])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        pytest.param("http://bridge.example.com", "is not https", id="http"),
+        pytest.param("https://localhost:8443", "is not a public address (localhost)", id="local"),
+        pytest.param("https://127.0.0.1", "is not a public address (127.0.0.1)", id="loopback"),
+        pytest.param("https://192.168.1.20", "is not a public address (192.168", id="private"),
+    ],
+)
+def test_fix_number_needs_a_url_twilio_can_reach(
+    world: World, url: str, reason: str, skip_public: bool
+) -> None:
+    misconfigure(world, {"voice_url": OLD})
+    world.env["PUBLIC_BASE_URL"] = url
+    # Even a bridge that answers there (the doctor run next to it) is not enough.
+    world.set_host(httpx.URL(url).host, httpx.ASGITransport(app=world.health.app))
+    report = world.run(fix=True, skip_public=skip_public)
+    assert check(report, "public.healthz").status == ("skip" if skip_public else "pass")
+    for name in WIRING_CHECKS:
+        result = check(report, name)
+        assert (result.status, result.previous, result.fixable) == ("fail", None, False)
+        assert f"; not fixed: PUBLIC_BASE_URL {url} {reason}" in result.detail
+        assert "set PUBLIC_BASE_URL to the public https origin" in result.fix
+    assert world.twilio_writes() == []
+    assert world.twilio.numbers[world.number["sid"]]["voice_url"] == OLD
+
+
+HEALTH_FAILURES = [
+    pytest.param(503, {"detail": "down"}, None, "answered 503", id="503"),
+    pytest.param(200, "<h1>Welcome to nginx</h1>", None, "not as the bridge does", id="other"),
+    pytest.param(200, {"status": "starting"}, None, "not as the bridge does", id="not-ok"),
+    pytest.param(200, ["ok"], None, "not as the bridge does", id="not-an-object"),
+    pytest.param(
+        None, None, httpx.ConnectError("connection refused"), "connection refused", id="down"
+    ),
+    pytest.param(None, None, httpx.ReadTimeout("slow"), "no answer in time", id="timeout"),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "error", "words"), HEALTH_FAILURES)
+def test_fix_number_waits_for_the_bridge_to_answer(
+    world: World, status: int | None, body: Any, error: Exception | None, words: str
+) -> None:
+    misconfigure(world, {"voice_url": OLD, "status_callback": ""})
+    world.elevenlabs.add_agent("agent_default", output_format="pcm_16000")
+    if error is not None:
+        world.set_host("bridge.example.com", raising(error))
+    else:
+        world.health.status, world.health.body = status, body
+    report = world.run(fix=True)
+    healthz = check(report, "public.healthz")
+    assert healthz.status == "fail" and words in healthz.detail
+    for name in WIRING_CHECKS:
+        result = check(report, name)
+        assert (result.status, result.previous, result.fixable) == ("fail", None, False)
+        assert (
+            "; not fixed: the bridge does not answer at PUBLIC_BASE_URL "
+            f"({healthz.detail}), so Twilio's calls would fail there"
+        ) in result.detail
+        assert f"so that {PUBLIC}/healthz answers" in result.fix
+    assert world.twilio_writes() == []
+    # The agent does not depend on the public URL: it is still fixed.
+    assert check(report, "elevenlabs.agent.agent_default").status == "fixed"
+    text = render_text(report)
+    assert "Some failures can be fixed for you" not in text
+
+
+def test_fix_number_with_skip_public_says_healthz_was_not_checked(world: World) -> None:
+    misconfigure(world, {"voice_url": OLD})
+    world.set_host("bridge.example.com", raising(httpx.ConnectError("not deployed yet")))
     report = world.run(fix=True, skip_public=True)
     voice = check(report, "twilio.number.voice")
-    assert voice.status == "fail"
-    assert "not fixed: PUBLIC_BASE_URL is not https" in voice.detail
-    assert world.twilio_writes() == []
+    assert (voice.status, voice.previous) == ("fixed", {"voice_url": OLD})
+    assert voice.detail == (
+        f"now voice_url={INBOUND_URL}, voice_method=POST, confirmed by reading back; "
+        f"{PUBLIC}/healthz was not checked (--skip-public): make sure the bridge answers there"
+    )
+    assert len(world.twilio_writes()) == 1
+    assert report.ok
+
+
+def test_a_password_in_a_replaced_url_is_masked_in_the_text_only(world: World) -> None:
+    old = "https://olduser:old-pass-word@old.example.com/voice"
+    misconfigure(world, {"voice_url": old})
+    unfixed = render_text(world.run())
+    assert "voice_url=https://olduser:***@old.example.com/voice (wanted " in unfixed
+    report = world.run(fix=True)
+    text = render_text(report)
+    assert "      was: voice_url=https://olduser:***@old.example.com/voice\n" in text
+    assert "old-pass-word" not in unfixed + text
+    # The JSON keeps it: that is what puts the number back as it was.
+    by_name = {item["name"]: item for item in json.loads(render_json(report))["checks"]}
+    assert by_name["twilio.number.voice"]["previous"] == {"voice_url": old}
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        pytest.param("https://u:p@h/x", "https://u:***@h/x", id="path"),
+        pytest.param("a=http://u:p@h, b=GET", "a=http://u:***@h, b=GET", id="no-path"),
+        pytest.param("https://u:p@ss@h/x", "https://u:***@h/x", id="at-in-password"),
+        pytest.param("https://:token@h", "https://:***@h", id="no-user"),
+        pytest.param("https://u@h/x", "https://u@h/x", id="no-password"),
+        pytest.param("https://h/x?u=a:b@c", "https://h/x?u=a:b@c", id="in-query"),
+    ],
+)
+def test_mask_passwords(text: str, masked: str) -> None:
+    assert mask_passwords(text) == masked
 
 
 # --- the public URL ------------------------------------------------------------------
@@ -902,6 +1171,56 @@ def test_secrets_echoed_by_an_upstream_are_hidden(world: World) -> None:
     report = world.run()
     assert "Invalid API key **********" in check(report, "elevenlabs.api_key").detail
     assert_no_secrets(report)
+
+
+def test_every_secret_setting_is_kept_out_of_the_report() -> None:
+    environ = {name: f"value-of-{name.lower()}" for name in SECRET_VARIABLES}
+    settings = read_environment(environ).settings
+    secret_fields = [f.name for f in fields(Settings) if get_type_hints(Settings)[f.name] is Secret]
+    # Each Secret field is read from the variable the doctor hides.
+    assert {f: getattr(settings, f).reveal() for f in secret_fields} == {
+        f: f"value-of-{f}" for f in secret_fields
+    }
+    assert {"METRICS_TOKEN", "SESSION_SECRET"} <= set(SECRET_VARIABLES)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "echoed"),
+    [
+        pytest.param("METRICS_TOKEN", "metrics-token-value", "metrics-token-value", id="metrics"),
+        pytest.param(
+            "SESSION_SECRET", "session-secret-value", "session-secret-value", id="session"
+        ),
+        pytest.param(
+            "ELEVENLABS_WEBHOOK_SECRET",
+            "new-webhook-secret,old-webhook-secret",
+            "old-webhook-secret",
+            id="rotated-webhook-secret",
+        ),
+        pytest.param(
+            "ELEVENLABS_WEBHOOK_SECRET",
+            "new-webhook-secret, old-webhook-secret",
+            "new-webhook-secret",
+            id="rotated-webhook-secret-spaced",
+        ),
+        pytest.param(
+            "DATABASE_URL", "postgresql://u:database-password@db/x", "database-password", id="db"
+        ),
+    ],
+)
+def test_every_secret_echoed_by_an_upstream_is_hidden(
+    world: World, variable: str, value: str, echoed: str
+) -> None:
+    world.env[variable] = value
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"detail": {"message": f"Invalid API key {echoed}"}})
+
+    world.set_host("elevenlabs.test", httpx.MockTransport(echo))
+    report = world.run()
+    assert "Invalid API key **********" in check(report, "elevenlabs.api_key").detail
+    for text in (render_text(report), render_json(report)):
+        assert echoed not in text
 
 
 # --- the command ---------------------------------------------------------------------

@@ -28,13 +28,21 @@ def add_parser(commands: Any) -> None:
         "--fix",
         action="store_true",
         help="set agents' audio formats and the number's webhooks, then read them back; "
-        "the values replaced are printed so the change can be undone",
+        "the values replaced are printed (was: ...) so the change can be undone. The number "
+        "is only changed once PUBLIC_BASE_URL is a public https origin whose /healthz "
+        "answers as the bridge does",
     )
-    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as JSON; unlike the text, which masks them (user:***@), "
+        "URLs in it keep their passwords, so that the replaced values can be put back",
+    )
     doctor.add_argument(
         "--skip-public",
         action="store_true",
-        help="do not call PUBLIC_BASE_URL/healthz (a local run)",
+        help="do not call PUBLIC_BASE_URL/healthz (a local run); --fix still requires a "
+        "public https PUBLIC_BASE_URL",
     )
     doctor.add_argument(
         "--routes", type=Path, metavar="FILE", help="routing file (default: $ROUTES_FILE)"

@@ -7,6 +7,7 @@ import asyncio
 
 from bridge.doctor.environment import Environment
 from bridge.doctor.results import CheckResult, failed, passed, skipped
+from bridge.doctor.upstream import describe, no_contact, surely_not_applied
 from bridge.elevenlabs_agents import (
     TELEPHONY_FORMAT,
     AudioFormats,
@@ -16,10 +17,15 @@ from bridge.elevenlabs_agents import (
 from bridge.elevenlabs_api import ElevenLabsError
 
 KEY_NAME, KEY_TITLE = "elevenlabs.api_key", "elevenlabs api key"
+SERVICE = "ElevenLabs"
 NEEDS = ("ELEVENLABS_API_KEY", "ELEVENLABS_API_BASE")
 FORMAT_FIX = (
     "run `bridge doctor --fix`, or in the agent's settings on elevenlabs.io set the user "
     "input audio format and the TTS output format to u-law 8000 Hz"
+)
+UNCONFIRMED = (
+    "run `bridge doctor` again to see the agent's formats as they are now; to undo the "
+    "change, set the formats shown under was: in the agent's settings on elevenlabs.io"
 )
 
 
@@ -62,11 +68,10 @@ def _key_result(first: _Outcome, base: str) -> CheckResult:
     if error is None or error.status == 404:
         return passed(KEY_NAME, KEY_TITLE, "accepted")
     if error.status is None:
-        reached = "could not reach" if error.not_sent else "no answer from"
         return failed(
             KEY_NAME,
             KEY_TITLE,
-            f"{reached} ElevenLabs at {base}: {error.message}",
+            no_contact(SERVICE, error, base),
             "check the network (or proxy) and ELEVENLABS_API_BASE, then run the doctor again",
         )
     if error.status in (401, 403):
@@ -114,17 +119,28 @@ async def _fix_formats(
     )
     try:
         await agents.update(agent_id, telephony_patch(wrong))
+    except ElevenLabsError as exc:
+        if surely_not_applied(exc):
+            detail = f"{_describe(wrong)}; the fix failed: {describe(SERVICE, exc)}"
+            return failed(name, title, detail, manual, fixable=True)
+        # A 5xx or no answer: the change may have been made all the same.
+        detail = (
+            f"{_describe(wrong)}; the change may have been applied, but could not "
+            f"confirm: {describe(SERVICE, exc)}"
+        )
+        return failed(name, title, detail, UNCONFIRMED, previous=previous)
+    try:
         # Trust what the agent says now, not the PATCH answer.
         after = AudioFormats.of(await agents.get(agent_id)).wrong
     except ElevenLabsError as exc:
-        detail = f"{_describe(wrong)}; the fix failed: {exc}"
-        return failed(name, title, detail, manual, fixable=True)
+        detail = f"{_describe(wrong)}; applied, but could not confirm: {describe(SERVICE, exc)}"
+        return failed(name, title, detail, UNCONFIRMED, previous=previous)
     if after:
         detail = (
             f"{_describe(wrong)}; the change was accepted but the agent still reports "
             f"{_describe(after)}"
         )
-        return failed(name, title, detail, manual, fixable=True)
+        return failed(name, title, detail, manual, fixable=True, previous=previous)
     changed = ", ".join(wrong)
     detail = f"audio formats set to {TELEPHONY_FORMAT} ({changed}), confirmed by reading back"
     return CheckResult(name, title, "fixed", detail, previous=previous)
@@ -142,11 +158,10 @@ def _read_failure(
             "elevenlabs.io/app/agents (ids look like agent_...)",
         )
     if error.status is None:
-        reached = "could not reach" if error.not_sent else "no answer from"
         return failed(
             name,
             title,
-            f"{reached} ElevenLabs: {error.message}",
+            no_contact(SERVICE, error),
             "check the network and ELEVENLABS_API_BASE",
         )
     return failed(

@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import get_type_hints
 from urllib.parse import urlsplit
 
-from bridge.settings import Settings, SettingsError
+from bridge.settings import Secret, Settings, SettingsError
+from bridge.webhook_signature import secrets_from
 
 # Variables that have a default: unset is fine, only a malformed value is a problem.
 DEFAULTED = frozenset({"ELEVENLABS_API_BASE", "TWILIO_API_BASE"})
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-SECRET_VARIABLES = (
-    "ELEVENLABS_API_KEY",
-    "ELEVENLABS_WEBHOOK_SECRET",
-    "TWILIO_AUTH_TOKEN",
-    "BRIDGE_API_TOKEN",
-    "SESSION_SECRET",
-)
+
+
+def _secret_variables() -> tuple[str, ...]:
+    """The variable of every `Secret` field of Settings: Settings.from_env reads field
+    `x_y` from `X_Y` (tests/test_doctor.py checks that this holds for each of them)."""
+    hints = get_type_hints(Settings)
+    return tuple(f.name.upper() for f in fields(Settings) if hints[f.name] is Secret)
+
+
+SECRET_VARIABLES = _secret_variables()
+# Variables holding several secrets: each is hidden on its own, too.
+SECRET_LISTS = {"ELEVENLABS_WEBHOOK_SECRET": secrets_from}
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,10 @@ class Environment:
     def secrets(self) -> list[str]:
         """Every secret value in the environment, to keep out of the report."""
         values = [self.environ.get(name, "").strip() for name in SECRET_VARIABLES]
-        password = _database_password(self.environ.get("DATABASE_URL", ""))
-        return [value for value in [*values, password] if value]
+        for name, split in SECRET_LISTS.items():
+            values.extend(split(self.environ.get(name, "")))
+        values.append(_database_password(self.environ.get("DATABASE_URL", "")))
+        return [value for value in values if value]
 
 
 def read_environment(environ: Mapping[str, str]) -> Environment:

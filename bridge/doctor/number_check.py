@@ -1,6 +1,11 @@
 """Twilio: the credentials work, TWILIO_PHONE_NUMBER is on the account, and its calls
 and status callbacks come to this bridge; with --fix, the number is updated through
-the REST API and read back, and the values it replaced are kept for undoing it."""
+the REST API and read back, and the values it replaced are kept for undoing it.
+
+The number is only pointed at PUBLIC_BASE_URL when Twilio can reach it there: the
+URL must be a public https origin (Settings.twilio_cannot_reach) and its /healthz
+must have answered as the bridge does (the public check, which runs first), unless
+--skip-public said not to look."""
 
 from __future__ import annotations
 
@@ -9,15 +14,19 @@ from dataclasses import dataclass
 
 from bridge.doctor.environment import Environment
 from bridge.doctor.results import CheckResult, failed, passed, skipped
+from bridge.doctor.upstream import describe, no_contact, surely_not_applied
+from bridge.paths import HEALTH_PATH, INBOUND_PATH, STATUS_PATH
 from bridge.twilio_numbers import PhoneNumber, TwilioNumbers
 from bridge.twilio_rest import TwilioError
 
-# The bridge's webhook routes (bridge.app).
-INBOUND_PATH = "/twilio/inbound"
-STATUS_PATH = "/twilio/status"
+SERVICE = "Twilio"
 CREDENTIALS = ("twilio.credentials", "twilio credentials")
 NEEDS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE")
 AGAIN = "Twilio may be having trouble (status.twilio.com): run the doctor again later"
+UNCONFIRMED = (
+    "run `bridge doctor` again to see the number as it is now; to undo the change, set the "
+    "values shown under was: in the Twilio console (Phone Numbers > your number)"
+)
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,57 @@ STATUS = Wiring(
 WIRINGS = (VOICE, STATUS)
 
 
+@dataclass(frozen=True)
+class FixGate:
+    """Whether --fix may point the number at PUBLIC_BASE_URL: `refused` is why not
+    and what to do about it; `note` goes with a change made without every check."""
+
+    refused: tuple[str, str] | None = None
+    note: str | None = None
+
+
+def fix_gate(env: Environment, healthz: CheckResult | None) -> FixGate:
+    """`healthz`: the public check's line, or None when --skip-public kept it from
+    calling /healthz."""
+    base = env.settings.public_base_url
+    cannot = env.settings.twilio_cannot_reach()
+    if cannot is not None:
+        setting = f"PUBLIC_BASE_URL {base}" if base else "PUBLIC_BASE_URL"
+        return FixGate(
+            refused=(
+                f"not fixed: {setting} {cannot}",
+                "set PUBLIC_BASE_URL to the public https origin Twilio reaches the bridge at "
+                "(like https://your-app.herokuapp.com), then run `bridge doctor --fix` again",
+            )
+        )
+    if healthz is None:
+        return FixGate(
+            note=f"{base}{HEALTH_PATH} was not checked (--skip-public): make sure the "
+            "bridge answers there"
+        )
+    if healthz.status != "pass":
+        return FixGate(
+            refused=(
+                f"not fixed: the bridge does not answer at PUBLIC_BASE_URL ({healthz.detail}), "
+                "so Twilio's calls would fail there",
+                f"start or deploy the bridge so that {base}{HEALTH_PATH} answers (see the "
+                "public url line), then run `bridge doctor --fix` again",
+            )
+        )
+    return FixGate()
+
+
 async def check_twilio(
-    env: Environment, twilio: TwilioNumbers | None, *, fix: bool
+    env: Environment,
+    twilio: TwilioNumbers | None,
+    *,
+    fix: bool,
+    healthz: CheckResult | None = None,
 ) -> list[CheckResult]:
-    """Credentials, then the number, then its voice webhook and status callback."""
+    """Credentials, then the number, then its voice webhook and status callback.
+
+    With `fix`, the number is only changed as `fix_gate(env, healthz)` allows: pass the
+    public check's line, already run, or None for --skip-public."""
     phone = env.settings.twilio_phone_number
     label = f"twilio number {phone or '(TWILIO_PHONE_NUMBER)'}"
     number_line = ("twilio.number", label)
@@ -114,7 +170,8 @@ async def check_twilio(
     if blocker is not None:
         return [credentials, found] + [skipped(*wl, f"skipped: {blocker}") for wl in wiring_lines]
     base = env.settings.public_base_url
-    return [credentials, found, *await _check_wiring(twilio, number, base, phone, fix=fix)]
+    gate = fix_gate(env, healthz) if fix else None
+    return [credentials, found, *await _check_wiring(twilio, number, base, phone, gate)]
 
 
 async def _check_credentials(twilio: TwilioNumbers, env: Environment) -> CheckResult:
@@ -123,10 +180,9 @@ async def _check_credentials(twilio: TwilioNumbers, env: Environment) -> CheckRe
         account = await twilio.account()
     except TwilioError as exc:
         if exc.status is None:
-            reached = "could not reach" if exc.not_sent else "no answer from"
             return failed(
                 *CREDENTIALS,
-                f"{reached} Twilio at {env.settings.twilio_api_base}: {exc.message}",
+                no_contact(SERVICE, exc, env.settings.twilio_api_base),
                 "check the network (or proxy) and TWILIO_API_BASE, then run the doctor again",
             )
         if exc.status in (401, 403, 404):
@@ -151,20 +207,21 @@ async def _check_credentials(twilio: TwilioNumbers, env: Environment) -> CheckRe
 
 
 async def _check_wiring(
-    twilio: TwilioNumbers, number: PhoneNumber, base: str, phone: str, *, fix: bool
+    twilio: TwilioNumbers, number: PhoneNumber, base: str, phone: str, gate: FixGate | None
 ) -> list[CheckResult]:
+    """`gate` is None without --fix."""
     wrong = {wiring: wiring.wrong(number, base) for wiring in WIRINGS}
     results: dict[Wiring, CheckResult] = {}
     for wiring, fields in wrong.items():
         title = f"twilio number {phone} {wiring.title}"
         if not fields:
             results[wiring] = passed(wiring.name, title, _describe(wiring, number.config, base))
-        elif not fix:
+        elif gate is None:
             detail = f"{_mismatch(wiring, fields, base)}: {wiring.consequence}"
             results[wiring] = failed(wiring.name, title, detail, wiring.console(base), fixable=True)
-    to_fix = {wiring: fields for wiring, fields in wrong.items() if fields and fix}
-    if to_fix:
-        results.update(await _fix(twilio, number, base, phone, to_fix))
+    to_fix = {wiring: fields for wiring, fields in wrong.items() if fields}
+    if to_fix and gate is not None:
+        results.update(await _fix(twilio, number, base, phone, to_fix, gate))
     return [results[wiring] for wiring in WIRINGS]
 
 
@@ -174,49 +231,65 @@ async def _fix(
     base: str,
     phone: str,
     to_fix: dict[Wiring, dict[str, str]],
+    gate: FixGate,
 ) -> dict[Wiring, CheckResult]:
     def title(wiring: Wiring) -> str:
         return f"twilio number {phone} {wiring.title}"
 
-    if not base.lower().startswith("https://"):
+    def each(
+        detail: str, fix: str | None = None, *, fixable: bool = False, sent: bool = True
+    ) -> dict[Wiring, CheckResult]:
+        """The same failure for every line being fixed; once the update was sent, the
+        values it may have replaced go with it."""
         return {
             wiring: failed(
                 wiring.name,
                 title(wiring),
-                f"{_mismatch(wiring, fields, base)}; not fixed: PUBLIC_BASE_URL is not https",
-                "set PUBLIC_BASE_URL to the bridge's https origin, then run `bridge doctor --fix`",
-                fixable=True,
+                f"{_mismatch(wiring, fields, base)}; {detail}",
+                fix or wiring.console(base),
+                fixable=fixable,
+                previous=dict(fields) if sent else None,
             )
             for wiring, fields in to_fix.items()
         }
+
+    if gate.refused is not None:
+        why, what = gate.refused
+        return each(why, what, sent=False)
+    note = f"; {gate.note}" if gate.note else ""
     changes = {
         field: wiring.wanted(base)[field] for wiring, fields in to_fix.items() for field in fields
     }
     try:
         await twilio.update_number(number.sid, changes)
+    except TwilioError as exc:
+        if surely_not_applied(exc):
+            return each(f"the fix failed: {describe(SERVICE, exc)}", fixable=True, sent=False)
+        # A 5xx or no answer: the number may have been changed all the same.
+        reason = describe(SERVICE, exc)
+        return each(
+            f"the update may have been applied, but could not confirm: {reason}{note}", UNCONFIRMED
+        )
+    try:
         # Trust what the number says now, not the update's answer.
         after = await twilio.fetch_number(number.sid)
     except TwilioError as exc:
-        return {
-            wiring: failed(
-                wiring.name,
-                title(wiring),
-                f"{_mismatch(wiring, fields, base)}; the fix failed: {exc}",
-                wiring.console(base),
-                fixable=True,
-            )
-            for wiring, fields in to_fix.items()
-        }
+        return each(f"applied, but could not confirm: {describe(SERVICE, exc)}{note}", UNCONFIRMED)
     results: dict[Wiring, CheckResult] = {}
     for wiring, fields in to_fix.items():
         still = wiring.wrong(after, base)
         if still:
-            detail = f"{_list(fields)}; updated, but the number still shows {_list(still)}"
+            detail = f"{_list(fields)}; updated, but the number still shows {_list(still)}{note}"
             results[wiring] = failed(
-                wiring.name, title(wiring), detail, wiring.console(base), fixable=True
+                wiring.name,
+                title(wiring),
+                detail,
+                wiring.console(base),
+                fixable=True,
+                previous=dict(fields),
             )
         else:
-            detail = f"now {_describe(wiring, after.config, base)}, confirmed by reading back"
+            detail = f"now {_describe(wiring, after.config, base)}, confirmed by reading back{note}"
             results[wiring] = CheckResult(
                 wiring.name, title(wiring), "fixed", detail, previous=dict(fields)
             )

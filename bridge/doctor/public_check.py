@@ -1,5 +1,6 @@
 """The bridge answers at its public URL: GET PUBLIC_BASE_URL/healthz, as Twilio would
-reach it (skippable for local runs)."""
+reach it (skippable for local runs). Only a pass (200 and the bridge's own
+{"status": "ok", ...}) lets --fix point the Twilio number there."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import httpx
 
 from bridge.doctor.environment import Environment
 from bridge.doctor.results import CheckResult, failed, passed, skipped
+from bridge.paths import HEALTH_PATH
 
 NAME, TITLE = "public.healthz", "public url /healthz"
-HEALTH_PATH = "/healthz"
 FIX = (
     "start or deploy the bridge (`bridge serve`) and make PUBLIC_BASE_URL its public https "
     "origin; for a local run use --skip-public"

@@ -1,8 +1,13 @@
-"""The report for people (one line per check, then what to do) and for machines."""
+"""The report for people (one line per check, then what to do) and for machines.
+
+The text masks passwords in URLs (a webhook may be https://user:pass@host/...,
+Twilio's basic auth): `user:***@`. The JSON keeps them, so that a value it shows
+under "previous" can be put back as it was."""
 
 from __future__ import annotations
 
 import json
+import re
 
 from bridge.doctor.results import CheckResult, Report, Status
 
@@ -14,6 +19,9 @@ SUMMARY: tuple[tuple[Status, str], ...] = (
     ("skip", "skipped"),
 )
 INDENT = " " * 6
+# scheme://user:password@host: the password runs to the authority's last "@" (as in
+# urlsplit), so an unescaped "@" in it is masked too.
+URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s:]*:)[^/?#\s]*@")
 
 
 def render_text(report: Report) -> str:
@@ -29,7 +37,7 @@ def render_text(report: Report) -> str:
     lines.append(("OK: " if report.ok else "NOT OK: ") + summary)
     if any(check.fixable and check.status == "fail" for check in report.checks):
         lines.append("Some failures can be fixed for you: run `bridge doctor --fix`.")
-    return "\n".join(lines) + "\n"
+    return mask_passwords("\n".join(lines) + "\n")
 
 
 def render_json(report: Report) -> str:
@@ -46,3 +54,8 @@ def _check_lines(check: CheckResult) -> list[str]:
     if check.status == "fail" and check.fix:
         lines.append(f"{INDENT}fix: {check.fix}")
     return lines
+
+
+def mask_passwords(text: str) -> str:
+    """`https://user:secret@host` -> `https://user:***@host`, wherever a URL is."""
+    return URL_PASSWORD.sub(r"\g<head>***@", text)

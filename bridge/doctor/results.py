@@ -19,7 +19,7 @@ class CheckResult:
     status: Status
     detail: str
     fix: str | None = None  # what to do about a failure
-    # Values a --fix replaced, so that the change can be undone.
+    # Values a --fix replaced (or may have: on a fail), so that the change can be undone.
     previous: dict[str, str] | None = None
     fixable: bool = False  # `bridge doctor --fix` can fix this failure
 
@@ -45,9 +45,17 @@ def passed(name: str, title: str, detail: str) -> CheckResult:
 
 
 def failed(
-    name: str, title: str, detail: str, fix: str | None = None, *, fixable: bool = False
+    name: str,
+    title: str,
+    detail: str,
+    fix: str | None = None,
+    *,
+    fixable: bool = False,
+    previous: dict[str, str] | None = None,
 ) -> CheckResult:
-    return CheckResult(name, title, "fail", detail, fix, fixable=fixable)
+    """`previous`: a change was sent but not confirmed; these are the values it may
+    have replaced."""
+    return CheckResult(name, title, "fail", detail, fix, previous=previous, fixable=fixable)
 
 
 def skipped(name: str, title: str, detail: str) -> CheckResult:

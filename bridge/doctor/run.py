@@ -1,5 +1,6 @@
-"""Running every check: settings and the routing file first, then ElevenLabs, Twilio
-and the public URL at the same time, each over its own client with a timeout."""
+"""Running every check: settings and the routing file first, then ElevenLabs at the
+same time as the public URL followed by Twilio (whose --fix needs the public URL's
+verdict), each over its own client with a timeout."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 
 from bridge.doctor.agents_check import check_agents
-from bridge.doctor.environment import read_environment
+from bridge.doctor.environment import Environment, read_environment
 from bridge.doctor.number_check import check_twilio
 from bridge.doctor.public_check import check_public
 from bridge.doctor.results import CheckResult, Report, failed
@@ -72,19 +73,31 @@ async def run_doctor(
         follow_redirects=False,
     )
     try:
-        found = await asyncio.gather(
+        elevenlabs_results, (public_results, twilio_results) = await asyncio.gather(
             _guarded("elevenlabs", check_agents(env, uses, agents, fix=options.fix)),
-            _guarded("twilio", check_twilio(env, twilio, fix=options.fix)),
-            _guarded("public", _one(check_public(env, public, skip=options.skip_public))),
+            _public_then_twilio(env, public, twilio, options),
         )
     finally:
         await agents.aclose()
         await twilio.aclose()
         await twilio_transport.aclose()  # TwilioREST borrows its transport
         await public.aclose()
-    for group in found:
-        results.extend(group)
+    results.extend([*elevenlabs_results, *twilio_results, *public_results])
     return Report(tuple(results)).redacted(env.secrets())
+
+
+async def _public_then_twilio(
+    env: Environment, public: httpx.AsyncClient, twilio: TwilioNumbers, options: Options
+) -> tuple[list[CheckResult], list[CheckResult]]:
+    """The public URL's line, then Twilio's: --fix only points the number at
+    PUBLIC_BASE_URL once the bridge answered there (or --skip-public said not to look)."""
+    skip = options.skip_public
+    public_results = await _guarded("public", _one(check_public(env, public, skip=skip)))
+    healthz = None if skip else public_results[0]
+    twilio_results = await _guarded(
+        "twilio", check_twilio(env, twilio, fix=options.fix, healthz=healthz)
+    )
+    return public_results, twilio_results
 
 
 async def _one(check: Coroutine[Any, Any, CheckResult]) -> list[CheckResult]:

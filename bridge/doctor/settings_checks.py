@@ -54,7 +54,7 @@ NEEDED = (
         False,
         "not set: signatures are checked against the request's own URL and the number's "
         "webhook cannot be checked",
-        "set PUBLIC_BASE_URL to the https origin Twilio reaches the bridge at, "
+        "set PUBLIC_BASE_URL to the public https origin Twilio reaches the bridge at, "
         "like https://your-app.herokuapp.com",
     ),
     Needed(
@@ -86,12 +86,11 @@ def _check_needed(env: Environment, needed: Needed) -> CheckResult:
         return failed(name, title, needed.unset, needed.fix)
     if needed.secret:
         return passed(name, title, "set")
-    value = env.environ[needed.name].strip()
-    if needed.name == "PUBLIC_BASE_URL" and not value.lower().startswith("https://"):
-        return failed(
-            name,
-            title,
-            f"{value} is not https: Twilio should reach the bridge over TLS",
-            needed.fix,
-        )
-    return passed(name, title, value)
+    if needed.name == "PUBLIC_BASE_URL":
+        # As the bridge uses it: normalised (no trailing slash), and reachable by Twilio.
+        value = env.settings.public_base_url
+        cannot = env.settings.twilio_cannot_reach()
+        if cannot is not None:
+            return failed(name, title, f"{value} {cannot}", needed.fix)
+        return passed(name, title, value)
+    return passed(name, title, env.environ[needed.name].strip())
