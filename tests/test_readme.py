@@ -56,3 +56,20 @@ def test_app_json_describes_only_real_settings() -> None:
     assert set(app["env"]) <= set(SETTINGS_VARIABLES)
     assert all(entry["description"] for entry in app["env"].values())
     assert any(addon["plan"].startswith("heroku-postgresql") for addon in app["addons"])
+
+
+def test_app_json_uses_only_heroku_app_json_fields() -> None:
+    import json
+
+    app = json.loads((README.parent / "app.json").read_text(encoding="utf-8"))
+    # devcenter.heroku.com/articles/app-json-schema
+    known = {"name", "description", "keywords", "website", "repository", "logo",
+             "success_url", "scripts", "env", "formation", "image", "addons",
+             "buildpacks", "environments", "stack"}  # fmt: skip
+    assert set(app) <= known
+    for entry in app["env"].values():
+        assert set(entry) <= {"description", "value", "required", "generator"}
+        assert entry.get("generator", "secret") == "secret"
+    # The release phase (migrations) comes from the Procfile.
+    procfile = (README.parent / "Procfile").read_text(encoding="utf-8")
+    assert "release: bridge db upgrade" in procfile.splitlines()
