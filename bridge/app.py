@@ -128,7 +128,9 @@ def create_app(
     outbound_answerer = OutboundAnswerer(
         database=database, sealer=sealer, elevenlabs=elevenlabs, deadline=settings.inbound_deadline
     )
-    call_log_writer = CallLogWriter(database)
+    call_log_writer = CallLogWriter(
+        database, on_failure=metrics.call_log_failures.inc, on_dropped=metrics.call_log_dropped.inc
+    )
     inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
     inbound = InboundBridge(
         table=table,

@@ -6,7 +6,8 @@ them every `interval` seconds, or as soon as `batch` have gathered, one
 transaction at a time: three statements whatever the batch size. The queue is
 flushed on shutdown; a crash loses at most the last interval's records (the calls
 themselves were answered; their status callbacks and webhooks still arrive and
-are stored durably).
+are stored durably). While the database is unreachable the queue is kept and the
+write retried, backing off, up to `max_pending` records (the oldest go first).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.call_records import answer_event_data
@@ -30,6 +31,8 @@ from bridge.storage import Database, call_events, calls
 
 logger = logging.getLogger(__name__)
 
+MAX_BACKOFF = 5.0
+
 
 @dataclass(frozen=True)
 class _Entry:
@@ -37,6 +40,9 @@ class _Entry:
     answer: Answer
     kind: str
     at: datetime
+    # Makes a retried write a no-op for an event that did reach the database (the
+    # commit went through but its acknowledgement did not).
+    token: str
 
 
 class CallLogWriter:
@@ -46,12 +52,19 @@ class CallLogWriter:
         *,
         interval: float = 0.2,
         batch: int = 500,
+        max_pending: int = 100_000,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_failure: Callable[[], object] = lambda: None,
+        on_dropped: Callable[[int], object] = lambda count: None,
     ) -> None:
         self.database = database
         self.interval = interval
         self.batch = batch
+        self.max_pending = max_pending
         self.now = now
+        # Told of each failed write and of records given up on (the metrics).
+        self.on_failure = on_failure
+        self.on_dropped = on_dropped
         self._pending: list[_Entry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -59,7 +72,7 @@ class CallLogWriter:
 
     def add(self, call: Call, answer: Answer, *, kind: str = "inbound") -> None:
         """Queue a call's answer; never waits and never raises."""
-        self._pending.append(_Entry(call, answer, kind, self.now()))
+        self._pending.append(_Entry(call, answer, kind, self.now(), secrets.token_hex(12)))
         if len(self._pending) >= self.batch:
             self._wake.set()
 
@@ -72,23 +85,51 @@ class CallLogWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception(
+                "event=call_log_lost records=%d reason=database_unavailable_at_shutdown",
+                len(self._pending),
+            )
 
     async def _run(self) -> None:
+        pause = self.interval
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), pause)
             self._wake.clear()
             try:
                 await self.flush()
             except Exception:
-                logger.exception("event=call_log_write_failed")
+                logger.exception("event=call_log_write_failed pending=%d", len(self._pending))
+                # Kept for the next try; a database that is down is not hammered.
+                pause = min(pause * 2, MAX_BACKOFF)
+            else:
+                pause = self.interval
 
     async def flush(self) -> int:
         """Write every queued answer now; returns how many."""
         entries, self._pending = self._pending, []
         if not entries:
             return 0
+        try:
+            return await self._write(entries)
+        except BaseException:
+            self.on_failure()
+            self._requeue(entries)
+            raise
+
+    def _requeue(self, entries: list[_Entry]) -> None:
+        """Put records that were not written back in front of the newer ones."""
+        self._pending = entries + self._pending
+        excess = len(self._pending) - self.max_pending
+        if excess > 0:
+            del self._pending[:excess]
+            self.on_dropped(excess)
+            logger.error("event=call_log_dropped records=%d reason=queue_full", excess)
+
+    async def _write(self, entries: list[_Entry]) -> int:
         engine = await self.database.engine()
         rows = [_call_row(entry) for entry in entries]
         sids = [row["call_sid"] for row in rows if row["call_sid"]]
@@ -124,12 +165,15 @@ class CallLogWriter:
                     "call_id": ids.get(entry.call.call_sid, row["id"]),
                     "kind": entry.kind,
                     "at": entry.at,
-                    "dedupe_key": None,
+                    "dedupe_key": f"answer:{entry.token}",
                     "data": answer_event_data(entry.answer),
                 }
                 for entry, row in zip(entries, rows, strict=True)
             ]
-            await connection.execute(insert(call_events), events)
+            await connection.execute(
+                dialect.insert(call_events).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                events,
+            )
         return len(entries)
 
 

@@ -124,6 +124,16 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self.call_log_failures = Counter(
+            "callbridge_call_log_write_failures",
+            "Batches of inbound calls the call log could not write (kept and retried).",
+            registry=self.registry,
+        )
+        self.call_log_dropped = Counter(
+            "callbridge_call_log_dropped",
+            "Inbound call records given up on while the database was unreachable.",
+            registry=self.registry,
+        )
         self.outbound_requests = Counter(
             "callbridge_outbound_requests",
             "Outbound calls asked for, by mode and result (placed, not_placed, unknown).",

@@ -129,3 +129,79 @@ async def test_a_status_callback_before_the_batch_does_not_lose_the_answer(
         "connected",
     )
     assert (record.agent_id, record.from_number) == ("agent_a", "+14155550123")
+
+
+def inbound_call(sid: str) -> Call:
+    return Call(call_sid=sid, from_number="+14155550123", to_number="+14155550100")
+
+
+async def stored_counts(writer: CallLogWriter, sids: list[str]) -> tuple[int, int]:
+    engine = await writer.database.engine()
+    async with engine.connect() as connection:
+        records = (
+            await connection.execute(
+                select(func.count()).select_from(calls).where(calls.c.call_sid.in_(sids))
+            )
+        ).scalar()
+        events = (
+            await connection.execute(
+                select(func.count())
+                .select_from(call_events.join(calls, call_events.c.call_id == calls.c.id))
+                .where(calls.c.call_sid.in_(sids))
+            )
+        ).scalar()
+    return int(records or 0), int(events or 0)
+
+
+@pytest.mark.anyio
+async def test_records_wait_for_a_database_that_is_down(
+    writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures: list[None] = []
+    writer.on_failure = lambda: failures.append(None)
+    writer.on_dropped = lambda count: pytest.fail("nothing is dropped")
+    sids = ["CA" + uuid.uuid4().hex for _ in range(3)]
+    writer.add(inbound_call(sids[0]), answer())
+    writer.add(inbound_call(sids[1]), answer())
+    engine = writer.database.engine
+
+    async def unreachable() -> object:
+        raise ConnectionRefusedError("database is down")
+
+    monkeypatch.setattr(writer.database, "engine", unreachable)
+    with pytest.raises(ConnectionRefusedError):
+        await writer.flush()
+    writer.add(inbound_call(sids[2]), answer())  # meanwhile, another call
+    assert len(failures) == 1
+    monkeypatch.setattr(writer.database, "engine", engine)
+    assert await writer.flush() == 3
+    assert await stored_counts(writer, sids) == (3, 3)
+
+
+@pytest.mark.anyio
+async def test_a_write_repeated_after_it_went_through_changes_nothing(
+    writer: CallLogWriter,
+) -> None:
+    sid = "CA" + uuid.uuid4().hex
+    writer.add(inbound_call(sid), answer())
+    entries = list(writer._pending)
+    assert await writer.flush() == 1
+    # The commit reached the database but its acknowledgement did not: written again.
+    await writer._write(entries)
+    assert await stored_counts(writer, [sid]) == (1, 1)
+
+
+def test_a_full_queue_gives_up_the_oldest_records(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    writer = CallLogWriter(
+        Database(f"sqlite:///{tmp_path / 'x.sqlite3'}"), max_pending=3, on_dropped=dropped.append
+    )
+    for i in range(2):
+        writer.add(inbound_call(f"CA{i:032x}"), answer())
+    failed = list(writer._pending)
+    writer._pending = []
+    for i in range(2, 4):
+        writer.add(inbound_call(f"CA{i:032x}"), answer())
+    writer._requeue(failed)
+    assert [entry.call.call_sid for entry in writer._pending] == [f"CA{i:032x}" for i in (1, 2, 3)]
+    assert dropped == [1]

@@ -351,3 +351,22 @@ def test_only_a_private_directory_is_trusted(
     path = tmp_path / "shared"
     make(path)
     assert _private(path) is private
+
+
+def test_call_log_write_failures_are_counted(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = client.app.state.call_log_writer  # type: ignore[attr-defined]
+
+    async def unreachable() -> object:
+        raise ConnectionRefusedError("database is down")
+
+    monkeypatch.setattr(writer.database, "engine", unreachable)
+    post_signed(client, "/twilio/inbound", twilio_form())
+    assert client.portal is not None
+    with pytest.raises(ConnectionRefusedError):
+        client.portal.call(writer.flush)
+    text = scrape(client)
+    # The background writer may have tried too: at least this one failure.
+    assert value(text, "callbridge_call_log_write_failures_total") >= 1
+    assert value(text, "callbridge_call_log_dropped_total") == 0
