@@ -73,3 +73,59 @@ def test_app_json_uses_only_heroku_app_json_fields() -> None:
     # The release phase (migrations) comes from the Procfile.
     procfile = (README.parent / "Procfile").read_text(encoding="utf-8")
     assert "release: bridge db upgrade" in procfile.splitlines()
+
+
+def readme_command_lines() -> list[str]:
+    """The `bridge ...` command lines in the README's code blocks."""
+    import re
+
+    text = README.read_text(encoding="utf-8")
+    found: list[str] = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            match = re.search(r"(?:^|&& |heroku run |\$ )(bridge [a-z].*?)(?:\s+#.*)?$", line)
+            if match:
+                found.append(match.group(1))
+    return found
+
+
+def readme_command_mentions() -> list[str]:
+    """`bridge ...` in the README's text: a command and some of its options."""
+    import re
+
+    text = README.read_text(encoding="utf-8").replace("\n", " ")
+    return sorted(set(re.findall(r"`(bridge [a-z][^`]*)`", text)))
+
+
+@pytest.mark.parametrize("command", readme_command_lines())
+def test_readme_command_lines_parse(command: str) -> None:
+    import shlex
+
+    from bridge.cli import _parser
+
+    try:
+        _parser().parse_args(shlex.split(command)[1:])
+    except SystemExit as exit:
+        pytest.fail(f"`{command}` is not a valid command line (exit {exit.code})")
+
+
+@pytest.mark.parametrize("mention", readme_command_mentions())
+def test_readme_mentions_real_commands_and_options(
+    mention: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from bridge.cli import _parser
+
+    words = mention.split()[1:]
+    command = []
+    for word in words:
+        if not re.fullmatch(r"[a-z]+", word):
+            break
+        command.append(word)
+    with pytest.raises(SystemExit) as exit:
+        _parser().parse_args([*command, "--help"])
+    assert exit.value.code == 0, f"`bridge {' '.join(command)}` is not a command"
+    usage = capsys.readouterr().out
+    for option in re.findall(r"(--[a-z][a-z-]*)", mention):
+        assert option in usage, f"`bridge {' '.join(command)}` has no {option}"
