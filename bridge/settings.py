@@ -72,6 +72,8 @@ class Settings:
     elevenlabs_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     twilio_account_sid: str = ""
     twilio_auth_token: Secret = field(default_factory=lambda: Secret(""))
+    # During an auth token rotation: the token Twilio may still sign webhooks with.
+    twilio_previous_auth_token: Secret = field(default_factory=lambda: Secret(""))
     twilio_phone_number: str = ""
     twilio_api_base: str = DEFAULT_TWILIO_API_BASE
     public_base_url: str = ""
@@ -113,6 +115,7 @@ class Settings:
             elevenlabs_webhook_secret=reader.secret("ELEVENLABS_WEBHOOK_SECRET"),
             twilio_account_sid=reader.text("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=reader.secret("TWILIO_AUTH_TOKEN"),
+            twilio_previous_auth_token=reader.secret("TWILIO_PREVIOUS_AUTH_TOKEN"),
             twilio_phone_number=reader.phone("TWILIO_PHONE_NUMBER"),
             twilio_api_base=reader.url("TWILIO_API_BASE", DEFAULT_TWILIO_API_BASE),
             public_base_url=reader.origin("PUBLIC_BASE_URL"),
@@ -203,6 +206,11 @@ class Settings:
             notes.append(
                 "OUTBOUND_ALLOWED_COUNTRIES and TWILIO_PHONE_NUMBER are not set: "
                 "every outbound destination is refused"
+            )
+        if self.twilio_previous_auth_token:
+            notes.append(
+                "TWILIO_PREVIOUS_AUTH_TOKEN is set: webhooks signed with the old token are "
+                "still accepted; unset it once the new token is primary at Twilio"
             )
         if self.skip_twilio_signature:
             notes.append(

@@ -108,6 +108,7 @@ async def verified_form(scope: Scope, receive: Receive, settings: Settings) -> F
         params=form,
         signature=headers.get("x-twilio-signature"),
         auth_token=settings.twilio_auth_token,
+        previous_auth_token=settings.twilio_previous_auth_token,
         skip=settings.skip_twilio_signature,
     )
     if not check.ok:

@@ -305,3 +305,58 @@ def test_signed_url(
     assert signed_url(request_target, public_base_url=public_base_url, trust_forwarded=trust) == (
         expected
     )
+
+
+# --- auth token rotation -------------------------------------------------------------
+
+NEW_TOKEN = Secret("the-new-primary-token")
+
+
+@pytest.mark.parametrize(
+    ("signed_with", "current", "previous", "expected"),
+    [
+        pytest.param(
+            TOKEN,
+            NEW_TOKEN,
+            TOKEN,
+            SignatureCheck(True, "valid_previous_token"),
+            id="before-promotion-old-token-signs",
+        ),
+        pytest.param(
+            NEW_TOKEN,
+            NEW_TOKEN,
+            TOKEN,
+            SignatureCheck(True, "valid"),
+            id="after-promotion-new-token-signs",
+        ),
+        pytest.param(
+            TOKEN,
+            NEW_TOKEN,
+            None,
+            SignatureCheck(False, "mismatch"),
+            id="old-token-once-rotation-is-over",
+        ),
+        pytest.param(
+            Secret("someone-else"),
+            NEW_TOKEN,
+            TOKEN,
+            SignatureCheck(False, "mismatch"),
+            id="neither-token",
+        ),
+    ],
+)
+def test_either_token_signs_during_a_rotation(
+    signed_with: Secret, current: Secret, previous: Secret | None, expected: SignatureCheck
+) -> None:
+    from twilio.request_validator import RequestValidator
+
+    params = ImmutableMultiDict(DOCS_PARAMS)
+    signature = RequestValidator(signed_with.reveal()).compute_signature(EXAMPLE_URL, DOCS_PARAMS)
+    result = check_signature(
+        url=EXAMPLE_URL,
+        params=params,
+        signature=signature,
+        auth_token=current,
+        previous_auth_token=previous,
+    )
+    assert result == expected

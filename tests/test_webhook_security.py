@@ -398,3 +398,22 @@ def test_elevenlabs_key_goes_only_to_elevenlabs(client: TestClient, upstream: Up
     assert ELEVENLABS_KEY not in response.text
     assert AUTH_TOKEN not in request.content.decode()
     assert AUTH_TOKEN not in str(request.headers)
+
+
+def test_an_auth_token_rotation_drops_no_call(upstream: Upstream) -> None:
+    """Create a secondary token, give the bridge both, promote it at Twilio: webhooks
+    signed with the old primary and then with the new one are answered throughout."""
+    new = "the-secondary-token-being-promoted"
+    settings = make_settings(
+        twilio_auth_token=Secret(new), twilio_previous_auth_token=Secret(AUTH_TOKEN)
+    )
+    with TestClient(create_app(settings, transport=upstream.transport)) as client:
+        before_promotion = post(client, signature=twilio_signature(INBOUND_URL, CALL))
+        after_promotion = post(client, signature=twilio_signature(INBOUND_URL, CALL, new))
+        forged = post(client, signature=twilio_signature(INBOUND_URL, CALL, "someone-else"))
+        health = client.get("/healthz").json()
+    assert_twiml(before_promotion)
+    assert_twiml(after_promotion)
+    assert_forbidden(forged)
+    assert any(p.startswith("TWILIO_PREVIOUS_AUTH_TOKEN is set") for p in health["problems"])
+    assert AUTH_TOKEN not in str(health) and new not in str(health)
