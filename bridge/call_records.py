@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.calls import Call
 from bridge.inbound import Answer
-from bridge.storage import Database, call_events, calls
+from bridge.storage import Database, call_events, calls, fitted
 
 # Twilio's call statuses in the order a call goes through them.
 STATUS_RANK = {
@@ -152,9 +152,10 @@ class CallRecords:
                 values["answered_by"] = form["AnsweredBy"]
             values = {key: value for key, value in values.items() if value is not None}
             # Whoever created the record first may not have known the numbers.
-            for column, field in (("from_number", "From"), ("to_number", "To")):
-                if form.get(field):
-                    values[column] = func.coalesce(calls.c[column], form[field])
+            numbers = fitted(calls, {"from_number": form.get("From"), "to_number": form.get("To")})
+            for column, number in numbers.items():
+                if number:
+                    values[column] = func.coalesce(calls.c[column], number)
             if values:
                 await connection.execute(update(calls).where(this_call).values(values))
             return True
@@ -186,7 +187,7 @@ class CallRecords:
         }
         try:
             async with connection.begin_nested():
-                await connection.execute(insert(calls).values(values))
+                await connection.execute(insert(calls).values(fitted(calls, values)))
         except IntegrityError:
             # Another request recorded the same call just now.
             found = (

@@ -6,6 +6,8 @@ The tables below describe the schema for queries; Alembic migrations
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Column,
@@ -104,6 +106,21 @@ call_events = Table(
     # Set for ElevenLabs webhooks, so events of a conversation not matched yet are found.
     Column("conversation_id", String(128), index=True),
 )
+
+
+def fitted(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with each string cut to its column's length.
+
+    What callers send is not ours to limit (a Twilio Client caller is `client:` and
+    an identity of up to 121 characters); PostgreSQL refuses a value that is too
+    long, and a refused record must not be what stops the call log.
+    """
+    for name, value in values.items():
+        if isinstance(value, str):
+            length = getattr(table.c[name].type, "length", None)
+            if length is not None and len(value) > length:
+                values[name] = value[:length]
+    return values
 
 
 def async_database_url(url: str) -> str:

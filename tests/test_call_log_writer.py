@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -191,17 +192,109 @@ async def test_a_write_repeated_after_it_went_through_changes_nothing(
     assert await stored_counts(writer, [sid]) == (1, 1)
 
 
-def test_a_full_queue_gives_up_the_oldest_records(tmp_path: Path) -> None:
+def test_a_full_queue_gives_up_new_records(tmp_path: Path) -> None:
     dropped: list[int] = []
     writer = CallLogWriter(
         Database(f"sqlite:///{tmp_path / 'x.sqlite3'}"), max_pending=3, on_dropped=dropped.append
     )
-    for i in range(2):
+    for i in range(5):
         writer.add(inbound_call(f"CA{i:032x}"), answer())
-    failed = list(writer._pending)
-    writer._pending = []
-    for i in range(2, 4):
+    assert [entry.call.call_sid for entry in writer._pending] == [f"CA{i:032x}" for i in range(3)]
+    assert dropped == [1, 1]
+
+
+def test_a_writer_backing_off_is_not_woken_by_new_calls(tmp_path: Path) -> None:
+    writer = CallLogWriter(Database(f"sqlite:///{tmp_path / 'x.sqlite3'}"), batch=2)
+    writer._backing_off = True
+    for i in range(5):
         writer.add(inbound_call(f"CA{i:032x}"), answer())
-    writer._requeue(failed)
-    assert [entry.call.call_sid for entry in writer._pending] == [f"CA{i:032x}" for i in (1, 2, 3)]
-    assert dropped == [1]
+    assert not writer._wake.is_set()
+    writer._backing_off = False
+    writer.add(inbound_call("CA" + "f" * 32), answer())
+    assert writer._wake.is_set()
+
+
+@pytest.mark.anyio
+async def test_batches_are_written_a_chunk_at_a_time(
+    writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer.batch = 4
+    sids = ["CA" + uuid.uuid4().hex for _ in range(10)]
+    for sid in sids:
+        writer.add(inbound_call(sid), answer())
+    real_write = writer._write
+    attempts: list[int] = []
+
+    async def down_after_the_first_chunk(entries: list[object]) -> None:
+        attempts.append(len(entries))
+        if len(attempts) > 1:
+            raise ConnectionRefusedError("database is down")
+        await real_write(entries)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_write", down_after_the_first_chunk)
+    with pytest.raises(ConnectionRefusedError):
+        await writer.flush()
+    # The first chunk is stored and gone from the queue; the rest waits, in order.
+    assert attempts == [4, 4]
+    assert [entry.call.call_sid for entry in writer._pending] == sids[4:]
+    monkeypatch.setattr(writer, "_write", real_write)
+    assert await writer.flush() == 6
+    assert await stored_counts(writer, sids) == (10, 10)
+
+
+@pytest.mark.anyio
+async def test_a_record_the_database_refuses_does_not_hold_up_the_others(
+    writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import DataError
+
+    dropped: list[int] = []
+    writer.on_dropped = dropped.append
+    sids = ["CA" + uuid.uuid4().hex for _ in range(7)]
+    for sid in sids:
+        writer.add(inbound_call(sid), answer())
+    poison = sids[4]
+    real_write = writer._write
+
+    async def refuse_the_poison(entries: list[Any]) -> None:
+        if any(entry.call.call_sid == poison for entry in entries):
+            raise DataError("INSERT ...", {}, ValueError("value too long"))
+        await real_write(entries)
+
+    monkeypatch.setattr(writer, "_write", refuse_the_poison)
+    assert await writer.flush() == 6
+    assert dropped == [1] and writer.pending == 0
+    assert await stored_counts(writer, [sid for sid in sids if sid != poison]) == (6, 6)
+
+
+@pytest.mark.anyio
+async def test_long_caller_ids_are_stored_cut_to_fit(writer: CallLogWriter) -> None:
+    # A Twilio Client caller: "client:" and an identity of up to 121 characters.
+    sid = "CA" + uuid.uuid4().hex
+    caller = "client:" + "a" * 121
+    writer.add(Call(call_sid=sid, from_number=caller, to_number="+14155550100"), answer())
+    assert await writer.flush() == 1
+    engine = await writer.database.engine()
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(select(calls.c.from_number).where(calls.c.call_sid == sid))
+        ).scalar_one()
+    assert stored == caller[:64]
+
+
+@pytest.mark.anyio
+async def test_a_record_without_a_call_sid_written_twice_is_one_record(
+    writer: CallLogWriter,
+) -> None:
+    writer.add(Call(call_sid="", from_number="+14155550123", to_number="+14155550100"), answer())
+    entries = list(writer._pending)
+    assert await writer.flush() == 1
+    await writer._write(entries)
+    engine = await writer.database.engine()
+    async with engine.connect() as connection:
+        records = (
+            await connection.execute(
+                select(func.count()).select_from(calls).where(calls.c.id == entries[0].token)
+            )
+        ).scalar()
+    assert records == 1

@@ -143,3 +143,14 @@ async def test_a_status_callback_fills_in_numbers_the_record_lacks(records: Call
     )
     record = await row(records, sid)
     assert (record.from_number, record.to_number) == ("+14155550100", "+14155550123")
+
+
+async def test_a_status_callback_from_a_twilio_client_caller_is_stored(
+    records: CallRecords,
+) -> None:
+    sid = new_sid()
+    caller = "client:" + "b" * 121  # longer than the column: PostgreSQL would refuse it
+    assert await records.record_status(
+        {"CallSid": sid, "CallStatus": "ringing", "Direction": "inbound", "From": caller}
+    )
+    assert (await row(records, sid)).from_number == caller[:64]
