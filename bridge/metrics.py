@@ -39,12 +39,17 @@ def shared_directory_for_workers() -> str | None:
     if chosen:
         return chosen
     parent = multiprocessing.parent_process()
-    if parent is None or parent.pid is None:
+    # Without /proc a pid cannot be told from a later process that reused it, and
+    # a reused directory would add old counts: each worker then counts on its own.
+    if parent is None or parent.pid is None or not Path("/proc/self/stat").exists():
         return None
     root = Path(tempfile.gettempdir())
     _remove_stale_directories(root)
     path = root / f"callbridge-metrics-{parent.pid}-{_process_start_ticks(parent.pid)}"
-    path.mkdir(mode=0o700, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        return None
     if not _private(path):
         # Someone else made it (a shared /tmp): its files are not to be trusted.
         return None
@@ -54,7 +59,10 @@ def shared_directory_for_workers() -> str | None:
 
 def _private(path: Path) -> bool:
     """A real directory of this user's that nobody else may write to."""
-    info = path.lstat()
+    try:
+        info = path.lstat()
+    except OSError:  # gone meanwhile (a sibling worker removed it)
+        return False
     return (
         stat.S_ISDIR(info.st_mode)
         and info.st_uid == os.getuid()
@@ -70,7 +78,13 @@ def _remove_stale_directories(root: Path) -> None:
             continue
         pid, ticks = found.groups()
         if _process_start_ticks(int(pid)) != ticks:
-            shutil.rmtree(path, ignore_errors=True)
+            # Renamed first, so that a sibling worker doing the same finds it gone.
+            doomed = path.with_name(f".removing-{path.name}-{os.getpid()}")
+            try:
+                path.rename(doomed)
+            except OSError:
+                continue
+            shutil.rmtree(doomed, ignore_errors=True)
 
 
 MULTIPROCESS_DIRECTORY = shared_directory_for_workers()
@@ -132,6 +146,12 @@ class Metrics:
         self.call_log_dropped = Counter(
             "callbridge_call_log_dropped",
             "Inbound call records given up on while the database was unreachable.",
+            registry=self.registry,
+        )
+        self.previous_token_signatures = Counter(
+            "callbridge_signatures_with_previous_token",
+            "Twilio webhooks signed with TWILIO_PREVIOUS_AUTH_TOKEN: while this grows, "
+            "Twilio has not switched to the new token yet.",
             registry=self.registry,
         )
         self.outbound_requests = Counter(

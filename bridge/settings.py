@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,7 +194,7 @@ class Settings:
                     else " (its Host header and scheme); set it to the public https origin"
                 )
             )
-        elif not self.public_base_url.startswith("https://") and not _is_loopback(
+        elif urlsplit(self.public_base_url).scheme != "https" and not _is_loopback(
             self.public_base_url
         ):
             # Local runs (the sandbox, tests) are http on loopback, and that is fine.
@@ -227,10 +228,10 @@ class Settings:
         if not self.public_base_url:
             return "is not set"
         parts = urlsplit(self.public_base_url)
-        host = parts.hostname or ""
+        host = (parts.hostname or "").rstrip(".")
         if parts.scheme != "https":
             return "is not https: Twilio should call the bridge over TLS"
-        if host == "localhost" or host.endswith(".localhost") or _is_private(host):
+        if _is_private(host):
             return f"is not a public address ({host}): Twilio cannot reach it"
         return None
 
@@ -259,11 +260,24 @@ class Settings:
         ]
 
 
+# Names that never resolve on the public internet (RFC 6761, 6762, 8375, ICANN).
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".localdomain", ".lan")
+
+
 def _is_private(host: str) -> bool:
+    """Whether a host is certainly not reachable from the internet (no DNS lookup)."""
+    bare = host.strip("[]")
     try:
-        address = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(bare)
     except ValueError:
-        return False
+        # Single labels ("bridge") and special-use names resolve only locally.
+        if bare == "localhost" or bare.endswith(_LOCAL_SUFFIXES) or "." not in bare:
+            return True
+        try:
+            # Short and numeric IPv4 forms (127.1, 0x7f.1) that resolvers accept.
+            address = ipaddress.IPv4Address(socket.inet_aton(bare))
+        except OSError:
+            return False
     return not address.is_global
 
 
@@ -312,16 +326,38 @@ class _Reader:
         return value.rstrip("/")
 
     def origin(self, name: str) -> str:
-        """A scheme and host only: paths are the bridge's own (it adds /twilio/...)."""
+        """A scheme and host only: paths are the bridge's own (it adds /twilio/...).
+
+        Normalised as Twilio writes URLs (lowercase, IDNA, no default port), since
+        the signature covers the URL exactly.
+        """
+        raw = self.text(name)
         value = self.url(name, "")
+        if not value:
+            return ""
         parts = urlsplit(value)
-        if value and (parts.path or parts.username is not None or parts.password is not None):
+        problem = None
+        if parts.path or parts.username is not None or parts.password is not None:
+            problem = "without a path or user name"
+        elif "?" in raw or "#" in raw:
+            problem = "without a query or fragment"
+        try:
+            port = parts.port
+            host = (parts.hostname or "").encode("idna").decode("ascii")
+        except (ValueError, UnicodeError):
+            problem = problem or "with a valid host and port"
+            port, host = None, ""
+        if problem:
             self.problems.append(
-                f"{name}: must be an origin like https://my-bridge.example.com, without a path "
-                "or user name (the bridge adds /twilio/inbound and its other paths itself)"
+                f"{name}: must be an origin like https://my-bridge.example.com, {problem} "
+                "(the bridge adds /twilio/inbound and its other paths itself)"
             )
             return ""
-        return value
+        scheme = parts.scheme.lower()
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        default = {"https": 443, "http": 80}[scheme]
+        return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
     def phone(self, name: str) -> str:
         value = self.text(name)

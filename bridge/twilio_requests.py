@@ -71,7 +71,7 @@ class TwilioWebhook:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
         try:
-            form = await verified_form(scope, receive, state.settings)
+            form = await verified_form(scope, receive, state)
         except Rejected as rejected:
             if rejected.status == 403:
                 state.metrics.signature_failures.labels(scope["path"]).inc()
@@ -90,8 +90,9 @@ class TwilioWebhook:
                 logger.exception("event=after_reply_failed path=%s", scope["path"])
 
 
-async def verified_form(scope: Scope, receive: Receive, settings: Settings) -> Form:
+async def verified_form(scope: Scope, receive: Receive, state: Any) -> Form:
     """The webhook's form, or `Rejected` with the status and message to send instead."""
+    settings: Settings = state.settings
     headers = Headers(scope=scope)
     body = await _capped_body(headers, receive)
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -124,6 +125,9 @@ async def verified_form(scope: Scope, receive: Receive, settings: Settings) -> F
             )
         )
         raise Rejected(403, "invalid Twilio signature\n")
+    if check.reason == "valid_previous_token":
+        # How an operator tells when TWILIO_PREVIOUS_AUTH_TOKEN may go.
+        state.metrics.previous_token_signatures.inc()
     return form
 
 

@@ -370,3 +370,20 @@ def test_call_log_write_failures_are_counted(
     # The background writer may have tried too: at least this one failure.
     assert value(text, "callbridge_call_log_write_failures_total") >= 1
     assert value(text, "callbridge_call_log_dropped_total") == 0
+
+
+def test_workers_removing_stale_directories_at_once_do_not_trip_over_each_other(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bridge.metrics import _remove_stale_directories
+
+    for pid in range(4194100, 4194140):  # servers that exited
+        stale = tmp_path / f"callbridge-metrics-{pid}-1"
+        stale.mkdir(mode=0o700)
+        (stale / "counter_1.db").write_bytes(b"x" * 1024)
+    with ThreadPoolExecutor(8) as pool:
+        for outcome in [pool.submit(_remove_stale_directories, tmp_path) for _ in range(8)]:
+            outcome.result()  # raises if one of them did
+    assert list(tmp_path.iterdir()) == []

@@ -129,6 +129,12 @@ def test_settings_are_frozen() -> None:
         ("PUBLIC_BASE_URL", "http://localhost:8000", "http://localhost:8000"),
         # A trailing slash, as `heroku apps:info` prints the web URL, is dropped.
         ("PUBLIC_BASE_URL", "https://example.com/", "https://example.com"),
+        # As Twilio writes the URL it signs: lowercase, IDNA, no default port.
+        ("PUBLIC_BASE_URL", "HTTPS://Bridge.Example.COM", "https://bridge.example.com"),
+        ("PUBLIC_BASE_URL", "https://example.com:443", "https://example.com"),
+        ("PUBLIC_BASE_URL", "https://example.com:8443/", "https://example.com:8443"),
+        ("PUBLIC_BASE_URL", "https://bücher.example", "https://xn--bcher-kva.example"),
+        ("PUBLIC_BASE_URL", "http://[::1]:8000", "http://[::1]:8000"),
         ("TWILIO_PHONE_NUMBER", "+442071234567", "+442071234567"),
     ],
 )
@@ -157,6 +163,10 @@ def test_accepted_values(name: str, value: str, expected: object) -> None:
         ("PUBLIC_BASE_URL", "https://bridge.example.com/twilio/inbound"),
         ("PUBLIC_BASE_URL", "https://bridge.example.com/bridge/"),
         ("PUBLIC_BASE_URL", "https://user:secret@bridge.example.com"),
+        ("PUBLIC_BASE_URL", "https://bridge.example.com?"),
+        ("PUBLIC_BASE_URL", "https://bridge.example.com#"),
+        ("PUBLIC_BASE_URL", "https://bridge.example.com:abc"),
+        ("PUBLIC_BASE_URL", "https://bridge.example.com:99999"),
         ("ELEVENLABS_API_BASE", "api.elevenlabs.io"),
         ("TWILIO_API_BASE", "https://api.twilio.com?x=1"),
         ("TWILIO_PHONE_NUMBER", "5551234567"),
@@ -361,6 +371,12 @@ def test_healthz_never_shows_secrets() -> None:
         ("https://10.1.2.3", "is not a public address (10.1.2.3)"),
         ("https://192.168.0.10", "is not a public address (192.168.0.10)"),
         ("https://[::1]", "is not a public address (::1)"),
+        ("https://localhost.", "is not a public address (localhost)"),
+        ("https://127.1", "is not a public address (127.1)"),
+        ("https://bridge.internal", "is not a public address (bridge.internal)"),
+        ("https://printer.local", "is not a public address (printer.local)"),
+        ("https://bridge", "is not a public address (bridge)"),
+        ("https://[2001:4860:4860::8888]", None),
     ],
 )
 def test_what_twilio_cannot_reach(public_base_url: str, problem: str | None) -> None:

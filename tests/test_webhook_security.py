@@ -405,15 +405,20 @@ def test_an_auth_token_rotation_drops_no_call(upstream: Upstream) -> None:
     signed with the old primary and then with the new one are answered throughout."""
     new = "the-secondary-token-being-promoted"
     settings = make_settings(
-        twilio_auth_token=Secret(new), twilio_previous_auth_token=Secret(AUTH_TOKEN)
+        twilio_auth_token=Secret(new),
+        twilio_previous_auth_token=Secret(AUTH_TOKEN),
+        metrics_token=Secret("metrics"),
     )
     with TestClient(create_app(settings, transport=upstream.transport)) as client:
         before_promotion = post(client, signature=twilio_signature(INBOUND_URL, CALL))
         after_promotion = post(client, signature=twilio_signature(INBOUND_URL, CALL, new))
         forged = post(client, signature=twilio_signature(INBOUND_URL, CALL, "someone-else"))
         health = client.get("/healthz").json()
+        metrics = client.get("/metrics", headers={"authorization": "Bearer metrics"}).text
     assert_twiml(before_promotion)
     assert_twiml(after_promotion)
     assert_forbidden(forged)
     assert any(p.startswith("TWILIO_PREVIOUS_AUTH_TOKEN is set") for p in health["problems"])
     assert AUTH_TOKEN not in str(health) and new not in str(health)
+    # Only the webhook signed with the old token counts: the operator's sign to wait.
+    assert "callbridge_signatures_with_previous_token_total 1.0" in metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from bridge.paths import INBOUND_PATH
 from bridge.sandbox.credentials import ENV_FILE, Credentials
 from bridge.sandbox.numbers import (
     BLOCKED_CALLER,
@@ -47,7 +48,7 @@ def banner(
         "In another terminal:",
         f"  . {env_file}",
         "  # a call comes in: that terminal shows the TwiML, this one the routing decision",
-        f"  bridge simulate inbound --url {bridge_url}/twilio/inbound"
+        f"  bridge simulate inbound --url {bridge_url}{INBOUND_PATH}"
         f" --from {CALLER} --to {OUR_NUMBER}",
         f"  #   other rules: --from anonymous, --from {BLOCKED_CALLER}, --from {UK_CALLER},"
         f" --to {SPANISH_LINE}",
