@@ -44,15 +44,16 @@ MAX_BACKOFF = 5.0
 ROW_ERRORS = (DataError, IntegrityError)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Entry:
     call: Call
     answer: Answer
     kind: str
     at: datetime
-    # The record's id if it is the first of its call, and its event's dedupe key:
-    # fixed here so that writing it twice is writing it once.
-    token: str
+    # The record's id if it is the first of its call, and its event's dedupe key: set
+    # before the first write (off the hot path) and kept, so that writing it twice is
+    # writing it once.
+    token: str = ""
 
 
 class CallLogWriter:
@@ -90,7 +91,7 @@ class CallLogWriter:
                 "event=call_log_dropped call_sid=%s reason=queue_full", call.call_sid or "-"
             )
             return
-        self._pending.append(_Entry(call, answer, kind, self.now(), secrets.token_hex(16)))
+        self._pending.append(_Entry(call, answer, kind, self.now()))
         # A database that is down is left alone until the backoff is over.
         if len(self._pending) >= self.batch and not self._backing_off:
             self._wake.set()
@@ -139,6 +140,8 @@ class CallLogWriter:
         async with self._lock:
             while self._pending:
                 chunk = list(islice(self._pending, self.batch))
+                for entry in chunk:
+                    entry.token = entry.token or secrets.token_hex(16)
                 try:
                     written += await self._write_isolating(chunk)
                 except BaseException:
