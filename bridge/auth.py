@@ -7,7 +7,7 @@ import hmac
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 
-from bridge.settings import Settings
+from bridge.settings import Secret, Settings
 
 
 def token_matches(authorization: str | None, token: str) -> bool:
@@ -22,15 +22,24 @@ def token_matches(authorization: str | None, token: str) -> bool:
 
 def refuse_unless_authorized(request: HTTPConnection, settings: Settings) -> JSONResponse | None:
     """None when the request may go on; else the response to send (503 or 401)."""
-    if not settings.bridge_api_token:
-        return JSONResponse(
-            {"error": "BRIDGE_API_TOKEN is not set: the outbound API is disabled until it is."},
-            status_code=503,
-        )
-    if not token_matches(request.headers.get("authorization"), settings.bridge_api_token.reveal()):
+    return refuse_unless_bearer(
+        request,
+        settings.bridge_api_token,
+        unset="BRIDGE_API_TOKEN is not set: the outbound API is disabled until it is.",
+        realm="callbridge",
+    )
+
+
+def refuse_unless_bearer(
+    request: HTTPConnection, token: Secret, *, unset: str, realm: str
+) -> JSONResponse | None:
+    """None when the request carries `token`; else 503 (`unset`: no token) or 401."""
+    if not token:
+        return JSONResponse({"error": unset}, status_code=503)
+    if not token_matches(request.headers.get("authorization"), token.reveal()):
         return JSONResponse(
             {"error": "Missing or invalid bearer token."},
             status_code=401,
-            headers={"www-authenticate": 'Bearer realm="callbridge"'},
+            headers={"www-authenticate": f'Bearer realm="{realm}"'},
         )
     return None

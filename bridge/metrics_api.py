@@ -8,28 +8,24 @@ public: the scraper sends `Authorization: Bearer $METRICS_TOKEN` (Prometheus'
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.auth import token_matches
+from bridge.auth import refuse_unless_bearer
 from bridge.metrics import Metrics
 from bridge.settings import Settings
 
 
 async def metrics(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    token = settings.metrics_token or settings.bridge_api_token
-    if not token:
-        return JSONResponse(
-            {"error": "Set METRICS_TOKEN (or BRIDGE_API_TOKEN): /metrics needs a bearer token."},
-            status_code=503,
-        )
-    if not token_matches(request.headers.get("authorization"), token.reveal()):
-        return JSONResponse(
-            {"error": "Missing or invalid bearer token."},
-            status_code=401,
-            headers={"www-authenticate": 'Bearer realm="callbridge metrics"'},
-        )
+    refusal = refuse_unless_bearer(
+        request,
+        settings.metrics_token or settings.bridge_api_token,
+        unset="Set METRICS_TOKEN (or BRIDGE_API_TOKEN): /metrics needs a bearer token.",
+        realm="callbridge metrics",
+    )
+    if refusal is not None:
+        return refusal
     counted: Metrics = request.app.state.metrics
     text, content_type = counted.exposition(request.headers.get("accept"))
     return Response(text, headers={"content-type": content_type})
