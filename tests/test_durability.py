@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -25,6 +24,7 @@ from conftest import (
     migrate_now,
     running_server,
     sign,
+    start_server_process,
     twilio_form,
 )
 
@@ -106,7 +106,7 @@ def test_a_restart_between_a_call_and_its_webhooks_loses_nothing(tmp_path: Path)
 
 
 @pytest.fixture
-def two_bridges(postgres_url: str) -> Iterator[list[str]]:
+def two_bridges(postgres_url: str, tmp_path: Path) -> Iterator[list[str]]:
     """Two server processes (uvicorn) on the same PostgreSQL database."""
     env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
     env.update(
@@ -118,29 +118,14 @@ def two_bridges(postgres_url: str) -> Iterator[list[str]]:
         LOG_LEVEL="WARNING",
     )
     ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]  # fmt: skip
     bases = [f"http://127.0.0.1:{port}" for port in ports]
+    processes = []
     try:
-        deadline = time.monotonic() + 30
-        for base in bases:
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the bridge processes did not start")
-                time.sleep(0.1)
+        for port, base in zip(ports, bases, strict=True):
+            command = [sys.executable, "-m", "uvicorn", "bridge.app:app", "--host", "127.0.0.1",
+                       "--port", str(port), "--log-level", "warning"]  # fmt: skip
+            log = tmp_path / f"bridge-{port}.log"
+            processes.append(start_server_process(command, env, base, log))
         yield bases
     finally:
         for process in processes:
