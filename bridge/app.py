@@ -17,33 +17,26 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge import (
-    ai_caller_api,
-    calls_api,
-    calls_read_api,
-    elevenlabs_webhook,
-    metrics_api,
-    paths,
-    ui,
-    webhooks,
-)
-from bridge.call_log_writer import CallLogWriter
-from bridge.call_records import CallRecords
-from bridge.elevenlabs import ElevenLabsClient
-from bridge.elevenlabs_api import ElevenLabsAPI
-from bridge.http import make_transport
-from bridge.idempotency import IdempotencyKeys
-from bridge.inbound import InboundBridge
+from bridge.answer.inbound import InboundBridge
+from bridge.answer.outbound import OutboundAnswerer
+from bridge.calllog.records import CallRecords
+from bridge.calllog.writer import CallLogWriter
+from bridge.elevenlabs.api import ElevenLabsAPI
+from bridge.elevenlabs.register_call import ElevenLabsClient
 from bridge.metrics import Metrics
-from bridge.migrate import NotMigrated, ensure_current
-from bridge.outbound import Dialer
-from bridge.outbound_answer import OutboundAnswerer
+from bridge.outbound.dialer import Dialer
+from bridge.outbound.idempotency import IdempotencyKeys
+from bridge.outbound.sealing import Sealer
 from bridge.routing import RoutingTable, load_routes
-from bridge.sealing import Sealer
 from bridge.settings import Settings
-from bridge.storage import Database
-from bridge.twilio_rest import TwilioREST
-from bridge.upstream_timing import TimedTransport
+from bridge.storage.database import Database
+from bridge.storage.migrate import NotMigrated, ensure_current
+from bridge.transport.factory import make_transport
+from bridge.transport.timing import TimedTransport
+from bridge.twilio import paths
+from bridge.twilio.rest import TwilioREST
+from bridge.web import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, metrics_api, ui
+from bridge.web import twilio_webhooks as webhooks
 
 logger = logging.getLogger("bridge")
 GC_THRESHOLD = 10_000
@@ -268,5 +261,5 @@ def _app_from_environment() -> Starlette:
     try:
         return create_app()
     except (SettingsError, RoutesError) as exc:
-        print(f"bridge: refusing to start:\n{exc}", file=sys.stderr)
+        print(f"callbridge: refusing to start:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -3,7 +3,7 @@
 Several uvicorn workers are several processes, and a scrape reaches one of them;
 prometheus_client's multiprocess mode adds them up from files in a shared directory.
 That mode is fixed when prometheus_client is imported, so the directory is chosen
-before the import: `PROMETHEUS_MULTIPROC_DIR` if set (`bridge serve` sets a fresh one),
+before the import: `PROMETHEUS_MULTIPROC_DIR` if set (`callbridge serve` sets a fresh one),
 else, in a worker process that uvicorn spawned, a directory named for the supervisor
 process that every sibling worker finds. A single process keeps its counts in memory.
 """
@@ -18,7 +18,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from bridge.inbound import Answer
+from bridge.call import Answer
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _SHARED_NAME = re.compile(r"callbridge-metrics-(\d+)-(\d+)")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from bridge import phone
+from bridge.secret import Secret
 
 DEFAULT_ELEVENLABS_API_BASE = "https://api.elevenlabs.io"
 DEFAULT_TWILIO_API_BASE = "https://api.twilio.com"
@@ -28,32 +29,6 @@ MAX_INBOUND_DEADLINE = 12.0
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-
-
-class Secret:
-    """A string that does not show itself in repr(), str() or f-strings."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 class SettingsError(ValueError):
@@ -95,7 +70,7 @@ class Settings:
     outbound_allowed_countries: tuple[str, ...] = ()
     # Optional: only these networks may post ElevenLabs webhooks (empty: any).
     elevenlabs_webhook_allowed_ips: tuple[IPNetwork, ...] = ()
-    # `bridge db prune` default: transcripts and audio older than this many days go.
+    # `callbridge db prune` default: transcripts and audio older than this many days go.
     retention_days: int = 0
     # Where post-call audio from ElevenLabs is written (use persistent storage).
     call_audio_dir: Path = Path("call-audio")
@@ -223,7 +198,7 @@ class Settings:
     def twilio_cannot_reach(self) -> str | None:
         """Why Twilio could not (or should not) call PUBLIC_BASE_URL; None when it can.
 
-        What `bridge doctor` requires before it points a phone number at the bridge.
+        What `callbridge doctor` requires before it points a phone number at the bridge.
         """
         if not self.public_base_url:
             return "is not set"
@@ -236,7 +211,7 @@ class Settings:
         return None
 
     def summary(self) -> list[tuple[str, str]]:
-        """(name, shown value) pairs for `bridge serve`; secrets show only set/not set."""
+        """(name, shown value) pairs for `callbridge serve`; secrets show only set/not set."""
 
         def secret(value: Secret) -> str:
             return "set" if value else "not set"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import threading
@@ -21,9 +22,10 @@ from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
 from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.migrate import alembic_config
-from bridge.settings import Secret, Settings
-from bridge.storage import create_engine
+from bridge.secret import Secret
+from bridge.settings import Settings
+from bridge.storage.database import create_engine
+from bridge.storage.migrate import alembic_config
 
 AUTH_TOKEN = "test-twilio-auth-token"
 ELEVENLABS_KEY = "test-elevenlabs-key"
@@ -69,7 +71,7 @@ def clear_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """`bridge ARGV...` in process: exit code, stdout, stderr."""
+    """`callbridge ARGV...` in process: exit code, stdout, stderr."""
     from bridge.cli import main
 
     code = main(list(argv))
@@ -213,7 +215,7 @@ def migrated_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workdir
 
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 def post_signed(client: Any, path: str, form: dict[str, str], public: str = PUBLIC) -> Any:
@@ -222,19 +224,29 @@ def post_signed(client: Any, path: str, form: dict[str, str], public: str = PUBL
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """The PostgreSQL test database (127.0.0.1:5432/test), emptied and migrated once."""
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own on 127.0.0.1:5432, migrated once.
 
-    async def empty() -> None:
-        engine = create_engine(POSTGRES_URL)
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
+    Each run gets a database named for its process, so runs side by side (two
+    checkouts, a benchmark) never empty each other's tables; it is dropped at the end.
+    """
+    name = f"callbridge_test_{os.getpid()}"
+    url = f"{POSTGRES_SERVER}/{name}"
+
+    async def admin(*statements: str) -> None:
+        engine = create_engine(f"{POSTGRES_SERVER}/test")
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                await connection.execute(text(statement))
         await engine.dispose()
 
-    in_thread(lambda: asyncio.run(empty()))
-    migrate_now(POSTGRES_URL)
-    return POSTGRES_URL
+    in_thread(
+        lambda: asyncio.run(admin(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
+    )
+    migrate_now(url)
+    yield url
+    in_thread(lambda: asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,9 +10,9 @@ from xml.etree.ElementTree import Element
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from bridge.actions import client_data, redact, register_request, render
-from bridge.calls import Call
-from bridge.elevenlabs import RegisterCallRequest
+from bridge.answer.actions import client_data, redact, register_request, render
+from bridge.call import Call
+from bridge.elevenlabs.register_call import RegisterCallRequest
 from bridge.routing.rules import (
     AgentAction,
     ForwardAction,

@@ -13,9 +13,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from bridge import ai_caller, ai_caller_api
 from bridge.app import create_app
-from bridge.settings import Secret, Settings
+from bridge.outbound import ai_caller
+from bridge.secret import Secret
+from bridge.settings import Settings
+from bridge.web import ai_caller_api
 
 TOKEN = "test-bridge-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -14,11 +14,11 @@ from sqlalchemy import create_engine, func, select, text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
-from bridge.call_log_writer import CallLogWriter
-from bridge.calls import Call
+from bridge.call import Answer, Call
+from bridge.calllog.writer import CallLogWriter
 from bridge.fakes import FakeElevenLabs
-from bridge.inbound import Answer
-from bridge.storage import Database, call_events, calls
+from bridge.storage.database import Database
+from bridge.storage.tables import call_events, calls
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_calls_answered_by_the_server_are_in_the_log_after_shutdown(tmp_path: Pa
 async def test_a_status_callback_before_the_batch_does_not_lose_the_answer(
     writer: CallLogWriter,
 ) -> None:
-    from bridge.call_records import CallRecords
+    from bridge.calllog.records import CallRecords
 
     # A rejected call ends at once: Twilio's "completed" can beat the batch.
     sid = "CA" + uuid.uuid4().hex

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bridge.call_records import CallRecords
-from bridge.calls import Call
-from bridge.inbound import Answer
-from bridge.storage import Database, call_events, calls
+from bridge.call import Answer, Call
+from bridge.calllog.records import CallRecords
+from bridge.storage.database import Database
+from bridge.storage.tables import call_events, calls
 
 pytestmark = pytest.mark.anyio
 

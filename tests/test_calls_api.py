@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
-from bridge.settings import Secret
+from bridge.secret import Secret
 
 CALLEE = "+14155550123"
 

@@ -1,5 +1,5 @@
 """Reading the call log: GET /calls (filters, order, cursor pages), GET /calls/{sid},
-and `bridge calls` on SQLite and PostgreSQL."""
+and `callbridge calls` on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from conftest import (
 from sqlalchemy import insert, select, update
 
 import bridge.app
-from bridge.call_records import CallRecords
-from bridge.calls import Call
-from bridge.inbound import Answer
-from bridge.settings import Secret
-from bridge.storage import Database, call_events, calls
+from bridge.call import Answer, Call
+from bridge.calllog.records import CallRecords
+from bridge.secret import Secret
+from bridge.storage.database import Database
+from bridge.storage.tables import call_events, calls
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CALLER = "+14155550123"
@@ -411,7 +411,7 @@ def test_cli_passes_on_the_bridges_400_as_a_usage_error(
 ) -> None:
     code, out, err = run_cli(capsys, *argv)
     assert (code, out) == (2, "")
-    assert err.startswith(f"bridge: {message}")
+    assert err.startswith(f"callbridge: {message}")
 
 
 @pytest.mark.parametrize("argv", [["calls", "--limit", "0"], ["calls", "--direction", "up"]])

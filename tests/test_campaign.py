@@ -1,4 +1,4 @@
-"""`bridge campaign`: contacts, pacing, the results ledger and safe re-runs, against the
+"""`callbridge campaign`: contacts, pacing, the results ledger and safe re-runs, against the
 real app in process with fake Twilio and ElevenLabs behind it."""
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def test_missing_contacts_file(tmp_path: Path) -> None:
 def test_a_foreign_results_file_is_not_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     path.write_text("name,phone\nAda,+14155550101\n", encoding="utf-8")
-    with pytest.raises(CampaignError, match="is not a results file of `bridge campaign`"):
+    with pytest.raises(CampaignError, match="is not a results file of `callbridge campaign`"):
         ResultsFile(path).placed()
     assert path.read_text(encoding="utf-8") == "name,phone\nAda,+14155550101\n"
 

@@ -1,7 +1,8 @@
-"""The `bridge` command line: `routes check` and the `route` dry run."""
+"""The `callbridge` command line: `routes check` and the `route` dry run."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -90,8 +91,8 @@ def test_routes_check_invalid_file(capsys: pytest.CaptureFixture[str], tmp_path:
     code, out, err = run(capsys, "routes", "check", str(path))
     assert code == 1
     assert out == ""
-    assert err.startswith("bridge: ")
-    lines = err.removeprefix("bridge: ").splitlines()
+    assert err.startswith("callbridge: ")
+    lines = err.removeprefix("callbridge: ").splitlines()
     assert lines == [
         f"{path}: rule 'vip' (#1): field 'when.callers[0]': '12125550100' is not a valid "
         "E.164 phone number like +15551234567",
@@ -105,20 +106,20 @@ def test_routes_check_missing_file(capsys: pytest.CaptureFixture[str], tmp_path:
     code, out, err = run(capsys, "routes", "check", str(path))
     assert code == 1
     assert out == ""
-    assert err == f"bridge: {path}: cannot read routing file: No such file or directory\n"
+    assert err == f"callbridge: {path}: cannot read routing file: No such file or directory\n"
 
 
 def test_routes_check_without_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "routes", "check")
     assert code == 2
     assert out == ""
-    assert err == "bridge: no file given and ROUTES_FILE is not set\n"
+    assert err == "callbridge: no file given and ROUTES_FILE is not set\n"
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys)
     assert code == 2
-    assert out.startswith("usage: bridge")
+    assert out.startswith("usage: callbridge")
 
 
 # --- route (dry run) ---------------------------------------------------------------------------
@@ -261,7 +262,7 @@ def test_route_bad_at(capsys: pytest.CaptureFixture[str], at: str) -> None:
     )
     assert code == 2
     assert out == ""
-    assert err == f"bridge: --at: {at!r} is not an ISO time like 2026-03-08T09:30\n"
+    assert err == f"callbridge: --at: {at!r} is not an ISO time like 2026-03-08T09:30\n"
 
 
 @pytest.mark.parametrize(
@@ -298,7 +299,7 @@ def test_route_bad_geo(capsys: pytest.CaptureFixture[str], item: str) -> None:
     assert code == 2
     assert out == ""
     assert err.startswith(
-        f"bridge: --geo {item!r}: expected FIELD=VALUE with FIELD one of FromCity, "
+        f"callbridge: --geo {item!r}: expected FIELD=VALUE with FIELD one of FromCity, "
     )
 
 
@@ -334,8 +335,13 @@ def test_bad_setting_is_exit_1(
 
 
 def test_console_script_routes_check() -> None:
-    script = Path(sys.executable).parent / "bridge"
-    assert script.exists(), "the project is installed with its `bridge` console script"
+    script = Path(sys.executable).parent / "callbridge"
+    assert script.exists(), "the project is installed with its `callbridge` console script"
+    # `bridge` is iproute2's network tool on most Linux machines; the project must not shadow it.
+    scripts = importlib.metadata.distribution("callbridge").entry_points.select(
+        group="console_scripts"
+    )
+    assert {script.name for script in scripts} == {"callbridge"}
     env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
     result = subprocess.run(
         [str(script), "routes", "check", "tests/data/routes_example.toml"],

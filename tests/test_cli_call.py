@@ -1,4 +1,4 @@
-"""`bridge call` and `bridge campaign` from the command line: in process (the app built
+"""`callbridge call` and `callbridge campaign` from the command line: in process (the app built
 from the environment, fake upstreams on loopback) and over HTTP (`--url`, the app
 served by uvicorn)."""
 
@@ -127,10 +127,10 @@ def test_a_bad_var_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], item: str, message: str
 ) -> None:
     code, out, err = run(capsys, "call", CALLEE, "--var", item)
-    assert (code, out, err) == (2, "", f"bridge: {message}\n")
+    assert (code, out, err) == (2, "", f"callbridge: {message}\n")
 
 
-# --- bridge call, in process -------------------------------------------------------------------
+# --- callbridge call, in process ---------------------------------------------------------------
 
 
 def test_call_in_process(capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes) -> None:
@@ -186,7 +186,7 @@ def test_call_in_process_idempotency_key(
     code, _, err = run(capsys, "call", "+14155550124", "--idempotency-key", "reminder-42")
     assert code == 1
     assert err == (
-        "bridge: call not placed: HTTP 422: This Idempotency-Key was already used with a "
+        "callbridge: call not placed: HTTP 422: This Idempotency-Key was already used with a "
         "different request.\n"
     )
     assert len(bridge_env.twilio.calls) == 1
@@ -206,7 +206,7 @@ def test_call_refused_in_process(
 ) -> None:
     code, out, err = run(capsys, "call", *argv)
     assert (code, out) == (1, "")
-    assert err.startswith(f"bridge: call not placed: {error}")
+    assert err.startswith(f"callbridge: call not placed: {error}")
     assert bridge_env.twilio.calls == {}
 
 
@@ -229,7 +229,7 @@ def test_call_in_process_with_bad_settings(
     assert "TWILIO_API_BASE: must be an http(s) URL" in err
 
 
-# --- bridge call --url -------------------------------------------------------------------------
+# --- callbridge call --url ---------------------------------------------------------------------
 
 
 def test_call_over_http(
@@ -264,8 +264,16 @@ def test_call_over_http_json(
 @pytest.mark.parametrize(
     ("argv", "code", "error"),
     [
-        (["--token", "wrong"], 1, "bridge: call not placed: HTTP 401: Missing or invalid bearer"),
-        ([], 2, "bridge: --url needs the bridge's API token: set BRIDGE_API_TOKEN or pass --token"),
+        (
+            ["--token", "wrong"],
+            1,
+            "callbridge: call not placed: HTTP 401: Missing or invalid bearer",
+        ),
+        (
+            [],
+            2,
+            "callbridge: --url needs the bridge's API token: set BRIDGE_API_TOKEN or pass --token",
+        ),
     ],
 )
 def test_call_over_http_token(
@@ -285,9 +293,13 @@ def test_call_over_http_token(
 @pytest.mark.parametrize(
     ("url", "code", "error"),
     [
-        ("bridge.example.com", 2, "bridge: --url 'bridge.example.com': expected a URL like "),
-        ("ftp://bridge.example.com", 2, "bridge: --url 'ftp://bridge.example.com': expected"),
-        (f"http://127.0.0.1:{free_port()}", 1, "bridge: call not placed: cannot reach the bridge"),
+        ("bridge.example.com", 2, "callbridge: --url 'bridge.example.com': expected a URL like "),
+        ("ftp://bridge.example.com", 2, "callbridge: --url 'ftp://bridge.example.com': expected"),
+        (
+            f"http://127.0.0.1:{free_port()}",
+            1,
+            "callbridge: call not placed: cannot reach the bridge",
+        ),
     ],
 )
 def test_call_over_http_bad_url(
@@ -303,10 +315,10 @@ def test_plain_http_to_another_host_warns(capsys: pytest.CaptureFixture[str]) ->
     url = f"http://0.0.0.0:{free_port()}"  # not a loopback name; nothing listens there
     code, _, err = run(capsys, "call", CALLEE, "--url", url, "--token", API_TOKEN)
     assert code == 1
-    assert err.startswith(f"bridge: warning: {url} is not https; the token travels in clear\n")
+    assert err.startswith(f"callbridge: warning: {url} is not https; the token travels in clear\n")
 
 
-# --- bridge campaign ---------------------------------------------------------------------------
+# --- callbridge campaign -----------------------------------------------------------------------
 
 
 def test_campaign_over_http(
@@ -368,7 +380,7 @@ def test_campaign_in_process(
         (
             "phone\n+14155550101\n",
             ["--results", "{tmp}/notes.csv"],
-            "notes.csv: exists and is not a results file of `bridge campaign`",
+            "notes.csv: exists and is not a results file of `callbridge campaign`",
         ),
     ],
 )
@@ -387,7 +399,7 @@ def test_campaign_that_cannot_start(
     extra = [item.format(contacts=contacts, tmp=tmp_path) for item in extra]
     code, out, err = run(capsys, "campaign", str(contacts), "--token", "t", *extra)
     assert (code, out) == (2, "")
-    assert err.startswith("bridge: ") and error in err
+    assert err.startswith("callbridge: ") and error in err
     assert notes.read_text(encoding="utf-8") == "my,own,notes\n"
     assert not list(tmp_path.glob("*.sqlite3"))  # refused before a bridge was built
 
@@ -443,7 +455,7 @@ def test_campaign_ctrl_c_then_resume(
             process.wait()
     assert process.returncode == 130, err
     assert "interrupted: no new calls; waiting for " in err
-    assert f"bridge: interrupted; results in {results}; run the same command to go on" in err
+    assert f"callbridge: interrupted; results in {results}; run the same command to go on" in err
     first = results_rows(results)
     placed = [row["number"] for row in first if row["status"] == "placed"]
     assert 1 <= len(placed) < len(numbers)

@@ -1,4 +1,4 @@
-"""`bridge doctor` against the fake upstreams: every check passing, failing and fixed."""
+"""`callbridge doctor` against the fake upstreams: every check passing, failing and fixed."""
 
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ from bridge.doctor.render import mask_passwords
 from bridge.doctor.routes_check import agent_uses
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.routing import parse_routes
-from bridge.settings import Secret, Settings
-from bridge.twilio_numbers import TwilioNumbers
+from bridge.secret import Secret
+from bridge.settings import Settings
+from bridge.twilio.numbers import TwilioNumbers
 
 WEBHOOK_SECRET = "test-webhook-secret-value"
 GOOD_ENV = {
@@ -434,8 +435,8 @@ def test_agent_with_wrong_formats(
     for field, value in wrong.items():
         assert f"{field}={value}" in agent.detail
     assert "31951" in agent.detail
-    assert "bridge doctor --fix" in agent.fix
-    assert "run `bridge doctor --fix`" in render_text(report)
+    assert "callbridge doctor --fix" in agent.fix
+    assert "run `callbridge doctor --fix`" in render_text(report)
     assert world.elevenlabs.agent_patches == []  # not without --fix
 
 
@@ -550,7 +551,7 @@ def test_fix_agent_fails(
     text = render_text(report)
     assert ("      was: tts.agent_output_audio_format=pcm_16000\n" in text) is bool(previous)
     if previous:
-        assert "run `bridge doctor` again" in agent.fix
+        assert "run `callbridge doctor` again" in agent.fix
     by_name = {item["name"]: item for item in json.loads(render_json(report))["checks"]}
     assert by_name["elevenlabs.agent.agent_default"]["previous"] == previous
     assert not report.ok
@@ -651,7 +652,7 @@ def test_bad_routing_file(world: World, tmp_path: Path, text: str | None, words:
     report = world.run()
     result = check(report, "routes")
     assert result.status == "fail" and words in result.detail
-    assert f"bridge routes check {routes}" in result.fix
+    assert f"callbridge routes check {routes}" in result.fix
     # The default agent is still checked.
     assert check(report, "elevenlabs.agent.agent_default").status == "pass"
     assert not report.ok
@@ -764,7 +765,7 @@ def test_number_wiring(
         assert (result.status, result.fixable) == ("fail", True)
         for field, value in wrong[name].items():
             assert f"{field}={value or '(none)'} (wanted " in result.detail
-        assert "bridge doctor --fix" in result.fix
+        assert "callbridge doctor --fix" in result.fix
         assert "Twilio console" in result.fix
     assert world.twilio_writes() == []
 
@@ -875,7 +876,7 @@ def test_fix_number_fails(
     by_name = {item["name"]: item for item in json.loads(render_json(report))["checks"]}
     assert by_name["twilio.number.voice"]["previous"] == voice.previous
     if kept:
-        assert "run `bridge doctor` again" in voice.fix
+        assert "run `callbridge doctor` again" in voice.fix
     assert check(report, "twilio.number.status_callback").status == "pass"
     assert not report.ok
 

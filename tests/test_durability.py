@@ -29,10 +29,10 @@ from conftest import (
 )
 
 from bridge.app import create_app
+from bridge.elevenlabs.webhook_signature import HEADER
+from bridge.elevenlabs.webhook_signature import sign as sign_webhook
 from bridge.fakes import FakeElevenLabs
-from bridge.settings import Secret
-from bridge.webhook_signature import HEADER
-from bridge.webhook_signature import sign as sign_webhook
+from bridge.secret import Secret
 
 WEBHOOK_SECRET = "wsec_durability"
 BEARER = {"authorization": f"Bearer {API_TOKEN}"}

@@ -11,7 +11,8 @@ from defusedxml.ElementTree import fromstring
 
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs
-from bridge.settings import Secret, Settings
+from bridge.secret import Secret
+from bridge.settings import Settings
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["pooled", "aiohttp"])
 

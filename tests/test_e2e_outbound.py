@@ -21,7 +21,8 @@ from defusedxml.ElementTree import fromstring
 
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.settings import Secret, Settings
+from bridge.secret import Secret
+from bridge.settings import Settings
 
 API_TOKEN = "e2e-api-token"
 ACCOUNT_SID = "AC" + "b" * 32

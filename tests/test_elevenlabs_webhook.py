@@ -19,11 +19,12 @@ from conftest import make_settings, migrate_now
 from sqlalchemy import insert, select, text
 from starlette.testclient import TestClient
 
-from bridge import elevenlabs_webhook
 from bridge.app import create_app
-from bridge.settings import Secret
-from bridge.storage import Database, call_events, calls
-from bridge.webhook_signature import HEADER, sign
+from bridge.elevenlabs.webhook_signature import HEADER, sign
+from bridge.secret import Secret
+from bridge.storage.database import Database
+from bridge.storage.tables import call_events, calls
+from bridge.web import elevenlabs_webhook
 
 SECRET = "wsec_test_current"
 OLD_SECRET = "wsec_test_previous"

@@ -1,4 +1,4 @@
-"""bridge.form parses exactly as the standard library does, only faster."""
+"""bridge.twilio.form parses exactly as the standard library does, only faster."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from conftest import twilio_form
 
-from bridge.form import Form
+from bridge.twilio.form import Form
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs
 from bridge.routing import parse_routes
-from bridge.settings import Secret, Settings
+from bridge.secret import Secret
+from bridge.settings import Settings
 
 DEADLINE = 1.0
 

@@ -33,8 +33,8 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs
 from bridge.routing import parse_routes
-from bridge.settings import Secret
-from bridge.upstream_timing import endpoint_name
+from bridge.secret import Secret
+from bridge.transport.timing import endpoint_name
 
 ROUTES = """
 [[rules]]
@@ -232,7 +232,7 @@ CALLS = 40
 @pytest.mark.parametrize(
     "launcher",
     [
-        pytest.param("bridge serve", id="bridge-serve"),
+        pytest.param("callbridge serve", id="bridge-serve"),
         # What the Procfile runs: uvicorn with $WEB_CONCURRENCY workers.
         pytest.param("uvicorn", id="uvicorn-web-concurrency"),
     ],
@@ -261,7 +261,7 @@ def test_counts_add_up_across_worker_processes(launcher: str, tmp_path: Path) ->
             [sys.executable, "-m", "bridge.cli", "db", "upgrade"], env=env, check=True,
             capture_output=True,
         )  # fmt: skip
-        if launcher == "bridge serve":
+        if launcher == "callbridge serve":
             command = [sys.executable, "-m", "bridge.cli", "serve", "--host", "127.0.0.1",
                        "--port", str(port)]  # fmt: skip
         else:
@@ -306,7 +306,7 @@ def test_counts_add_up_across_worker_processes(launcher: str, tmp_path: Path) ->
             process.terminate()
             process.wait(timeout=30)
     assert process.returncode == 0
-    if launcher == "bridge serve":
+    if launcher == "callbridge serve":
         assert counter_files(tmp_path) == []  # its directory is removed on exit
 
 

@@ -10,8 +10,8 @@ from alembic import command
 from conftest import make_settings, migrate_now, run_cli
 from starlette.testclient import TestClient
 
-from bridge import migrate
 from bridge.app import create_app
+from bridge.storage import migrate
 
 ROOT = Path(__file__).parent.parent
 
@@ -24,7 +24,7 @@ def test_the_server_refuses_to_start_on_an_unmigrated_database(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(make_settings(database_url=f"sqlite:///{tmp_path / 'new.sqlite3'}"))
-    with pytest.raises(migrate.NotMigrated, match="Run `bridge db upgrade`"), TestClient(app):
+    with pytest.raises(migrate.NotMigrated, match="Run `callbridge db upgrade`"), TestClient(app):
         pass
     assert "refusing to start" in caplog.text
 
@@ -59,4 +59,4 @@ def test_db_commands(
 
 def test_heroku_runs_migrations_in_the_release_phase() -> None:
     procfile = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
-    assert "release: bridge db upgrade" in procfile
+    assert "release: callbridge db upgrade" in procfile

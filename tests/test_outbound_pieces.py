@@ -12,12 +12,12 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from bridge.client_data import ClientData, field_errors
-from bridge.destinations import destination_problem
-from bridge.idempotency import IdempotencyKeys, KeyConflict, Replay, request_hash
-from bridge.sealing import Sealer
+from bridge.elevenlabs.client_data import ClientData, field_errors
+from bridge.outbound.destinations import destination_problem
+from bridge.outbound.idempotency import IdempotencyKeys, KeyConflict, Replay, request_hash
+from bridge.outbound.sealing import Sealer
 from bridge.settings import Settings, SettingsError
-from bridge.storage import Database, async_database_url
+from bridge.storage.database import Database, async_database_url
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,8 @@ from __future__ import annotations
 import pytest
 
 from bridge import phone
-from bridge.calllog import call_fields, logfmt
-from bridge.calls import GEO_FIELDS, Call
-from bridge.inbound import Answer
+from bridge.call import GEO_FIELDS, Answer, Call
+from bridge.calllog.log_lines import call_fields, logfmt
 
 # --- phone.is_anonymous ----------------------------------------------------------------
 

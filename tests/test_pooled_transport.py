@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trustme
 
-from bridge.pooled_transport import MAX_RESPONSE_BYTES, PooledTransport
+from bridge.transport.pooled import MAX_RESPONSE_BYTES, PooledTransport
 
 pytestmark = pytest.mark.anyio
 

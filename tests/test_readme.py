@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.calls import Call
+from bridge.call import Call
 from bridge.routing import parse_routes
 
 README = Path(__file__).parent.parent / "README.md"
@@ -72,29 +72,29 @@ def test_app_json_uses_only_heroku_app_json_fields() -> None:
         assert entry.get("generator", "secret") == "secret"
     # The release phase (migrations) comes from the Procfile.
     procfile = (README.parent / "Procfile").read_text(encoding="utf-8")
-    assert "release: bridge db upgrade" in procfile.splitlines()
+    assert "release: callbridge db upgrade" in procfile.splitlines()
 
 
 def readme_command_lines() -> list[str]:
-    """The `bridge ...` command lines in the README's code blocks."""
+    """The `callbridge ...` command lines in the README's code blocks."""
     import re
 
     text = README.read_text(encoding="utf-8")
     found: list[str] = []
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
         for line in block.splitlines():
-            match = re.search(r"(?:^|&& |heroku run |\$ )(bridge [a-z].*?)(?:\s+#.*)?$", line)
+            match = re.search(r"(?:^|&& |heroku run |\$ )(callbridge [a-z].*?)(?:\s+#.*)?$", line)
             if match:
                 found.append(match.group(1))
     return found
 
 
 def readme_command_mentions() -> list[str]:
-    """`bridge ...` in the README's text: a command and some of its options."""
+    """`callbridge ...` in the README's text: a command and some of its options."""
     import re
 
     text = README.read_text(encoding="utf-8").replace("\n", " ")
-    return sorted(set(re.findall(r"`(bridge [a-z][^`]*)`", text)))
+    return sorted(set(re.findall(r"`(callbridge [a-z][^`]*)`", text)))
 
 
 @pytest.mark.parametrize("command", readme_command_lines())
@@ -125,7 +125,7 @@ def test_readme_mentions_real_commands_and_options(
         command.append(word)
     with pytest.raises(SystemExit) as exit:
         _parser().parse_args([*command, "--help"])
-    assert exit.value.code == 0, f"`bridge {' '.join(command)}` is not a command"
+    assert exit.value.code == 0, f"`callbridge {' '.join(command)}` is not a command"
     usage = capsys.readouterr().out
     for option in re.findall(r"(--[a-z][a-z-]*)", mention):
-        assert option in usage, f"`bridge {' '.join(command)}` has no {option}"
+        assert option in usage, f"`callbridge {' '.join(command)}` has no {option}"

@@ -11,8 +11,9 @@ import pytest
 from conftest import run_cli
 from sqlalchemy import insert, select
 
-from bridge.retention import PRUNED, prune
-from bridge.storage import Database, call_events, calls
+from bridge.calllog.retention import PRUNED, prune
+from bridge.storage.database import Database
+from bridge.storage.tables import call_events, calls
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridge.calls import Call
+from bridge.call import Call
 from bridge.routing import RoutingTable, load_routes, parse_routes
 from bridge.routing.rules import (
     AgentAction,

@@ -1,4 +1,4 @@
-"""`bridge sandbox`: the real bridge with the stand-in ElevenLabs and Twilio on loopback,
+"""`callbridge sandbox`: the real bridge with the stand-in ElevenLabs and Twilio on loopback,
 driven end to end: a simulated inbound call and outbound calls through the virtual
 phone, down to the call log and its transcripts."""
 
@@ -26,7 +26,7 @@ import pytest
 from conftest import clear_settings_environment, free_port, run_cli
 from defusedxml.ElementTree import fromstring
 
-from bridge.calls import Call
+from bridge.call import Call
 from bridge.routing import parse_routes
 from bridge.sandbox import Sandbox, SandboxOptions, Timing
 from bridge.sandbox.credentials import load_or_create
@@ -311,11 +311,11 @@ def test_the_banner_says_what_to_run(sandbox: Running) -> None:
     assert f"export BRIDGE_API_TOKEN={credentials.bridge_api_token}" in shown
     assert f". {directory / 'env.sh'}" in shown
     assert (
-        f"bridge simulate inbound --url {sandbox.url}/twilio/inbound --from {CALLER}"
+        f"callbridge simulate inbound --url {sandbox.url}/twilio/inbound --from {CALLER}"
         f" --to {OUR_NUMBER}" in shown
     )
-    assert f"bridge call {CALLER} --url {sandbox.url}" in shown
-    assert f"bridge calls --url {sandbox.url}" in shown
+    assert f"callbridge call {CALLER} --url {sandbox.url}" in shown
+    assert f"callbridge calls --url {sandbox.url}" in shown
     assert f"{sandbox.url}/ui/calls" in shown
     # Secrets that only the bridge and the stand-ins share are not shown.
     assert credentials.elevenlabs_api_key not in shown

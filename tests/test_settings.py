@@ -9,7 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
-from bridge.settings import Secret, Settings, SettingsError
+from bridge.secret import Secret
+from bridge.settings import Settings, SettingsError
 
 ELEVENLABS_KEY = "el-key-5d2a8b41c9"
 AUTH_TOKEN = "tw-auth-9f3c1e77aa"

@@ -43,7 +43,7 @@ def procfile(process_type: str) -> list[str]:
 @pytest.mark.parametrize(
     ("launcher", "workers"),
     [
-        pytest.param("bridge serve", 1, id="bridge-serve"),
+        pytest.param("callbridge serve", 1, id="bridge-serve"),
         # The Procfile's web process, as Heroku runs it, with two workers.
         pytest.param("procfile", 2, id="procfile-two-workers"),
     ],
@@ -70,7 +70,7 @@ def test_sigterm_lets_calls_in_flight_finish_and_takes_no_new_work(
             WEB_CONCURRENCY=str(workers),
             TMPDIR=str(tmp_path),
         )
-        if launcher == "bridge serve":
+        if launcher == "callbridge serve":
             command = [sys.executable, "-m", "bridge.cli", "serve", "--host", "127.0.0.1"]
         else:
             subprocess.run(procfile("release"), env=env, check=True, capture_output=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers, ImmutableMultiDict
 
-from bridge.settings import Secret
-from bridge.signature import RequestTarget, SignatureCheck, check_signature, signed_url
+from bridge.secret import Secret
+from bridge.twilio.signature import RequestTarget, SignatureCheck, check_signature, signed_url
 
 TOKEN = Secret("12345")
 EXAMPLE_URL = "https://example.com/myapp.php?foo=1&bar=2"

@@ -1,4 +1,4 @@
-"""`bridge simulate inbound`: the form Twilio would send, signed for exactly the URL it
+"""`callbridge simulate inbound`: the form Twilio would send, signed for exactly the URL it
 is posted to, and what the answer would do to the call; over real HTTP on loopback."""
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from bridge import simulate
 from bridge.app import create_app
 from bridge.cli.simulate import inbound_url
 from bridge.fakes import FakeElevenLabs
+from bridge.simulate import voice_webhook as simulate
 
 CALLER = "+14155550123"
 OUR_NUMBER = "+14155550100"

@@ -14,9 +14,9 @@ import pytest
 from conftest import running_server
 
 from bridge.fakes import FakeTwilio
-from bridge.http import make_transport
-from bridge.settings import Secret
-from bridge.twilio_rest import (
+from bridge.secret import Secret
+from bridge.transport.factory import make_transport
+from bridge.twilio.rest import (
     MAX_TWIML_CHARS,
     CreatedCall,
     HttpxTwilioClient,

@@ -25,9 +25,10 @@ from starlette.testclient import TestClient
 from websockets.sync.client import ClientConnection, connect
 
 import bridge.app
-from bridge import ui
-from bridge.settings import Secret
-from bridge.storage import Database, call_events, calls
+from bridge.secret import Secret
+from bridge.storage.database import Database
+from bridge.storage.tables import call_events, calls
+from bridge.web import ui
 
 EVIL = "<script>alert('x')</script>"
 SUMMARY = "Caller asked about opening hours & parking"

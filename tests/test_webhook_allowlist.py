@@ -7,7 +7,8 @@ from conftest import make_settings
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
-from bridge.settings import Secret, Settings, SettingsError
+from bridge.secret import Secret
+from bridge.settings import Settings, SettingsError
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.fakes.elevenlabs import register_twiml
-from bridge.settings import Secret
-from bridge.twilio_requests import MAX_BODY_BYTES
+from bridge.secret import Secret
+from bridge.web.twilio_requests import MAX_BODY_BYTES
 
 INBOUND_URL = f"{PUBLIC}/twilio/inbound"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -256,7 +256,7 @@ def test_rejected_log_line_cannot_be_forged(
     client: TestClient, logs: pytest.LogCaptureFixture
 ) -> None:
     # The form of an unsigned request is the attacker's; it must stay on one log line.
-    pairs = [("CallSid", "CA1\nINFO bridge.calls: event=inbound_call outcome=connected")]
+    pairs = [("CallSid", "CA1\nINFO bridge.call: event=inbound_call outcome=connected")]
     assert_forbidden(post(client, pairs=pairs, signature="bad"))
     rejected = [r.getMessage() for r in logs.records if "signature_rejected" in r.getMessage()]
     assert len(rejected) == 1

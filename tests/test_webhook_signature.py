@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from bridge.settings import Secret
-from bridge.webhook_signature import (
+from bridge.elevenlabs.webhook_signature import (
     DEFAULT_FUTURE_SKEW,
     DEFAULT_TOLERANCE,
     Reason,
@@ -16,6 +15,7 @@ from bridge.webhook_signature import (
     sign,
     verify,
 )
+from bridge.secret import Secret
 
 SECRET = "wsec_test"
 OLD_SECRET = "wsec_old"

@@ -1,4 +1,4 @@
-"""`bridge campaign`: one outbound call per row of a CSV file, paced and safe to re-run.
+"""`callbridge campaign`: one outbound call per row of a CSV file, paced and safe to re-run.
 
 The contacts file has a `phone` column (E.164, the destination); every other named
 column with a non-empty cell becomes a dynamic variable of that row's call, sent as

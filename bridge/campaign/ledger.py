@@ -66,7 +66,7 @@ class ResultsFile:
             return {}
         if tuple(header) != RESULT_COLUMNS:
             raise CampaignError(
-                f"{self.path}: exists and is not a results file of `bridge campaign` "
+                f"{self.path}: exists and is not a results file of `callbridge campaign` "
                 f"(expected the header {','.join(RESULT_COLUMNS)}); not overwriting it"
             )
         placed: dict[str, Result] = {}

@@ -1,4 +1,4 @@
-"""The `bridge` command: serve, check routing files, dry-run routing, place calls.
+"""The `callbridge` command: serve, check routing files, dry-run routing, place calls.
 
 This module assembles the parser and runs a command; each command group lives in a
 module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `db`, `doctor`,
@@ -31,19 +31,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except (SettingsError, RoutesError) as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
+        print(f"callbridge: {exc}", file=sys.stderr)
         return 1
     except (UsageError, CampaignError) as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
+        print(f"callbridge: {exc}", file=sys.stderr)
         return 2
     return code
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bridge",
+        prog="callbridge",
         description="Twilio-to-ElevenLabs call bridge.",
-        epilog="Run `bridge COMMAND --help` for a command's options.",
+        epilog="Run `callbridge COMMAND --help` for a command's options.",
     )
     commands = parser.add_subparsers(title="commands")
     serve.add_parser(commands)

@@ -1,4 +1,4 @@
-"""`python -m bridge.cli`: the same as the `bridge` command."""
+"""`python -m bridge.cli`: the same as the `callbridge` command."""
 
 from bridge.cli import main
 

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bridge import migrate
 from bridge.cli.errors import UsageError
 from bridge.settings import Settings
+from bridge.storage import migrate
 
 HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -94,7 +94,8 @@ def target(args: argparse.Namespace) -> tuple[str | None, str | None]:
         raise UsageError("--url needs the bridge's API token: set BRIDGE_API_TOKEN or pass --token")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
         print(
-            f"bridge: warning: {args.url} is not https; the token travels in clear", file=sys.stderr
+            f"callbridge: warning: {args.url} is not https; the token travels in clear",
+            file=sys.stderr,
         )
     return args.url.rstrip("/"), token
 

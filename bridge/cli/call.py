@@ -1,4 +1,4 @@
-"""`bridge call`: place one outbound call through POST /calls and print the outcome."""
+"""`callbridge call`: place one outbound call through POST /calls and print the outcome."""
 
 from __future__ import annotations
 
@@ -38,13 +38,13 @@ CALL_EXAMPLES = """
 exit status: 0 placed, 1 not placed (the bridge's error is printed), 2 usage error.
 
 examples:
-  bridge call +14155550123 --var name=Ada --var "slot=Tuesday 10:00"
-  bridge call +14155550123 --url https://bridge.example.com --mode elevenlabs \\
+  callbridge call +14155550123 --var name=Ada --var "slot=Tuesday 10:00"
+  callbridge call +14155550123 --url https://bridge.example.com --mode elevenlabs \\
       --machine-detection --idempotency-key reminder-42
 """
 
 IN_PROCESS_WAIT = (
-    "bridge: waiting for the answer: the call is being placed in this process, and stopping "
+    "callbridge: waiting for the answer: the call is being placed in this process, and stopping "
     "midway could lose track of it"
 )
 
@@ -128,7 +128,7 @@ def _call(args: argparse.Namespace) -> int:
     try:
         answer = asyncio.run(place())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        print(f"bridge: interrupted; {_maybe_placed(args.idempotency_key)}", file=sys.stderr)
+        print(f"callbridge: interrupted; {_maybe_placed(args.idempotency_key)}", file=sys.stderr)
         return 130
     if args.json:
         shown = answer.body or {
@@ -140,9 +140,9 @@ def _call(args: argparse.Namespace) -> int:
         if not args.json:
             _print_placed(answer)
         return 0
-    print(f"bridge: call not placed: {answer.error}", file=sys.stderr)
+    print(f"callbridge: call not placed: {answer.error}", file=sys.stderr)
     if answer.placed is None:
-        print(f"bridge: {_maybe_placed(args.idempotency_key)}", file=sys.stderr)
+        print(f"callbridge: {_maybe_placed(args.idempotency_key)}", file=sys.stderr)
     return 1
 
 

@@ -1,4 +1,4 @@
-"""`bridge calls` and `bridge calls show SID`: the call log, through GET /calls."""
+"""`callbridge calls` and `callbridge calls show SID`: the call log, through GET /calls."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ CALLS_EPILOG = """\
 exit status: 0 listed or shown, 1 no such call (show) or the bridge refused, 2 usage error.
 
 examples:
-  bridge calls --status completed --since 2025-01-31T00:00:00Z
-  bridge calls --number +14155550123 --url https://bridge.example.com
-  bridge calls show CA0123456789abcdef0123456789abcdef
+  callbridge calls --status completed --since 2025-01-31T00:00:00Z
+  callbridge calls --number +14155550123 --url https://bridge.example.com
+  callbridge calls show CA0123456789abcdef0123456789abcdef
 """
 
 
@@ -207,10 +207,10 @@ def _run(work: Coroutine[Any, Any, Result]) -> Result | int:
     except Refused as refused:
         if refused.status == 400:
             raise UsageError(refused.message) from None
-        print(f"bridge: {refused.message}", file=sys.stderr)
+        print(f"callbridge: {refused.message}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:
-        print(f"bridge: could not reach the bridge: {exc}", file=sys.stderr)
+        print(f"callbridge: could not reach the bridge: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,4 @@
-"""`bridge campaign`: the command line of a campaign (see `bridge.campaign` for the run)."""
+"""`callbridge campaign`: the command line of a campaign (see `bridge.campaign` for the run)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def _campaign(args: argparse.Namespace) -> int:
                 main.cancel()  # stop waiting: the bridge at --url finishes those calls anyway
             else:
                 print(
-                    f"bridge: still waiting for {progress.in_flight} call(s) in flight: "
+                    f"callbridge: still waiting for {progress.in_flight} call(s) in flight: "
                     "stopping them midway could lose track of a placed call",
                     file=sys.stderr,
                 )
@@ -136,7 +136,7 @@ def _campaign(args: argparse.Namespace) -> int:
         code = 130
     if code == 130:
         print(
-            f"bridge: interrupted; results in {results_path}; run the same command to go on",
+            f"callbridge: interrupted; results in {results_path}; run the same command to go on",
             file=sys.stderr,
         )
     return code

@@ -1,4 +1,4 @@
-"""`bridge db upgrade` and `bridge db current`: the database schema."""
+"""`callbridge db upgrade` and `callbridge db current`: the database schema."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import asyncio
 from typing import Any
 
-from bridge import migrate
+from bridge.calllog.retention import Pruned, prune
 from bridge.cli.errors import UsageError
-from bridge.retention import Pruned, prune
 from bridge.settings import Settings
-from bridge.storage import Database
+from bridge.storage import migrate
+from bridge.storage.database import Database
 
 
 def add_parser(commands: Any) -> None:

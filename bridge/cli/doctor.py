@@ -1,4 +1,4 @@
-"""`bridge doctor`: check that this deployment can take calls; `--fix` what it can."""
+"""`callbridge doctor`: check that this deployment can take calls; `--fix` what it can."""
 
 from __future__ import annotations
 

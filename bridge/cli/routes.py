@@ -1,4 +1,4 @@
-"""`bridge routes check` validates a routing file; `bridge route` dry-runs one call."""
+"""`callbridge routes check` validates a routing file; `callbridge route` dry-runs one call."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.actions import redact, register_request, render
-from bridge.calls import GEO_FIELDS, Call
+from bridge.answer.actions import redact, register_request, render
+from bridge.call import GEO_FIELDS, Call
 from bridge.cli.errors import UsageError
-from bridge.elevenlabs import REGISTER_CALL_PATH
+from bridge.elevenlabs.register_call import REGISTER_CALL_PATH
 from bridge.routing import RoutingTable, load_routes
 from bridge.routing.rules import AgentAction, Rule
 from bridge.settings import Settings
@@ -49,7 +49,7 @@ def add_route_parser(commands: Any) -> None:
 def _routes_check(args: argparse.Namespace) -> int:
     path = args.file or Settings.from_env().routes_file
     if path is None:
-        print("bridge: no file given and ROUTES_FILE is not set", file=sys.stderr)
+        print("callbridge: no file given and ROUTES_FILE is not set", file=sys.stderr)
         return 2
     table = load_routes(path)
     print(f"{path}: OK, {len(table.rules)} rule(s), {len(table.schedules)} schedule(s)")

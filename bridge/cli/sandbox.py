@@ -1,4 +1,4 @@
-"""`bridge sandbox`: the bridge with local stand-ins for ElevenLabs and Twilio, for
+"""`callbridge sandbox`: the bridge with local stand-ins for ElevenLabs and Twilio, for
 trying calls and routing rules without any account."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ banner prints them. No environment variable of yours is used, and nothing is sen
 ElevenLabs or Twilio.
 
 examples:
-  bridge sandbox
-  bridge sandbox --port 8080 --routes my-routes.toml --dir /tmp/sandbox
+  callbridge sandbox
+  callbridge sandbox --port 8080 --routes my-routes.toml --dir /tmp/sandbox
 """
 
 
@@ -101,9 +101,9 @@ def _sandbox(args: argparse.Namespace) -> int:
     try:
         asyncio.run(Sandbox(options).run())
     except SandboxError as exc:
-        print(f"bridge: sandbox: {exc}", file=sys.stderr)
+        print(f"callbridge: sandbox: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C while starting, before the sandbox handles it
-        print("bridge: sandbox: interrupted", file=sys.stderr)
+        print("callbridge: sandbox: interrupted", file=sys.stderr)
         return 130
     return 0

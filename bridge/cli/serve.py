@@ -1,4 +1,4 @@
-"""`bridge serve`: run the server under uvicorn, after a summary of its settings."""
+"""`callbridge serve`: run the server under uvicorn, after a summary of its settings."""
 
 from __future__ import annotations
 

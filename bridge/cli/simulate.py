@@ -1,4 +1,4 @@
-"""`bridge simulate inbound`: post a signed "A call comes in" webhook to a bridge, local
+"""`callbridge simulate inbound`: post a signed "A call comes in" webhook to a bridge, local
 or deployed, and print the TwiML it answered with."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bridge import simulate
 from bridge.cli.errors import UsageError
-from bridge.paths import INBOUND_PATH
+from bridge.simulate import voice_webhook as simulate
+from bridge.twilio.paths import INBOUND_PATH
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 
@@ -31,9 +31,9 @@ exit status: 0 the bridge answered 200 with TwiML, 1 it did not (the reason is
 printed), 2 usage error.
 
 examples:
-  bridge simulate inbound --from +14155550123 --to +14155550100
-  bridge simulate inbound --from anonymous --to +14155550100 --url http://127.0.0.1:8000
-  bridge simulate inbound --from +442079460123 --to +14155550100 \\
+  callbridge simulate inbound --from +14155550123 --to +14155550100
+  callbridge simulate inbound --from anonymous --to +14155550100 --url http://127.0.0.1:8000
+  callbridge simulate inbound --from +442079460123 --to +14155550100 \\
       --url https://my-bridge.herokuapp.com/twilio/inbound --param CallerName=ADA
 """
 
@@ -150,7 +150,7 @@ def _inbound(args: argparse.Namespace) -> int:
     else:
         _print_answer(delivery, verdict)
     if verdict.problem:
-        print(f"bridge: {verdict.problem}", file=sys.stderr)
+        print(f"callbridge: {verdict.problem}", file=sys.stderr)
     return 0 if verdict.ok else 1
 
 

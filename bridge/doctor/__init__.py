@@ -1,4 +1,4 @@
-"""`bridge doctor`: checks that a deployment can take calls, before a caller finds out.
+"""`callbridge doctor`: checks that a deployment can take calls, before a caller finds out.
 
 Settings, the routing file, the ElevenLabs key and agents (audio formats), the Twilio
 credentials and number (where its calls go), and the public URL; `--fix` repairs the

@@ -8,23 +8,23 @@ import asyncio
 from bridge.doctor.environment import Environment
 from bridge.doctor.results import CheckResult, failed, passed, skipped
 from bridge.doctor.upstream import describe, no_contact, surely_not_applied
-from bridge.elevenlabs_agents import (
+from bridge.elevenlabs.agents import (
     TELEPHONY_FORMAT,
     AudioFormats,
     ElevenLabsAgents,
     telephony_patch,
 )
-from bridge.elevenlabs_api import ElevenLabsError
+from bridge.elevenlabs.api import ElevenLabsError
 
 KEY_NAME, KEY_TITLE = "elevenlabs.api_key", "elevenlabs api key"
 SERVICE = "ElevenLabs"
 NEEDS = ("ELEVENLABS_API_KEY", "ELEVENLABS_API_BASE")
 FORMAT_FIX = (
-    "run `bridge doctor --fix`, or in the agent's settings on elevenlabs.io set the user "
+    "run `callbridge doctor --fix`, or in the agent's settings on elevenlabs.io set the user "
     "input audio format and the TTS output format to u-law 8000 Hz"
 )
 UNCONFIRMED = (
-    "run `bridge doctor` again to see the agent's formats as they are now; to undo the "
+    "run `callbridge doctor` again to see the agent's formats as they are now; to undo the "
     "change, set the formats shown under was: in the agent's settings on elevenlabs.io"
 )
 

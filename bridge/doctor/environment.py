@@ -9,8 +9,9 @@ from dataclasses import dataclass, fields
 from typing import get_type_hints
 from urllib.parse import urlsplit
 
-from bridge.settings import Secret, Settings, SettingsError
-from bridge.webhook_signature import secrets_from
+from bridge.elevenlabs.webhook_signature import secrets_from
+from bridge.secret import Secret
+from bridge.settings import Settings, SettingsError
 
 # Variables that have a default: unset is fine, only a malformed value is a problem.
 DEFAULTED = frozenset({"ELEVENLABS_API_BASE", "TWILIO_API_BASE"})

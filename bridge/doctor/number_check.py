@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from bridge.doctor.environment import Environment
 from bridge.doctor.results import CheckResult, failed, passed, skipped
 from bridge.doctor.upstream import describe, no_contact, surely_not_applied
-from bridge.paths import HEALTH_PATH, INBOUND_PATH, STATUS_PATH
-from bridge.twilio_numbers import PhoneNumber, TwilioNumbers
-from bridge.twilio_rest import TwilioError
+from bridge.twilio.numbers import PhoneNumber, TwilioNumbers
+from bridge.twilio.paths import HEALTH_PATH, INBOUND_PATH, STATUS_PATH
+from bridge.twilio.rest import TwilioError
 
 SERVICE = "Twilio"
 CREDENTIALS = ("twilio.credentials", "twilio credentials")
 NEEDS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE")
 AGAIN = "Twilio may be having trouble (status.twilio.com): run the doctor again later"
 UNCONFIRMED = (
-    "run `bridge doctor` again to see the number as it is now; to undo the change, set the "
+    "run `callbridge doctor` again to see the number as it is now; to undo the change, set the "
     "values shown under was: in the Twilio console (Phone Numbers > your number)"
 )
 
@@ -61,7 +61,7 @@ VOICE = Wiring(
     },
     consequence="calls to the number do not reach the bridge",
     console=lambda base: (
-        "run `bridge doctor --fix`, or in the Twilio console (Phone Numbers > your number > "
+        "run `callbridge doctor --fix`, or in the Twilio console (Phone Numbers > your number > "
         f'Voice configuration) set "A call comes in" to Webhook {base}{INBOUND_PATH}, '
         "HTTP POST, with no TwiML App or SIP trunk"
     ),
@@ -72,7 +72,7 @@ STATUS = Wiring(
     wanted=lambda base: {"status_callback": base + STATUS_PATH, "status_callback_method": "POST"},
     consequence="the call log never learns how inbound calls end",
     console=lambda base: (
-        "run `bridge doctor --fix`, or in the Twilio console set the number's "
+        "run `callbridge doctor --fix`, or in the Twilio console set the number's "
         f'"Call status changes" to {base}{STATUS_PATH}, HTTP POST'
     ),
 )
@@ -99,7 +99,7 @@ def fix_gate(env: Environment, healthz: CheckResult | None) -> FixGate:
             refused=(
                 f"not fixed: {setting} {cannot}",
                 "set PUBLIC_BASE_URL to the public https origin Twilio reaches the bridge at "
-                "(like https://your-app.herokuapp.com), then run `bridge doctor --fix` again",
+                "(like https://your-app.herokuapp.com), then run `callbridge doctor --fix` again",
             )
         )
     if healthz is None:
@@ -113,7 +113,7 @@ def fix_gate(env: Environment, healthz: CheckResult | None) -> FixGate:
                 f"not fixed: the bridge does not answer at PUBLIC_BASE_URL ({healthz.detail}), "
                 "so Twilio's calls would fail there",
                 f"start or deploy the bridge so that {base}{HEALTH_PATH} answers (see the "
-                "public url line), then run `bridge doctor --fix` again",
+                "public url line), then run `callbridge doctor --fix` again",
             )
         )
     return FixGate()

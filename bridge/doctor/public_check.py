@@ -8,11 +8,11 @@ import httpx
 
 from bridge.doctor.environment import Environment
 from bridge.doctor.results import CheckResult, failed, passed, skipped
-from bridge.paths import HEALTH_PATH
+from bridge.twilio.paths import HEALTH_PATH
 
 NAME, TITLE = "public.healthz", "public url /healthz"
 FIX = (
-    "start or deploy the bridge (`bridge serve`) and make PUBLIC_BASE_URL its public https "
+    "start or deploy the bridge (`callbridge serve`) and make PUBLIC_BASE_URL its public https "
     "origin; for a local run use --skip-public"
 )
 

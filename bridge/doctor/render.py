@@ -36,7 +36,7 @@ def render_text(report: Report) -> str:
     lines.append("")
     lines.append(("OK: " if report.ok else "NOT OK: ") + summary)
     if any(check.fixable and check.status == "fail" for check in report.checks):
-        lines.append("Some failures can be fixed for you: run `bridge doctor --fix`.")
+        lines.append("Some failures can be fixed for you: run `callbridge doctor --fix`.")
     return mask_passwords("\n".join(lines) + "\n")
 
 

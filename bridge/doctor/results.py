@@ -21,7 +21,7 @@ class CheckResult:
     fix: str | None = None  # what to do about a failure
     # Values a --fix replaced (or may have: on a fail), so that the change can be undone.
     previous: dict[str, str] | None = None
-    fixable: bool = False  # `bridge doctor --fix` can fix this failure
+    fixable: bool = False  # `callbridge doctor --fix` can fix this failure
 
     @property
     def ok(self) -> bool:

@@ -27,7 +27,7 @@ def check_routes(
         table = load_routes(path)
     except RoutesError as exc:
         detail = "\n".join(exc.problems)
-        fix = f"correct the file; `bridge routes check {path}` checks it again"
+        fix = f"correct the file; `callbridge routes check {path}` checks it again"
         return failed(NAME, TITLE, detail, fix), None
     detail = f"{path}: {len(table.rules)} rule(s), {len(table.schedules)} schedule(s)"
     return passed(NAME, TITLE, detail), table

@@ -19,9 +19,9 @@ from bridge.doctor.public_check import check_public
 from bridge.doctor.results import CheckResult, Report, failed
 from bridge.doctor.routes_check import agent_uses, check_routes
 from bridge.doctor.settings_checks import check_settings
-from bridge.elevenlabs_agents import ElevenLabsAgents
-from bridge.http import USER_AGENT, make_transport
-from bridge.twilio_numbers import TwilioNumbers
+from bridge.elevenlabs.agents import ElevenLabsAgents
+from bridge.transport.factory import USER_AGENT, make_transport
+from bridge.twilio.numbers import TwilioNumbers
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -115,6 +115,6 @@ async def _guarded(group: str, checks: Coroutine[Any, Any, list[CheckResult]]) -
                 f"{group}.error",
                 f"{group} checks",
                 f"stopped by an unexpected error: {type(exc).__name__}: {exc}",
-                "please report this with the output of `bridge doctor --json`",
+                "please report this with the output of `callbridge doctor --json`",
             )
         ]

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
 from bridge import phone
-from bridge.calls import GEO_FIELDS, TEMPLATE_FIELDS
+from bridge.call import GEO_FIELDS, TEMPLATE_FIELDS
 from bridge.routing.schedule import Schedule
 
 DEFAULT_NO_ANSWER_MESSAGE = "Sorry, nobody is available to take your call. Please try again later."

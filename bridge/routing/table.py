@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bridge.calls import Call
+from bridge.call import Call
 from bridge.routing.rules import (
     Action,
     AgentAction,

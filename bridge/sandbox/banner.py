@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bridge.paths import INBOUND_PATH
 from bridge.sandbox.credentials import ENV_FILE, Credentials
 from bridge.sandbox.numbers import (
     BLOCKED_CALLER,
@@ -15,7 +14,8 @@ from bridge.sandbox.numbers import (
     SPANISH_LINE,
     UK_CALLER,
 )
-from bridge.sandbox.phone import CALLEES, Timing
+from bridge.sandbox.virtual_phone import CALLEES, Timing
+from bridge.twilio.paths import INBOUND_PATH
 
 
 def banner(
@@ -48,16 +48,16 @@ def banner(
         "In another terminal:",
         f"  . {env_file}",
         "  # a call comes in: that terminal shows the TwiML, this one the routing decision",
-        f"  bridge simulate inbound --url {bridge_url}{INBOUND_PATH}"
+        f"  callbridge simulate inbound --url {bridge_url}{INBOUND_PATH}"
         f" --from {CALLER} --to {OUR_NUMBER}",
         f"  #   other rules: --from anonymous, --from {BLOCKED_CALLER}, --from {UK_CALLER},"
         f" --to {SPANISH_LINE}",
         f"  # a call goes out: the virtual phone rings, answers, talks {timing.talk:g} s",
-        f"  bridge call {CALLER} --url {bridge_url} --var name=Ada",
+        f"  callbridge call {CALLER} --url {bridge_url} --var name=Ada",
         f"  #   {by_behaviour['busy']} is busy, {by_behaviour['no-answer']} does not answer,"
         f" {by_behaviour['machine']} is an answering machine",
         "  # the call log",
-        f"  bridge calls --url {bridge_url}",
+        f"  callbridge calls --url {bridge_url}",
         f'  curl -H "Authorization: Bearer $BRIDGE_API_TOKEN" {bridge_url}/calls',
         f"  open {bridge_url}/ui/calls and log in with the BRIDGE_API_TOKEN above",
         "",

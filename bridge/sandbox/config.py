@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bridge.sandbox.credentials import Credentials
 from bridge.sandbox.numbers import AGENT_PHONE_NUMBER_ID, DEFAULT_AGENT, OUR_NUMBER
-from bridge.settings import Secret, Settings
+from bridge.secret import Secret
+from bridge.settings import Settings
 
 DATABASE_FILE = "callbridge.sqlite3"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from bridge import webhook_signature
+from bridge.elevenlabs import webhook_signature
 from bridge.sandbox.background import Background
 from bridge.sandbox.report import Reporter
 

@@ -1,5 +1,5 @@
 """The phone network's side of an incoming call: once the bridge has answered the
-voice webhook (sent by `bridge simulate inbound`), the caller stays on for as long as
+voice webhook (sent by `callbridge simulate inbound`), the caller stays on for as long as
 the TwiML keeps them, then the call ends and the number's status callback reports it.
 (A real number reports to the "Call status changes" URL set in the Twilio console;
 the sandbox's number reports to the bridge's /twilio/status.)"""
@@ -13,12 +13,12 @@ import httpx
 from defusedxml.ElementTree import fromstring
 
 import twiml
-from bridge import simulate
-from bridge.paths import STATUS_PATH
 from bridge.sandbox.background import Background
-from bridge.sandbox.phone import Timing, callback_form, ended
 from bridge.sandbox.report import Reporter
 from bridge.sandbox.tap import Exchange
+from bridge.sandbox.virtual_phone import Timing, callback_form, ended
+from bridge.simulate import voice_webhook as simulate
+from bridge.twilio.paths import STATUS_PATH
 
 # Verbs that keep the caller on the line for a while (a conversation, a person, a message).
 LASTING = frozenset({"Connect", "Dial", "Record", "Gather"})

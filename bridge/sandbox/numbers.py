@@ -19,15 +19,15 @@ AGENT_PHONE_NUMBER_ID = "phnum_sandbox"
 
 ROUTES_FILE = "routes.toml"
 EXAMPLE_ROUTES = f"""\
-# Routing rules for the callbridge sandbox. Edit, then restart `bridge sandbox`
+# Routing rules for the callbridge sandbox. Edit, then restart `callbridge sandbox`
 # (or run it with --routes FILE). The README's "Routing rules" lists every key.
 # Rules are tried in order; a call no rule takes goes to the default agent.
 #
-#   bridge simulate inbound --from {CALLER} --to {OUR_NUMBER}        -> main line
-#   bridge simulate inbound --from anonymous --to {OUR_NUMBER}          -> withheld numbers
-#   bridge simulate inbound --from {BLOCKED_CALLER} --to {OUR_NUMBER}   -> blocklist
-#   bridge simulate inbound --from {UK_CALLER} --to {OUR_NUMBER}       -> uk callers
-#   bridge simulate inbound --from {CALLER} --to {SPANISH_LINE}        -> spanish line
+#   callbridge simulate inbound --from {CALLER} --to {OUR_NUMBER}        -> main line
+#   callbridge simulate inbound --from anonymous --to {OUR_NUMBER}          -> withheld numbers
+#   callbridge simulate inbound --from {BLOCKED_CALLER} --to {OUR_NUMBER}   -> blocklist
+#   callbridge simulate inbound --from {UK_CALLER} --to {OUR_NUMBER}       -> uk callers
+#   callbridge simulate inbound --from {CALLER} --to {SPANISH_LINE}        -> spanish line
 
 [fallback]
 action = "say"

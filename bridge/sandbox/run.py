@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 
-from bridge import migrate
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.routing import RoutingTable, load_routes
 from bridge.sandbox import numbers, servers
@@ -23,10 +22,11 @@ from bridge.sandbox.background import Background
 from bridge.sandbox.banner import banner
 from bridge.sandbox.config import DATABASE_FILE, sandbox_settings
 from bridge.sandbox.credentials import Credentials, load_or_create
-from bridge.sandbox.phone import Timing
 from bridge.sandbox.report import Reporter
 from bridge.sandbox.stage import assemble
+from bridge.sandbox.virtual_phone import Timing
 from bridge.settings import Settings
+from bridge.storage import migrate
 
 STARTUP_SECONDS = 15.0
 

@@ -11,16 +11,16 @@ from starlette.types import ASGIApp
 
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.paths import INBOUND_PATH
 from bridge.routing import RoutingTable
 from bridge.sandbox.background import Background
 from bridge.sandbox.conversation import PostCallWebhooks
 from bridge.sandbox.incoming import IncomingCalls
-from bridge.sandbox.phone import Timing, VirtualPhone
 from bridge.sandbox.report import Reporter
 from bridge.sandbox.tap import Tap
+from bridge.sandbox.virtual_phone import Timing, VirtualPhone
 from bridge.sandbox.watch import ElevenLabsWatch, TwilioWatch
 from bridge.settings import Settings
+from bridge.twilio.paths import INBOUND_PATH
 
 
 @dataclass(frozen=True)

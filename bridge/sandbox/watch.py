@@ -10,9 +10,9 @@ from urllib.parse import parse_qs
 
 import twiml
 from bridge.sandbox.conversation import Conversation, PostCallWebhooks
-from bridge.sandbox.phone import VirtualPhone
 from bridge.sandbox.report import Reporter, variables
 from bridge.sandbox.tap import Exchange
+from bridge.sandbox.virtual_phone import VirtualPhone
 
 REGISTER_CALL = "/v1/convai/twilio/register-call"
 OUTBOUND_CALLS = {

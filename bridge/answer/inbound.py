@@ -1,0 +1,189 @@
+"""Answering a call: route it, run the action, and fall back when anything fails.
+
+Every path returns valid TwiML; nothing here raises to the caller's line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import twiml
+from bridge.answer.actions import register_request, render
+from bridge.call import Answer, Call
+from bridge.elevenlabs.register_call import ElevenLabsClient, UpstreamError
+from bridge.routing import RoutingTable
+from bridge.routing.rules import Action, AgentAction, FallbackAction, SayAction
+from bridge.routing.table import DEFAULT_FALLBACK_MESSAGE, GLOBAL_FALLBACK_STEP
+
+logger = logging.getLogger(__name__)
+
+# The last resort if even a configured fallback cannot be rendered.
+EMERGENCY_TWIML = twiml.say_and_hangup(DEFAULT_FALLBACK_MESSAGE)
+# The <Dial action> step of a live transfer (POST /calls/{sid}/transfer).
+TRANSFER_STEP = "transfer"
+_NO_ANSWER_AGENT_FALLBACK = SayAction(action="say", message=DEFAULT_FALLBACK_MESSAGE)
+
+
+class InboundBridge:
+    def __init__(
+        self,
+        *,
+        table: RoutingTable,
+        elevenlabs: ElevenLabsClient | None,
+        default_agent_id: str,
+        deadline: float,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.table = table
+        self.elevenlabs = elevenlabs
+        self.default_agent_id = default_agent_id
+        self.deadline = deadline
+        self.now = now
+
+    async def answer(self, call: Call) -> Answer:
+        decision = self.table.choose(call, self.now())
+        return await self._run(
+            decision.action,
+            call,
+            rule=decision.rule,
+            step=decision.step,
+            fallback=decision.fallback,
+            fallback_step=decision.fallback_step,
+        )
+
+    def last_resort(self, reason: str) -> Answer:
+        """The global fallback, for when answering the call itself went wrong."""
+        return self._fallback(
+            self.table.global_fallback, GLOBAL_FALLBACK_STEP, rule="-", action="-", reason=reason
+        )
+
+    async def dial_complete(self, call: Call, *, step: str, dial_status: str) -> Answer:
+        """After a <Dial>: hang up if someone answered, else run the rule's on_no_answer."""
+        rule = step.partition(":")[2] or step
+        if dial_status in ("completed", "answered"):
+            return Answer(twiml.hangup(), rule=rule, action="hangup", outcome="handled")
+        if step == TRANSFER_STEP:
+            return self._fallback(
+                _NO_ANSWER_AGENT_FALLBACK,
+                step,
+                rule="transfer",
+                action="transfer",
+                reason="transfer_not_answered",
+            )
+        forward = self.table.forward_for(step)
+        if forward is None:
+            # The routing file changed while the call was ringing; end politely.
+            return self._fallback(
+                _NO_ANSWER_AGENT_FALLBACK, step, rule=rule, action="forward", reason="unknown_step"
+            )
+        # An agent after no answer falls back to a goodbye, never to another <Dial> loop.
+        return await self._run(
+            forward.on_no_answer,
+            call,
+            rule=rule,
+            step=step,
+            fallback=_NO_ANSWER_AGENT_FALLBACK,
+            fallback_step=step,
+        )
+
+    async def _run(
+        self,
+        action: Action,
+        call: Call,
+        *,
+        rule: str,
+        step: str,
+        fallback: FallbackAction,
+        fallback_step: str,
+    ) -> Answer:
+        if isinstance(action, AgentAction):
+            return await self._connect(action, call, rule, fallback, fallback_step)
+        try:
+            return Answer(
+                render(action, step=step), rule=rule, action=action.action, outcome="handled"
+            )
+        except ValueError as exc:
+            logger.error("rule %r cannot be rendered: %s", rule, exc)
+            return self._fallback(
+                fallback, fallback_step, rule=rule, action=action.action, reason="render_error"
+            )
+
+    async def _connect(
+        self,
+        action: AgentAction,
+        call: Call,
+        rule: str,
+        fallback: FallbackAction,
+        fallback_step: str,
+    ) -> Answer:
+        request = register_request(action, call, default_agent_id=self.default_agent_id)
+        if request is None:
+            return self._fallback(
+                fallback, fallback_step, rule=rule, action="agent", reason="no_agent_id"
+            )
+        if self.elevenlabs is None:
+            return self._fallback(
+                fallback,
+                fallback_step,
+                rule=rule,
+                action="agent",
+                agent_id=request.agent_id,
+                reason="elevenlabs_not_configured",
+            )
+        try:
+            registered = await self.elevenlabs.register_call(request, timeout=self.deadline)
+        except UpstreamError as exc:
+            return self._fallback(
+                fallback,
+                fallback_step,
+                rule=rule,
+                action="agent",
+                agent_id=request.agent_id,
+                reason=exc.reason,
+                upstream_status=exc.status,
+                upstream_latency=exc.latency,
+                attempts=exc.attempts,
+            )
+        return Answer(
+            registered.twiml.xml,
+            rule=rule,
+            action="agent",
+            outcome="connected",
+            agent_id=request.agent_id,
+            upstream_status=registered.status,
+            upstream_latency=registered.latency,
+            attempts=registered.attempts,
+            conversation_id=registered.twiml.conversation_id,
+        )
+
+    def _fallback(
+        self,
+        fallback: FallbackAction,
+        step: str,
+        *,
+        rule: str,
+        action: str,
+        reason: str,
+        agent_id: str | None = None,
+        upstream_status: int | None = None,
+        upstream_latency: float | None = None,
+        attempts: int = 0,
+    ) -> Answer:
+        try:
+            text = render(fallback, step=step)
+        except (ValueError, TypeError) as exc:
+            logger.error("fallback for rule %r cannot be rendered: %s", rule, exc)
+            text = EMERGENCY_TWIML
+        return Answer(
+            text,
+            rule=rule,
+            action=action,
+            outcome="fallback",
+            agent_id=agent_id,
+            upstream_status=upstream_status,
+            upstream_latency=upstream_latency,
+            attempts=attempts,
+            reason=reason,
+        )

@@ -1,0 +1,151 @@
+"""When a call placed through Twilio is answered: a person gets the agent, a machine
+gets what the request asked for (hang up, a spoken message, or the agent anyway)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select
+
+import twiml
+from bridge.call import Answer
+from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallRequest, UpstreamError
+from bridge.outbound.sealing import Sealer
+from bridge.storage.database import Database
+from bridge.storage.tables import pending_calls
+
+logger = logging.getLogger(__name__)
+
+OUTBOUND_FALLBACK = twiml.say_and_hangup("Sorry, we could not connect this call. Goodbye.")
+# Statuses after which a call can no longer be answered: its pending row can go.
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# A pending row older than this can no longer be answered either (ring timeout <= 600 s).
+PENDING_LIFETIME = timedelta(hours=1)
+
+
+def is_machine(answered_by: str) -> bool:
+    """Twilio's AnsweredBy: human, machine_start, machine_end_beep, ..., fax, unknown."""
+    return answered_by.startswith("machine") or answered_by == "fax"
+
+
+class OutboundAnswerer:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        sealer: Sealer | None,
+        elevenlabs: ElevenLabsClient | None,
+        deadline: float,
+    ) -> None:
+        self.database = database
+        self.sealer = sealer
+        self.elevenlabs = elevenlabs
+        self.deadline = deadline
+
+    async def answer(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
+        engine = await self.database.engine()
+        async with engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    select(pending_calls).where(pending_calls.c.id == pending_id)
+                )
+            ).first()
+            if row is not None:
+                # Used once: the sealed secrets do not stay longer than they must.
+                await connection.execute(
+                    delete(pending_calls).where(pending_calls.c.id == pending_id)
+                )
+        if row is None:
+            return Answer(
+                twiml.hangup(),
+                rule="outbound",
+                action="hangup",
+                outcome="fallback",
+                reason="unknown_call",
+            )
+        if is_machine(answered_by) and row.on_machine != "agent":
+            if row.on_machine == "message" and row.machine_message:
+                return Answer(
+                    twiml.say_and_hangup(row.machine_message),
+                    rule="outbound",
+                    action="machine_message",
+                    outcome="handled",
+                    agent_id=row.agent_id,
+                )
+            return Answer(
+                twiml.hangup(),
+                rule="outbound",
+                action="machine_hangup",
+                outcome="handled",
+                agent_id=row.agent_id,
+            )
+        return await self._connect(row.agent_id, row.from_number, row.to_number, row.client_data)
+
+    async def _connect(
+        self, agent_id: str, from_number: str, to_number: str, sealed: object
+    ) -> Answer:
+        def fallback(
+            reason: str,
+            upstream_status: int | None = None,
+            upstream_latency: float | None = None,
+            attempts: int = 0,
+        ) -> Answer:
+            return Answer(
+                OUTBOUND_FALLBACK,
+                rule="outbound",
+                action="agent",
+                outcome="fallback",
+                agent_id=agent_id,
+                reason=reason,
+                upstream_status=upstream_status,
+                upstream_latency=upstream_latency,
+                attempts=attempts,
+            )
+
+        if self.elevenlabs is None or self.sealer is None:
+            return fallback("elevenlabs_not_configured")
+        try:
+            client_data = self.sealer.unseal(sealed if isinstance(sealed, dict) else None)
+        except ValueError:
+            return fallback("sealed_secret_unreadable")
+        request = RegisterCallRequest(
+            agent_id=agent_id,
+            from_number=from_number,
+            to_number=to_number,
+            direction="outbound",
+            client_data=client_data,
+        )
+        try:
+            registered = await self.elevenlabs.register_call(request, timeout=self.deadline)
+        except UpstreamError as exc:
+            return fallback(
+                exc.reason,
+                upstream_status=exc.status,
+                upstream_latency=exc.latency,
+                attempts=exc.attempts,
+            )
+        return Answer(
+            registered.twiml.xml,
+            rule="outbound",
+            action="agent",
+            outcome="connected",
+            agent_id=agent_id,
+            upstream_status=registered.status,
+            upstream_latency=registered.latency,
+            attempts=registered.attempts,
+            conversation_id=registered.twiml.conversation_id,
+        )
+
+    async def forget(self, call_sid: str, status: str, now: datetime | None = None) -> None:
+        """After a final status, or for rows too old to be answered, drop pending rows."""
+        if status not in FINAL_STATUSES:
+            return
+        engine = await self.database.engine()
+        cutoff = (now or datetime.now(UTC)) - PENDING_LIFETIME
+        async with engine.begin() as connection:
+            await connection.execute(
+                delete(pending_calls).where(
+                    (pending_calls.c.call_sid == call_sid) | (pending_calls.c.created_at < cutoff)
+                )
+            )

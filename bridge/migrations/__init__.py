@@ -1,1 +1,0 @@
-"""Alembic migrations of the bridge's database (see bridge.migrate)."""

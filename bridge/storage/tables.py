@@ -1,0 +1,108 @@
+"""The tables, as queries see them; Alembic migrations (bridge/storage/migrations)
+create and change them. `fitted` cuts a value to its column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # "in_progress" or "done"
+    Column("response_status", Integer),
+    Column("response_body", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Calls placed through Twilio wait here for the callee to answer: the answer
+# webhook then registers the conversation with what the API request asked for.
+pending_calls = Table(
+    "pending_outbound_calls",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("call_sid", String(64), index=True),
+    Column("agent_id", String(255), nullable=False),
+    Column("from_number", String(32), nullable=False),
+    Column("to_number", String(32), nullable=False),
+    # `secret__` dynamic variables are sealed (bridge.outbound.sealing), never stored in clear.
+    Column("client_data", JSON),
+    Column("on_machine", String(16), nullable=False),
+    Column("machine_message", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("call_sid", String(64), unique=True),
+    Column("conversation_id", String(128), index=True),
+    Column("sip_call_id", String(128)),
+    Column("direction", String(16), nullable=False),
+    Column("from_number", String(64)),
+    Column("to_number", String(64)),
+    Column("rule", String(100)),
+    Column("action", String(32)),
+    Column("agent_id", String(255)),
+    Column("mode", String(16)),
+    Column("outcome", String(16)),
+    # Twilio's status; it never moves backwards (status_rank, then status_sequence).
+    Column("status", String(32), index=True),
+    Column("status_rank", Integer, nullable=False, server_default="0"),
+    Column("status_sequence", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("duration", Integer),
+    Column("answered_by", String(32)),
+    Column("error", Text),
+    Column("idempotency_key", String(255)),
+    # From ElevenLabs' post-call webhooks (bridge.web.elevenlabs_webhook).
+    Column("transcript", JSON),
+    Column("analysis", JSON),
+    Column("post_call_metadata", JSON),
+    Column("summary", Text),
+    Column("call_successful", String(16)),
+    Column("audio_path", Text),
+    Column("audio_bytes", Integer),
+    Column("audio_sha256", String(64)),
+)
+
+# Append-only: what happened to a call, in order. `dedupe_key` makes replays no-ops.
+call_events = Table(
+    "call_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(32), ForeignKey("calls.id"), index=True),
+    Column("kind", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("dedupe_key", String(255), unique=True),
+    Column("data", JSON),
+    # Set for ElevenLabs webhooks, so events of a conversation not matched yet are found.
+    Column("conversation_id", String(128), index=True),
+)
+
+
+def fitted(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with each string cut to its column's length.
+
+    What callers send is not ours to limit (a Twilio Client caller is `client:` and
+    an identity of up to 121 characters); PostgreSQL refuses a value that is too
+    long, and a refused record must not be what stops the call log.
+    """
+    for name, value in values.items():
+        if isinstance(value, str):
+            length = getattr(table.c[name].type, "length", None)
+            if length is not None and len(value) > length:
+                values[name] = value[:length]
+    return values

@@ -1,0 +1,102 @@
+"""`POST /api/context` and `POST /api/call`: the AI caller API of seed 003.
+
+Both need `Authorization: Bearer <BRIDGE_API_TOKEN>` and take a JSON object of at
+most 64 KiB (any content type; 413 past the cap, 400 when it is not a JSON object).
+Errors are `{"error": "<sentence>"}`.
+
+- `/api/context` `{"description", "scenario"?}` replaces the session context and
+  answers 200 `{"ok": true, "description", "scenario"}`, where `scenario` is the one
+  `/api/call` will fall back to (the default when none was given). The session is a
+  signed cookie (HttpOnly, SameSite=Lax, Path=/, Secure over https, no expiry);
+  a cookie that fails the signature check is ignored.
+- `/api/call` `{"to_number", "business_description"?, "scenario"?}` places the call;
+  see `bridge.outbound.ai_caller` for the rules and the order of checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.elevenlabs.api import ElevenLabsAPI, ElevenLabsError
+from bridge.outbound import ai_caller
+from bridge.outbound.ai_caller import Refused
+from bridge.settings import Settings
+from bridge.web import bodies as json_body
+from bridge.web.auth import refuse_unless_authorized
+
+
+async def set_context(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    refusal = refuse_unless_authorized(request, settings)
+    if refusal is not None:
+        return refusal
+    try:
+        context = ai_caller.context_from_body(await json_object(request))
+        cookie = ai_caller.dump_context(context, ai_caller.session_key(settings))
+    except Refused as refused:
+        return error(refused.status, refused.message)
+    response = JSONResponse(
+        {
+            "ok": True,
+            "description": context.description,
+            "scenario": context.scenario or ai_caller.DEFAULT_SCENARIO,
+        }
+    )
+    response.set_cookie(
+        ai_caller.SESSION_COOKIE,
+        cookie,
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+async def call(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    refusal = refuse_unless_authorized(request, settings)
+    if refusal is not None:
+        return refusal
+    client: ElevenLabsAPI | None = request.app.state.elevenlabs_api
+    try:
+        body = await json_object(request)
+        session = ai_caller.load_context(
+            request.cookies.get(ai_caller.SESSION_COOKIE), ai_caller.session_key(settings)
+        )
+        plan = ai_caller.plan_call(body, session)
+        api = ai_caller.require_env(settings, client)
+    except Refused as refused:
+        return error(refused.status, refused.message)
+    requested = request.app.state.metrics.outbound_requests
+    try:
+        result = await ai_caller.start_call(api, settings, plan)
+    except ElevenLabsError as exc:
+        # Refused (a 4xx, or success: false) or never sent: definitely not placed.
+        definite = exc.not_sent or (exc.status is not None and exc.status < 500)
+        requested.labels("ai_caller", "not_placed" if definite else "unknown").inc()
+        ai_caller.logger.warning("ai caller: %s", exc)
+        return error(502, str(exc))
+    requested.labels("ai_caller", "placed").inc()
+    return JSONResponse(result)
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    try:
+        return await json_body.json_object(request)
+    except json_body.BodyError as bad:
+        raise Refused(bad.status, bad.message) from None
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+routes: list[Route] = [
+    Route("/api/context", set_context, methods=["POST"]),
+    Route("/api/call", call, methods=["POST"]),
+]

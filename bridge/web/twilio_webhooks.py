@@ -1,0 +1,164 @@
+"""The `/twilio/*` voice endpoints: thin wrappers around `InboundBridge`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import twiml
+from bridge.answer.inbound import InboundBridge
+from bridge.answer.outbound import OUTBOUND_FALLBACK, OutboundAnswerer
+from bridge.call import Answer, Call
+from bridge.calllog.log_lines import log_answer, logfmt
+from bridge.calllog.records import CallRecords
+from bridge.calllog.writer import CallLogWriter
+from bridge.metrics import Metrics
+from bridge.web.twilio_requests import Reply, TwilioWebhook, Webhook
+
+logger = logging.getLogger(__name__)
+
+VOICEMAIL_GOODBYE = twiml.say_and_hangup("Thank you. Goodbye.")
+# Headroom past register-call's own deadline for the database work around it.
+ANSWER_SLACK = 2.0
+EMPTY_RESPONSE = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+async def _inbound(webhook: Webhook) -> Reply:
+    bridge: InboundBridge = webhook.state.inbound
+    call = Call.from_form(webhook.form.multi_items())
+    answer = await _guarded(bridge.answer(call), call, bridge, "inbound")
+    log_answer(call, answer)
+    metrics: Metrics = webhook.state.metrics
+    metrics.count_answer("inbound", answer)
+    # Batched: a database write per call here halved throughput (benchmarks/README.md).
+    writer: CallLogWriter = webhook.state.call_log_writer
+    writer.add(call, answer)
+    return Reply(answer.twiml)
+
+
+def _recorded(
+    webhook: Webhook, call: Call, answer: Answer, kind: str
+) -> Callable[[], Awaitable[None]]:
+    records: CallRecords = webhook.state.call_records
+
+    async def record() -> None:
+        await records.record_answer(call, answer, kind=kind)
+
+    return record
+
+
+async def _dial_complete(webhook: Webhook) -> Reply:
+    bridge: InboundBridge = webhook.state.inbound
+    call = Call.from_form(webhook.form.multi_items())
+    status = webhook.form.get("DialCallStatus")
+    answer = await _guarded(
+        bridge.dial_complete(call, step=webhook.query_param("step"), dial_status=status),
+        call,
+        bridge,
+        "dial_complete",
+    )
+    log_answer(call, answer, event=f"dial_complete dial_status={status or '-'}")
+    metrics: Metrics = webhook.state.metrics
+    metrics.count_answer("inbound", answer, new_call=False)
+    return Reply(answer.twiml, _recorded(webhook, call, answer, "dial_complete"))
+
+
+async def _voicemail_complete(webhook: Webhook) -> str:
+    form = webhook.form
+    # The recording URL needs the account's credentials to fetch; log only its id.
+    logger.info(
+        logfmt(
+            {
+                "event": "voicemail",
+                "call_sid": form.get("CallSid", "-"),
+                "step": webhook.query_param("step") or "-",
+                "recording_sid": form.get("RecordingSid") or None,
+                "recording_seconds": form.get("RecordingDuration") or None,
+            }
+        )
+    )
+    return VOICEMAIL_GOODBYE
+
+
+inbound = TwilioWebhook(_inbound)
+dial_complete = TwilioWebhook(_dial_complete)
+voicemail_complete = TwilioWebhook(_voicemail_complete)
+
+
+async def _guarded(
+    work: Coroutine[Any, Any, Answer], call: Call, bridge: InboundBridge, what: str
+) -> Answer:
+    """Never let a bug reach the caller: the global fallback is always there.
+
+    No timeout here: the only wait in answering a call is register-call, which
+    keeps its own deadline.
+    """
+    try:
+        return await work
+    except Exception:
+        logger.exception("event=%s_failed call_sid=%s", what, call.call_sid or "-")
+        return bridge.last_resort("internal_error")
+
+
+async def _outbound_answer(webhook: Webhook) -> Reply:
+    answerer: OutboundAnswerer = webhook.state.outbound_answerer
+    form = webhook.form
+    call = Call.from_form(form.multi_items())
+    try:
+        # The database and register-call together must fit in Twilio's 15 s.
+        async with asyncio.timeout(answerer.deadline + ANSWER_SLACK):
+            answer = await answerer.answer(
+                webhook.query_param("call"),
+                call_sid=call.call_sid,
+                answered_by=form.get("AnsweredBy"),
+            )
+    except TimeoutError:
+        logger.warning("event=outbound_answer_deadline call_sid=%s", call.call_sid or "-")
+        answer = Answer(
+            OUTBOUND_FALLBACK, rule="outbound", action="-", outcome="fallback", reason="deadline"
+        )
+    except Exception:
+        logger.exception("event=outbound_answer_failed call_sid=%s", call.call_sid or "-")
+        answer = Answer(
+            OUTBOUND_FALLBACK,
+            rule="outbound",
+            action="-",
+            outcome="fallback",
+            reason="internal_error",
+        )
+    log_answer(call, answer, event=f"outbound_answer answered_by={form.get('AnsweredBy') or '-'}")
+    metrics: Metrics = webhook.state.metrics
+    metrics.count_answer("outbound", answer)
+    return Reply(answer.twiml, _recorded(webhook, call, answer, "outbound_answer"))
+
+
+async def _status(webhook: Webhook) -> str:
+    form = webhook.form
+    status = form.get("CallStatus")
+    logger.info(
+        logfmt(
+            {
+                "event": "call_status",
+                "call_sid": form.get("CallSid", "-"),
+                "status": status or "-",
+                "sequence": form.get("SequenceNumber") or None,
+                "duration": form.get("CallDuration") or None,
+                "answered_by": form.get("AnsweredBy") or None,
+            }
+        )
+    )
+    answerer: OutboundAnswerer = webhook.state.outbound_answerer
+    records: CallRecords = webhook.state.call_records
+    # Stored before the 200: Twilio retries a status callback that failed.
+    await records.record_status({name: form.get(name) for name in form})
+    try:
+        await answerer.forget(form.get("CallSid"), status)
+    except Exception:
+        logger.exception("event=status_cleanup_failed call_sid=%s", form.get("CallSid", "-"))
+    return EMPTY_RESPONSE
+
+
+outbound_answer = TwilioWebhook(_outbound_answer)
+status_callback = TwilioWebhook(_status)
