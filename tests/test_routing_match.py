@@ -493,6 +493,48 @@ def test_schedule_holidays_are_local_dates() -> None:
     assert (local.day, local.hour) == (25, 10)
 
 
+def holiday_nights(holiday: str) -> Schedule:
+    """Thursday and Friday 22:00 -> 06:00 the next morning, in New York, with one holiday."""
+    return Schedule.model_validate(
+        {
+            "timezone": "America/New_York",
+            "hours": [{"days": ["thu", "fri"], "open": "22:00", "close": "06:00"}],
+            "holidays": [holiday],
+        }
+    )
+
+
+# A window belongs to the date it opens on: a holiday closes every window that opens on
+# it, all night long, and leaves alone a window that opened the evening before.
+@pytest.mark.parametrize(
+    ("holiday", "when", "expected"),
+    [
+        # Friday 2026-03-06 is a holiday: its night (Fri 22:00 -> Sat 06:00) stays closed.
+        pytest.param("2026-03-06", "2026-03-06T22:00-05:00", False, id="fri-holiday-fri-2200"),
+        pytest.param("2026-03-06", "2026-03-06T23:59-05:00", False, id="fri-holiday-fri-2359"),
+        pytest.param("2026-03-06", "2026-03-07T00:00-05:00", False, id="fri-holiday-sat-0000"),
+        pytest.param("2026-03-06", "2026-03-07T02:00-05:00", False, id="fri-holiday-sat-0200"),
+        pytest.param("2026-03-06", "2026-03-07T05:59-05:00", False, id="fri-holiday-sat-0559"),
+        # Thursday's night opened before the holiday: it runs to 06:00 on the holiday.
+        pytest.param("2026-03-06", "2026-03-05T23:00-05:00", True, id="fri-holiday-thu-2300"),
+        pytest.param("2026-03-06", "2026-03-06T02:00-05:00", True, id="fri-holiday-fri-0200"),
+        pytest.param("2026-03-06", "2026-03-06T05:59-05:00", True, id="fri-holiday-fri-0559"),
+        pytest.param("2026-03-06", "2026-03-06T06:00-05:00", False, id="fri-holiday-fri-0600"),
+        # The mirror: Saturday 2026-03-07 is a holiday, and Friday's night opened on Friday.
+        pytest.param("2026-03-07", "2026-03-06T22:00-05:00", True, id="sat-holiday-fri-2200"),
+        pytest.param("2026-03-07", "2026-03-07T02:00-05:00", True, id="sat-holiday-sat-0200"),
+        pytest.param("2026-03-07", "2026-03-07T06:00-05:00", False, id="sat-holiday-sat-0600"),
+        # The holiday is a local date: 03:00 UTC on Saturday is still Friday 22:00 in New York.
+        pytest.param("2026-03-06", "2026-03-07T03:00Z", False, id="fri-holiday-utc"),
+        pytest.param("2026-03-07", "2026-03-07T03:00Z", True, id="sat-holiday-utc"),
+    ],
+)
+def test_holiday_closes_the_windows_that_open_on_it(
+    holiday: str, when: str, expected: bool
+) -> None:
+    assert holiday_nights(holiday).is_open(at(when)) is expected
+
+
 # --- fallbacks and steps ------------------------------------------------------------------
 
 

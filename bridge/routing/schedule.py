@@ -47,19 +47,32 @@ class Window(BaseModel):
             raise ValueError("open and close are the same time: the window would be empty")
         return self
 
-    def contains(self, local: datetime) -> bool:
+    def opened_on(self, local: datetime) -> date | None:
+        """The local date this window opened on if it is open at `local`, else None."""
         clock = local.time().replace(tzinfo=None)
-        today = WEEKDAYS[local.weekday()]
+        today = local.date()
         if self.open < self.close:
-            return today in self.days and self.open <= clock < self.close
-        # Overnight: the evening part belongs to today, the early hours to yesterday.
-        yesterday = WEEKDAYS[(local - timedelta(days=1)).weekday()]
-        return (today in self.days and clock >= self.open) or (
-            yesterday in self.days and clock < self.close
-        )
+            opened = today if self.open <= clock < self.close else None
+        elif clock >= self.open:
+            opened = today  # overnight, the evening part
+        elif clock < self.close:
+            opened = today - timedelta(days=1)  # overnight, the early hours
+        else:
+            opened = None
+        if opened is None or WEEKDAYS[opened.weekday()] not in self.days:
+            return None
+        return opened
 
 
 class Schedule(BaseModel):
+    """Opening hours, minus holidays.
+
+    A window belongs to the local date it opens on. A holiday closes every window that
+    opens on it, all of it: Friday 22:00-06:00 with Friday a holiday stays closed until
+    Saturday 06:00. A window that opened the day before runs to its close: Thursday
+    22:00-06:00 is open until 06:00 on a Friday holiday.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: TimeZoneName
@@ -67,8 +80,10 @@ class Schedule(BaseModel):
     holidays: list[date] = Field(default_factory=list)
 
     def is_open(self, at: datetime) -> bool:
-        """Whether `at` (an aware datetime) falls in opening hours, local time, not a holiday."""
+        """Whether `at` (an aware datetime) is in a window that did not open on a holiday."""
         local = at.astimezone(ZoneInfo(self.timezone))
-        if local.date() in self.holidays:
-            return False
-        return any(window.contains(local) for window in self.hours)
+        for window in self.hours:
+            opened = window.opened_on(local)
+            if opened is not None and opened not in self.holidays:
+                return True
+        return False
