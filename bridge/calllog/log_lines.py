@@ -27,9 +27,11 @@ def logfmt(fields: dict[str, object]) -> str:
     return " ".join(parts)
 
 
-def call_fields(call: Call, answer: Answer, *, event: str) -> dict[str, object]:
+def call_fields(call: Call, answer: Answer, *, event: str, **details: object) -> dict[str, object]:
+    """The line's fields: the event, its own `details` (one key each), then the call's."""
     return {
         "event": event,
+        **details,
         "call_sid": call.call_sid or "-",
         "caller": phone.mask(call.from_number),
         "called": call.to_number or "-",
@@ -47,7 +49,10 @@ def call_fields(call: Call, answer: Answer, *, event: str) -> dict[str, object]:
     }
 
 
-def log_answer(call: Call, answer: Answer, *, event: str = "inbound_call") -> None:
+def log_answer(
+    call: Call, answer: Answer, /, *, event: str = "inbound_call", **details: object
+) -> None:
+    """Log one line for `answer`; `details` (like `dial_status="busy"`) are keys of their own."""
     level = logging.WARNING if answer.outcome == "fallback" else logging.INFO
     if logger.isEnabledFor(level):
-        logger.log(level, logfmt(call_fields(call, answer, event=event)))
+        logger.log(level, logfmt(call_fields(call, answer, event=event, **details)))

@@ -59,7 +59,7 @@ async def _dial_complete(webhook: Webhook) -> Reply:
         bridge,
         "dial_complete",
     )
-    log_answer(call, answer, event=f"dial_complete dial_status={status or '-'}")
+    log_answer(call, answer, event="dial_complete", dial_status=status or "-")
     metrics: Metrics = webhook.state.metrics
     metrics.count_answer("inbound", answer, new_call=False)
     return Reply(answer.twiml, _recorded(webhook, call, answer, "dial_complete"))
@@ -128,7 +128,7 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
             outcome="fallback",
             reason="internal_error",
         )
-    log_answer(call, answer, event=f"outbound_answer answered_by={form.get('AnsweredBy') or '-'}")
+    log_answer(call, answer, event="outbound_answer", answered_by=form.get("AnsweredBy") or "-")
     metrics: Metrics = webhook.state.metrics
     metrics.count_answer("outbound", answer)
     return Reply(answer.twiml, _recorded(webhook, call, answer, "outbound_answer"))
