@@ -45,7 +45,7 @@ ERRORS = [
     ),
     pytest.param(
         '[[rule]]\nname = "a"\naction = "hangup"\n',
-        ["top level: field 'rule': unknown key"],
+        ["top level: field 'rule': unknown key; did you mean 'rules'?"],
         id="unknown-top-level-key",
     ),
     pytest.param(
@@ -55,7 +55,7 @@ ERRORS = [
     ),
     pytest.param(
         '[[rules]]\nname = "a"\naction = "hangup"\nwhen.caler = ["+12125550100"]\n',
-        ["rule 'a' (#1): field 'when.caler': unknown key"],
+        ["rule 'a' (#1): field 'when.caler': unknown key; did you mean 'callers'?"],
         id="unknown-when-key",
     ),
     pytest.param(
@@ -382,6 +382,67 @@ def test_load_error(tmp_path: Path, text: str, expected: list[str]) -> None:
         load_routes(path)
     assert caught.value.problems == [f"{path}: {line}" for line in expected]
     assert str(caught.value) == "\n".join(caught.value.problems)
+
+
+FORWARD = '[[rules]]\nname = "vip"\naction = "forward"\nto = ["+12125550100"]\n'
+HOURS = '[schedules.office]\ntimezone = "America/New_York"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            FORWARD + 'when.callers_ = ["+12125550100"]\n',
+            "rule 'vip' (#1): field 'when.callers_': unknown key; did you mean 'callers'?",
+            id="when",
+        ),
+        pytest.param(
+            FORWARD + 'callers = ["+12125550100"]\n',
+            "rule 'vip' (#1): field 'callers': unknown key; did you mean 'when.callers'?",
+            id="condition-outside-when",
+        ),
+        pytest.param(
+            FORWARD + "timout = 30\n",
+            "rule 'vip' (#1): field 'timout': unknown key; did you mean 'timeout'?",
+            id="rule",
+        ),
+        pytest.param(
+            FORWARD + 'on_no_answer = { action = "voicemail", mesage = "Bye" }\n',
+            "rule 'vip' (#1): field 'on_no_answer.mesage': unknown key; did you mean 'message'?",
+            id="on-no-answer",
+        ),
+        pytest.param(
+            FORWARD + 'fallback = { action = "voicemail", max_lenght = 60 }\n',
+            "rule 'vip' (#1): field 'fallback.max_lenght': unknown key; did you mean 'max_length'?",
+            id="rule-fallback",
+        ),
+        pytest.param(
+            '[fallback]\naction = "forward"\nto = ["+12125550100"]\ncaller_ld = "+12125550100"\n',
+            "fallback: field 'caller_ld': unknown key; did you mean 'caller_id'?",
+            id="file-fallback",
+        ),
+        pytest.param(
+            HOURS + 'hours = [{ days = ["mon"], open = "09:00", close = "17:00", clos = 1 }]\n',
+            "schedule 'office': field 'hours[0].clos': unknown key; did you mean 'close'?",
+            id="window",
+        ),
+        pytest.param(
+            HOURS + 'hours = [{ days = ["mon"], open = "09:00", close = "17:00" }]\n'
+            'holiday = ["2026-12-25"]\n',
+            "schedule 'office': field 'holiday': unknown key; did you mean 'holidays'?",
+            id="schedule",
+        ),
+        pytest.param(
+            '[[rules]]\nname = "a"\naction = "hangup"\nwhen.xyz = 1\n',
+            "rule 'a' (#1): field 'when.xyz': unknown key",
+            id="nothing-near",
+        ),
+    ],
+)
+def test_unknown_key_suggests_the_nearest_known_key(text: str, expected: str) -> None:
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(text, source="routes.toml")
+    assert caught.value.problems == [f"routes.toml: {expected}"]
 
 
 def test_parse_routes_names_its_source() -> None:

@@ -4,13 +4,16 @@ the file, the rule and the field."""
 from __future__ import annotations
 
 import tomllib
+import types
+import typing
 from collections.abc import Sequence
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from bridge.routing.rules import ACTION_NAMES, RoutesDocument
+from bridge.routing.rules import ACTION_NAMES, RoutesDocument, When
 from bridge.routing.table import RoutingTable
 
 
@@ -96,7 +99,72 @@ def _describe(error: Any, raw: dict[str, Any]) -> str:
     fields = _drop_union_tags(fields)
     if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
         fields.append("action")
-    return f"{where}: field '{_path(fields) or '(table)'}': {_rule_text(error)}"
+    text = _rule_text(error)
+    if error["type"] == "extra_forbidden":
+        text += _did_you_mean(loc)
+    return f"{where}: field '{_path(fields) or '(table)'}': {text}"
+
+
+def _did_you_mean(loc: Sequence[int | str]) -> str:
+    """A "; did you mean 'x'?" for the unknown key at `loc`, or "" when no key is near."""
+    model = _model_at(loc[:-1])
+    key = loc[-1]
+    if model is None or not isinstance(key, str):
+        return ""
+    known = {name: name for name in model.model_fields}
+    if "when" in known:
+        # A condition written beside the action instead of under `when`.
+        known |= {name: f"when.{name}" for name in When.model_fields}
+    nearest = get_close_matches(key, known, n=1)
+    return f"; did you mean {known[nearest[0]]!r}?" if nearest else ""
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model whose keys pydantic checked at `loc`, found by walking the type hints."""
+    hint: Any = RoutesDocument
+    for part in loc:
+        hint = _unwrap(hint)
+        if _is_union(hint):
+            # pydantic puts a tagged union's chosen member (the action) in the path.
+            hint = next((m for m in typing.get_args(hint) if _tag(m) == part), None)
+        elif isinstance(hint, type) and issubclass(hint, BaseModel):
+            field = hint.model_fields.get(str(part))
+            hint = field.annotation if field is not None else None
+        elif typing.get_origin(hint) is list and isinstance(part, int):
+            hint = typing.get_args(hint)[0]
+        elif typing.get_origin(hint) is dict and isinstance(part, str):
+            hint = typing.get_args(hint)[1]
+        else:
+            return None
+    hint = _unwrap(hint)
+    return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
+
+
+def _unwrap(hint: Any) -> Any:
+    """`hint` without Annotated, and `X | None` as X (a tagged union keeps its None)."""
+    while True:
+        if typing.get_origin(hint) is typing.Annotated:
+            hint = typing.get_args(hint)[0]
+        elif _is_union(hint) and len(members := _not_none(hint)) == 1:
+            hint = members[0]
+        else:
+            return hint
+
+
+def _not_none(union: Any) -> list[Any]:
+    return [arg for arg in typing.get_args(union) if arg is not type(None)]
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _tag(hint: Any) -> object:
+    """The action name a model stands for in a tagged union (its `action` literal)."""
+    if isinstance(hint, type) and issubclass(hint, BaseModel) and "action" in hint.model_fields:
+        args = typing.get_args(hint.model_fields["action"].annotation)
+        return args[0] if len(args) == 1 else None
+    return None
 
 
 def _drop_union_tags(fields: list[int | str]) -> list[int | str]:
