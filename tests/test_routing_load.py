@@ -188,8 +188,8 @@ ERRORS = [
         '[schedules.office]\ntimezone = "America/New_York"\n'
         'hours = [{ days = ["mon"], open = "9am", close = "17:00" }]\n',
         [
-            "schedule 'office': field 'hours[0].open': Input should be in a valid time format, "
-            "input is too short"
+            "schedule 'office': field 'hours[0].open': '9am' is not a 24-hour time like 09:00 "
+            "or 21:30; did you mean 09:00?"
         ],
         id="bad-time",
     ),
@@ -493,6 +493,49 @@ def test_schedule_times_must_be_local(open_: str, close: str) -> None:
         line.startswith("routes.toml: schedule 'office': field 'hours[0]")
         for line in caught.value.problems
     )
+
+
+EXPECTED_TIME = "is not a 24-hour time like 09:00 or 21:30"
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        pytest.param('"10am"', f"'10am' {EXPECTED_TIME}; did you mean 10:00?", id="10am"),
+        pytest.param('"10 AM"', f"'10 AM' {EXPECTED_TIME}; did you mean 10:00?", id="10-AM"),
+        pytest.param('"9:00pm"', f"'9:00pm' {EXPECTED_TIME}; did you mean 21:00?", id="9:00pm"),
+        pytest.param('"9:30 p.m."', f"'9:30 p.m.' {EXPECTED_TIME}; did you mean 21:30?", id="pm"),
+        pytest.param('"12am"', f"'12am' {EXPECTED_TIME}; did you mean 00:00?", id="12am"),
+        pytest.param('"12pm"', f"'12pm' {EXPECTED_TIME}; did you mean 12:00?", id="12pm"),
+        pytest.param('"noon"', f"'noon' {EXPECTED_TIME}; did you mean 12:00?", id="noon"),
+        pytest.param('"9.30"', f"'9.30' {EXPECTED_TIME}; did you mean 09:30?", id="9.30"),
+        pytest.param('"9:00"', f"'9:00' {EXPECTED_TIME}; did you mean 09:00?", id="9:00"),
+        pytest.param('"0930"', f"'0930' {EXPECTED_TIME}; did you mean 09:30?", id="0930"),
+        pytest.param('" 09:00"', f"' 09:00' {EXPECTED_TIME}; did you mean 09:00?", id="space"),
+        pytest.param('"24:00"', f"'24:00' {EXPECTED_TIME}; did you mean 00:00?", id="24:00"),
+        pytest.param('"25:00"', f"'25:00' {EXPECTED_TIME}", id="25:00"),
+        pytest.param('"13pm"', f"'13pm' {EXPECTED_TIME}", id="13pm"),
+        pytest.param('"09:60"', f"'09:60' {EXPECTED_TIME}", id="09:60"),
+        pytest.param('"soon"', f"'soon' {EXPECTED_TIME}", id="word"),
+        # A bare TOML number was read as seconds after midnight (9 -> 00:00:09 UTC).
+        pytest.param("9", f'9 {EXPECTED_TIME}, in quotes; did you mean "09:00"?', id="int-9"),
+        pytest.param(
+            "1730", f'1730 {EXPECTED_TIME}, in quotes; did you mean "17:30"?', id="int-1730"
+        ),
+        pytest.param("9.5", f"9.5 {EXPECTED_TIME}, in quotes", id="float"),
+        pytest.param("true", f"True {EXPECTED_TIME}, in quotes", id="bool"),
+    ],
+)
+def test_schedule_time_says_the_expected_form(written: str, message: str) -> None:
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(
+            '[schedules.office]\ntimezone = "America/New_York"\n'
+            f'hours = [{{ days = ["mon"], open = {written}, close = "23:00" }}]\n',
+            source="routes.toml",
+        )
+    assert caught.value.problems == [
+        f"routes.toml: schedule 'office': field 'hours[0].open': {message}"
+    ]
 
 
 # --- things that are accepted ----------------------------------------------------------

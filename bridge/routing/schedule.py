@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -24,6 +34,45 @@ def _check_timezone(name: str) -> str:
 
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 
+EXPECTED_TIME = "a 24-hour time like 09:00 or 21:30"
+# What people write instead of 09:00: "9am", "9:30 p.m.", "9.30", "9h30", "0930".
+_LOOSE_TIME = re.compile(
+    r"(?P<hour>\d{1,2})(?:[:.h]?(?P<minute>\d{2}))?(?:(?P<half>[ap])\.?(?:m\.?)?)?"
+)
+_WORDS = {"noon": "12:00", "midday": "12:00", "midnight": "00:00"}
+
+
+def _meant_time(written: str) -> str | None:
+    """The HH:MM that `written` obviously means, if it does."""
+    text = written.strip().replace(" ", "").lower()
+    if text in _WORDS:
+        return _WORDS[text]
+    match = _LOOSE_TIME.fullmatch(text)
+    if match is None:
+        return None
+    hour, minute = int(match["hour"]), int(match["minute"] or 0)
+    if match["half"]:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if match["half"] == "p" else 0)
+    elif (hour, minute) == (24, 0):
+        hour = 0  # a close of 00:00 is midnight
+    if hour > 23 or minute > 59:
+        return None
+    return f"{hour:02d}:{minute:02d}"
+
+
+def _bad_time(value: object) -> str:
+    if isinstance(value, bool | int | float):
+        # TOML reads an unquoted 9 as a number, which pydantic takes for seconds.
+        meant = _meant_time(str(value)) if isinstance(value, int) and value >= 0 else None
+        hint = f'; did you mean "{meant}"?' if meant else ""
+        return f"{value} is not {EXPECTED_TIME}, in quotes{hint}"
+    if not isinstance(value, str):
+        return f"{value} is not {EXPECTED_TIME}"  # a TOML date or date-time
+    meant = _meant_time(value)
+    return f"{value!r} is not {EXPECTED_TIME}" + (f"; did you mean {meant}?" if meant else "")
+
 
 class Window(BaseModel):
     """Open from `open` to `close` on each of `days`; a close before open runs past midnight."""
@@ -33,6 +82,17 @@ class Window(BaseModel):
     days: list[Weekday] = Field(min_length=1)
     open: time
     close: time
+
+    @field_validator("open", "close", mode="wrap")
+    @classmethod
+    def _clock_time(cls, value: object, parse: ValidatorFunctionWrapHandler) -> time:
+        if isinstance(value, bool | int | float):
+            raise ValueError(_bad_time(value))
+        try:
+            parsed: time = parse(value)
+        except ValidationError:
+            raise ValueError(_bad_time(value)) from None
+        return parsed
 
     @field_validator("open", "close")
     @classmethod
