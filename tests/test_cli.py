@@ -94,8 +94,8 @@ def test_routes_check_invalid_file(capsys: pytest.CaptureFixture[str], tmp_path:
     assert err.startswith("callbridge: ")
     lines = err.removeprefix("callbridge: ").splitlines()
     assert lines == [
-        f"{path}: rule 'vip' (#1): field 'when.callers[0]': '12125550100' is not a valid "
-        "E.164 phone number like +15551234567",
+        f"{path}: rule 'vip' (#1): field 'when.callers[0]': '12125550100' is not an "
+        "E.164 number like +14155550123",
         f"{path}: rule 'closed' (#2): field 'action': unknown action 'transfer' (expected one "
         "of: agent, forward, voicemail, reject, say, hangup)",
     ]

@@ -29,7 +29,7 @@ PLACEHOLDERS_TEXT = (
     "{to_country}, {stir_verstat}"
 )
 ALL_ACTIONS = "agent, forward, voicemail, reject, say, hangup"
-E164_HINT = "is not a valid E.164 phone number like +15551234567"
+E164_HINT = "is not an E.164 number like +14155550123"
 
 # (routing file text, the error lines after "<file>: ").
 ERRORS = [
@@ -443,6 +443,35 @@ def test_unknown_key_suggests_the_nearest_known_key(text: str, expected: str) ->
     with pytest.raises(RoutesError) as caught:
         parse_routes(text, source="routes.toml")
     assert caught.value.problems == [f"routes.toml: {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        pytest.param(
+            '"+1 415 555 0123"',
+            f"'+1 415 555 0123' {E164_HINT}; did you mean +14155550123?",
+            id="spaces",
+        ),
+        pytest.param(
+            '"+1 (415) 555-0123"',
+            f"'+1 (415) 555-0123' {E164_HINT}; did you mean +14155550123?",
+            id="punctuation",
+        ),
+        pytest.param('"+14155550123x"', f"'+14155550123x' {E164_HINT}", id="trailing-letter"),
+        pytest.param('"+1 415"', f"'+1 415' {E164_HINT}", id="spaces-too-short"),
+        pytest.param("14155550123", f"14155550123 {E164_HINT}, in quotes", id="toml-number"),
+    ],
+)
+def test_a_bad_number_says_the_expected_form(written: str, message: str) -> None:
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(
+            f'[[rules]]\nname = "a"\naction = "hangup"\nwhen.callers = [{written}]\n',
+            source="routes.toml",
+        )
+    assert caught.value.problems == [
+        f"routes.toml: rule 'a' (#1): field 'when.callers[0]': {message}"
+    ]
 
 
 def test_parse_routes_names_its_source() -> None:

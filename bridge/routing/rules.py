@@ -11,7 +11,7 @@ import re
 import string
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
 from bridge import phone
 from bridge.call import GEO_FIELDS, TEMPLATE_FIELDS
@@ -20,9 +20,23 @@ from bridge.routing.schedule import Schedule
 DEFAULT_NO_ANSWER_MESSAGE = "Sorry, nobody is available to take your call. Please try again later."
 
 
+E164_EXAMPLE = "an E.164 number like +14155550123"
+# Spaces, dashes, dots and brackets people write in a number: "+1 (415) 555-0123".
+_NUMBER_PUNCTUATION = re.compile(r"[\s().-]")
+
+
 def _e164(value: str) -> str:
     if not phone.is_possible_e164(value):
-        raise ValueError(f"{value!r} is not a valid E.164 phone number like +15551234567")
+        meant = _NUMBER_PUNCTUATION.sub("", value)
+        hint = f"; did you mean {meant}?" if phone.is_possible_e164(meant) else ""
+        raise ValueError(f"{value!r} is not {E164_EXAMPLE}{hint}")
+    return value
+
+
+def _quoted_number(value: object) -> object:
+    # TOML reads an unquoted 14155550123 as an integer.
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{value} is not {E164_EXAMPLE}, in quotes")
     return value
 
 
@@ -88,10 +102,10 @@ def _dynamic_value(value: object) -> str | int | float | bool:
     raise ValueError("must be a string, number or boolean")
 
 
-E164Number = Annotated[str, AfterValidator(_e164)]
+E164Number = Annotated[str, BeforeValidator(_quoted_number), AfterValidator(_e164)]
 NumberPrefix = Annotated[str, AfterValidator(_prefix)]
 Region = Annotated[str, AfterValidator(_region)]
-DialTarget = Annotated[str, AfterValidator(_dial_target)]
+DialTarget = Annotated[str, BeforeValidator(_quoted_number), AfterValidator(_dial_target)]
 GeoField = Annotated[str, AfterValidator(_geo_field)]
 VariableName = Annotated[str, AfterValidator(_variable_name)]
 DynamicValue = Annotated[str | int | float | bool, PlainValidator(_dynamic_value)]
