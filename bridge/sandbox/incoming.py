@@ -10,7 +10,6 @@ import asyncio
 from urllib.parse import parse_qsl
 
 import httpx
-from defusedxml.ElementTree import fromstring
 
 import twiml
 from bridge.sandbox.background import Background
@@ -69,7 +68,7 @@ class IncomingCalls:
     async def _play(self, form: dict[str, str], checked: twiml.CheckedTwiML) -> None:
         duration = 0
         if checked.verbs[:1] == ("Reject",):
-            reject = fromstring(checked.xml).find("Reject")
+            reject = checked.root.find("Reject")
             reason = reject.get("reason") if reject is not None else None
             # Twilio ends a rejected call as busy or no-answer, by the reason given.
             status = "busy" if reason == "busy" else "no-answer"

@@ -17,12 +17,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from xml.etree.ElementTree import Element, ParseError, indent, tostring
+from xml.etree.ElementTree import Element, indent, tostring
 
 import httpx
 import phonenumbers
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
 from phonenumbers import geocoder
 from twilio.request_validator import RequestValidator
 
@@ -287,10 +285,9 @@ def describe(text: str) -> str:
 
 def _parse(text: str) -> Element | None:
     try:
-        root: Element = fromstring(text.strip().removeprefix("\ufeff"), forbid_dtd=True)
-    except (ParseError, DefusedXmlException, UnicodeError):
+        return twiml.parse_twiml(text)
+    except twiml.InvalidTwiML:
         return None
-    return root
 
 
 def _step(verb: Element) -> str:
