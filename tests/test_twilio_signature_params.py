@@ -10,8 +10,9 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
 from bridge.secret import Secret
+from bridge.simulate import voice_webhook as simulate
 from bridge.twilio.form import Form
-from bridge.twilio.signature import SignatureCheck, check_signature
+from bridge.twilio.signature import SignatureCheck, check_signature, sign
 
 TOKEN = "form-shapes-auth-token"
 URL = "https://bridge.example.com/twilio/inbound"
@@ -43,3 +44,14 @@ def test_a_plain_mapping_has_one_value_a_name() -> None:
         url=URL, params=single, signature=signed(pairs), auth_token=Secret(TOKEN)
     )
     assert result.ok
+
+
+def test_sign_is_what_the_check_accepts_and_the_sdk_computes() -> None:
+    signature = sign(URL, PAIRS, TOKEN)
+    assert signature == signed(PAIRS)
+    assert check_signature(
+        url=URL, params=Form(PAIRS), signature=signature, auth_token=Secret(TOKEN)
+    ).ok
+    # The simulator signs with it too.
+    single = dict(PAIRS)
+    assert simulate.signature(URL, single, TOKEN) == sign(URL, single, TOKEN)
