@@ -28,7 +28,7 @@ from bridge.outbound.dialer import Dialer
 from bridge.outbound.idempotency import IdempotencyKeys
 from bridge.outbound.sealing import Sealer
 from bridge.routing import RoutingTable, load_routes
-from bridge.settings import Settings
+from bridge.settings import Settings, Severity
 from bridge.storage.database import Database
 from bridge.storage.migrate import NotMigrated, ensure_current
 from bridge.transport.factory import make_transport
@@ -144,11 +144,11 @@ def create_app(
         call_log_writer.start()
         tune_garbage_collector()
         logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
-        for note in settings.missing():
-            if settings.skip_twilio_signature and "SKIP" in note:
-                logger.warning("!!! %s !!!", note)
+        for note in settings.notes():
+            if note.severity is Severity.DANGER:
+                logger.warning("!!! %s !!!", note.text)
             else:
-                logger.warning("%s", note)
+                logger.warning("%s", note.text)
         try:
             yield
         finally:

@@ -1,7 +1,8 @@
-"""TwiML the bridge writes (``build``) and TwiML it receives (``check``)."""
+"""TwiML the bridge writes (``build``) and TwiML it reads (``check``: ``parse_twiml``,
+``check_twiml``)."""
 
 from twiml.build import forward, hangup, reject, say_and_hangup, voicemail
-from twiml.check import CheckedTwiML, InvalidTwiML, Reason, check_twiml
+from twiml.check import CheckedTwiML, InvalidTwiML, Reason, check_twiml, parse_twiml
 
 __all__ = [
     "CheckedTwiML",
@@ -10,6 +11,7 @@ __all__ = [
     "check_twiml",
     "forward",
     "hangup",
+    "parse_twiml",
     "reject",
     "say_and_hangup",
     "voicemail",

@@ -1,24 +1,27 @@
-"""Checking the TwiML that ElevenLabs' register-call endpoint returns.
+"""Reading TwiML: the one parser (``parse_twiml``) and the check of what ElevenLabs'
+register-call endpoint returns (``check_twiml``).
 
 The body is handed straight to Twilio, so it must be XML whose root is
 ``<Response>``. Parsing goes through defusedxml: the body comes from the
 network and must not be able to expand entities or reach external resources.
+The simulator and the sandbox read the bridge's answers with the same parser.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import fromstring
 
-__all__ = ["CheckedTwiML", "InvalidTwiML", "Reason", "check_twiml"]
+__all__ = ["CheckedTwiML", "InvalidTwiML", "Reason", "check_twiml", "parse_twiml"]
 
 Reason = Literal["empty", "not_xml", "wrong_root", "unsafe_xml", "too_large", "no_stream"]
 
 _EXCERPT_CHARS = 40
+DEFAULT_MAX_BYTES = 64_000
 
 
 class InvalidTwiML(ValueError):
@@ -44,6 +47,8 @@ class CheckedTwiML:
     """``<Parameter name="conversation_id" value=...>`` inside that Stream, if any."""
     verbs: tuple[str, ...]
     """Local tag names of the direct children of ``<Response>``, in order."""
+    root: Element = field(repr=False, compare=False)
+    """The parsed ``<Response>``, for readers that look further (the sandbox)."""
 
 
 def _excerpt(text: str) -> str:
@@ -104,14 +109,14 @@ def _conversation_id(stream: Element) -> str | None:
     return None
 
 
-def check_twiml(
-    body: str | bytes, *, max_bytes: int = 64_000, require_stream: bool = False
-) -> CheckedTwiML:
-    """Check ``body`` is TwiML safe to hand to Twilio; raise ``InvalidTwiML`` if not.
+def parse_twiml(body: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Element:
+    """The root element of ``body`` (any root); ``InvalidTwiML`` if it is not safe,
+    well-formed XML of at most ``max_bytes``."""
+    return _read(body, max_bytes)[1]
 
-    With ``require_stream`` the document must also hold a ``<Connect><Stream>``
-    whose url is ``wss://`` or ``ws://``.
-    """
+
+def _read(body: str | bytes, max_bytes: int) -> tuple[str, Element]:
+    """The cleaned text (stripped, leading BOM removed) and its root element."""
     # Size first, so an oversized body is never decoded or parsed.
     size = _size(body)
     if size > max_bytes:
@@ -128,8 +133,18 @@ def check_twiml(
     text = text.removeprefix("\ufeff").strip()
     if not text:
         raise InvalidTwiML("empty", "body is empty")
+    return text, _parse(text)
 
-    root = _parse(text)
+
+def check_twiml(
+    body: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, require_stream: bool = False
+) -> CheckedTwiML:
+    """Check ``body`` is TwiML safe to hand to Twilio; raise ``InvalidTwiML`` if not.
+
+    With ``require_stream`` the document must also hold a ``<Connect><Stream>``
+    whose url is ``wss://`` or ``ws://``.
+    """
+    text, root = _read(body, max_bytes)
     if _local(root.tag) != "Response":
         raise InvalidTwiML("wrong_root", f"root element is <{_local(root.tag)}>, not <Response>")
 
@@ -143,4 +158,5 @@ def check_twiml(
         stream_url=stream_url,
         conversation_id=_conversation_id(stream) if stream is not None else None,
         verbs=tuple(_local(child.tag) for child in root),
+        root=root,
     )

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import twiml
 from bridge.call import Call
+from bridge.elevenlabs.client_data import is_secret_variable
 from bridge.elevenlabs.register_call import RegisterCallRequest
 from bridge.routing.rules import (
     Action,
@@ -103,7 +104,7 @@ def redact(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("dynamic_variables"), dict):
         return body
     variables = {
-        name: "***" if name.startswith("secret__") else value
+        name: "***" if is_secret_variable(name) else value
         for name, value in data["dynamic_variables"].items()
     }
     return {

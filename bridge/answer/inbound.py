@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import twiml
 from bridge.answer.actions import register_request, render
 from bridge.call import Answer, Call
-from bridge.elevenlabs.register_call import ElevenLabsClient, UpstreamError
+from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallError
 from bridge.routing import RoutingTable
 from bridge.routing.rules import Action, AgentAction, FallbackAction, SayAction
 from bridge.routing.table import DEFAULT_FALLBACK_MESSAGE, GLOBAL_FALLBACK_STEP
@@ -134,7 +134,7 @@ class InboundBridge:
             )
         try:
             registered = await self.elevenlabs.register_call(request, timeout=self.deadline)
-        except UpstreamError as exc:
+        except RegisterCallError as exc:
             return self._fallback(
                 fallback,
                 fallback_step,

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 import twiml
 from bridge.call import Answer
-from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallRequest, UpstreamError
+from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallError, RegisterCallRequest
 from bridge.outbound.sealing import Sealer
 from bridge.storage.database import Database
 from bridge.storage.tables import pending_calls
@@ -118,7 +118,7 @@ class OutboundAnswerer:
         )
         try:
             registered = await self.elevenlabs.register_call(request, timeout=self.deadline)
-        except UpstreamError as exc:
+        except RegisterCallError as exc:
             return fallback(
                 exc.reason,
                 upstream_status=exc.status,

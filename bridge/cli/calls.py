@@ -29,7 +29,7 @@ examples:
 """
 
 
-class Refused(Exception):
+class BridgeRefused(Exception):
     """The bridge answered with an error."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -193,7 +193,7 @@ def _body(response: httpx.Response) -> dict[str, Any]:
         body = None
     if response.status_code != 200 or not isinstance(body, dict):
         message = body.get("error") if isinstance(body, dict) else None
-        raise Refused(response.status_code, message or f"HTTP {response.status_code}")
+        raise BridgeRefused(response.status_code, message or f"HTTP {response.status_code}")
     return body
 
 
@@ -204,7 +204,7 @@ def _run(work: Coroutine[Any, Any, Result]) -> Result | int:
     """The result of a coroutine, or the exit status when the bridge refused it."""
     try:
         return asyncio.run(work)
-    except Refused as refused:
+    except BridgeRefused as refused:
         if refused.status == 400:
             raise UsageError(refused.message) from None
         print(f"callbridge: {refused.message}", file=sys.stderr)

@@ -69,10 +69,9 @@ def read_environment(environ: Mapping[str, str]) -> Environment:
             settings = Settings.from_env(usable)
         except SettingsError as exc:
             dropped = False
-            for problem in exc.problems:
-                name, _, message = (part.strip() for part in problem.partition(":"))
-                problems.setdefault(name, message)
-                dropped = usable.pop(name, None) is not None or dropped
+            for problem in exc.details:
+                problems.setdefault(problem.variable, problem.message)
+                dropped = usable.pop(problem.variable, None) is not None or dropped
             if not dropped:  # a problem that names no variable we could drop
                 raise
             continue

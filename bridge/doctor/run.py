@@ -1,6 +1,6 @@
-"""Running every check: settings and the routing file first, then ElevenLabs at the
-same time as the public URL followed by Twilio (whose --fix needs the public URL's
-verdict), each over its own client with a timeout."""
+"""Running every check: settings and the routing file first, then the database and
+ElevenLabs at the same time as the public URL followed by Twilio (whose --fix needs
+the public URL's verdict), each over its own client with a timeout."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from bridge.doctor.agents_check import check_agents
+from bridge.doctor.database_check import check_database
 from bridge.doctor.environment import Environment, read_environment
 from bridge.doctor.number_check import check_twilio
 from bridge.doctor.public_check import check_public
@@ -73,7 +74,12 @@ async def run_doctor(
         follow_redirects=False,
     )
     try:
-        elevenlabs_results, (public_results, twilio_results) = await asyncio.gather(
+        (
+            database_results,
+            elevenlabs_results,
+            (public_results, twilio_results),
+        ) = await asyncio.gather(
+            _guarded("database", _one(check_database(env, timeout=options.timeout))),
             _guarded("elevenlabs", check_agents(env, uses, agents, fix=options.fix)),
             _public_then_twilio(env, public, twilio, options),
         )
@@ -82,6 +88,8 @@ async def run_doctor(
         await twilio.aclose()
         await twilio_transport.aclose()  # TwilioREST borrows its transport
         await public.aclose()
+    # The database line goes with the settings, before the routing file's.
+    results[-1:-1] = database_results
     results.extend([*elevenlabs_results, *twilio_results, *public_results])
     return Report(tuple(results)).redacted(env.secrets())
 

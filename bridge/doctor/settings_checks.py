@@ -67,8 +67,21 @@ NEEDED = (
 )
 
 
+NOTHING_SET = (
+    "settings",
+    "settings",
+    "none of the bridge's variables is set: this is not a deployment yet",
+    "to try callbridge on this machine without any account, run `callbridge sandbox`; "
+    "to check a deployment, run the doctor where its variables are set "
+    "(on Heroku: `heroku run callbridge doctor`)",
+)
+
+
 def check_settings(env: Environment) -> list[CheckResult]:
     results = [_check_needed(env, needed) for needed in NEEDED]
+    if not any(env.is_set(needed.name) for needed in NEEDED):
+        # A first run: say where to start before the list of what is missing.
+        results.insert(0, failed(*NOTHING_SET))
     known = {needed.name for needed in NEEDED}
     for name, message in env.problems.items():
         if name not in known:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 
-class UpstreamError(Protocol):
+class FailedRequest(Protocol):
     """What ElevenLabsError and TwilioError both carry."""
 
     @property
@@ -19,7 +19,7 @@ class UpstreamError(Protocol):
     def not_sent(self) -> bool: ...  # True: the request surely never arrived
 
 
-def no_contact(service: str, error: UpstreamError, at: str | None = None) -> str:
+def no_contact(service: str, error: FailedRequest, at: str | None = None) -> str:
     """A request without an HTTP answer: "could not reach Twilio at ...: ..." when it
     was never sent, "no answer from ..." when it was (and may have arrived)."""
     reached = "could not reach" if error.not_sent else "no answer from"
@@ -27,7 +27,7 @@ def no_contact(service: str, error: UpstreamError, at: str | None = None) -> str
     return f"{reached} {service}{where}: {error.message}"
 
 
-def describe(service: str, error: UpstreamError) -> str:
+def describe(service: str, error: FailedRequest) -> str:
     """Any upstream error, in words: no_contact(...), or the error's own text (which
     has the HTTP status)."""
     if error.status is None:
@@ -35,7 +35,7 @@ def describe(service: str, error: UpstreamError) -> str:
     return str(error)
 
 
-def surely_not_applied(error: UpstreamError) -> bool:
+def surely_not_applied(error: FailedRequest) -> bool:
     """A change that failed like this did not happen: it never left, or the API
     refused it (4xx). After a 5xx, a timeout or a dropped connection it may have."""
     return error.not_sent or (error.status is not None and 400 <= error.status < 500)

@@ -5,11 +5,11 @@ bridge.elevenlabs.register_call."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 
+from bridge.elevenlabs.errors import error_message
 from bridge.secret import Secret
 from bridge.transport.factory import USER_AGENT
 
@@ -124,31 +124,3 @@ def _outbound_body(
     if client_data:
         body["conversation_initiation_client_data"] = client_data
     return body
-
-
-def error_message(response: httpx.Response, limit: int = 300) -> str:
-    """The human part of an ElevenLabs error body.
-
-    Shapes seen: `{"detail": {"status": ..., "message": ...}}`, `{"detail": "..."}`,
-    and FastAPI's 422 `{"detail": [{"loc": [...], "msg": ...}, ...]}`.
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, dict):
-        text = str(detail.get("message") or detail.get("status") or json.dumps(detail))
-    elif isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(part) for part in item.get("loc", []) if part != "body")
-                parts.append(f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", "")))
-        text = "; ".join(parts)
-    elif isinstance(detail, str):
-        text = detail
-    else:
-        text = response.text
-    text = " ".join(text.split()) or response.reason_phrase
-    return text[:limit] + ("..." if len(text) > limit else "")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import httpx
 
+from bridge.elevenlabs.errors import error_message
 from bridge.secret import Secret
 from bridge.transport.factory import USER_AGENT
 from twiml import CheckedTwiML, InvalidTwiML, check_twiml
@@ -55,7 +56,7 @@ class Registered:
     latency: float
 
 
-class UpstreamError(Exception):
+class RegisterCallError(Exception):
     """register-call did not give usable TwiML. Nothing in it is secret."""
 
     def __init__(
@@ -101,7 +102,7 @@ class ElevenLabsClient:
         )
 
     async def register_call(self, request: RegisterCallRequest, *, timeout: float) -> Registered:
-        """TwiML for the call, or UpstreamError; never takes longer than `timeout` seconds.
+        """TwiML for the call, or RegisterCallError; never takes longer than `timeout` seconds.
 
         One retry on connection errors, 429 and 5xx, when enough of the time is left.
         """
@@ -114,14 +115,14 @@ class ElevenLabsClient:
                 async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
                     response = await self._post(request, deadline - time.monotonic())
             except (TimeoutError, httpx.TimeoutException):
-                raise UpstreamError(
+                raise RegisterCallError(
                     "timeout",
                     f"no answer within {timeout:g} s",
                     attempts=attempt,
                     latency=time.monotonic() - started,
                 ) from None
             except httpx.TransportError as exc:
-                error = UpstreamError(
+                error = RegisterCallError(
                     "connect_error",
                     type(exc).__name__,
                     attempts=attempt,
@@ -176,9 +177,9 @@ class ElevenLabsClient:
     def _result(self, response: httpx.Response, attempts: int, latency: float) -> Registered:
         status = response.status_code
         if not 200 <= status < 300:
-            raise UpstreamError(
+            raise RegisterCallError(
                 f"http_{status}",
-                _error_detail(response),
+                error_message(response),
                 status=status,
                 attempts=attempts,
                 latency=latency,
@@ -186,7 +187,7 @@ class ElevenLabsClient:
         try:
             checked = check_twiml(response.content)
         except InvalidTwiML as exc:
-            raise UpstreamError(
+            raise RegisterCallError(
                 "bad_twiml", str(exc), status=status, attempts=attempts, latency=latency
             ) from None
         return Registered(twiml=checked, status=status, attempts=attempts, latency=latency)
@@ -197,17 +198,3 @@ def _retry_after(response: httpx.Response) -> float:
         return max(float(response.headers.get("retry-after", "0")), 0.0)
     except ValueError:
         return 0.0
-
-
-def _error_detail(response: httpx.Response, limit: int = 200) -> str:
-    """A short, single-line reason from an error body (ElevenLabs sends JSON `detail`)."""
-    text = response.text
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and "detail" in body:
-        detail = body["detail"]
-        text = detail if isinstance(detail, str) else json.dumps(detail)
-    text = " ".join(text.split())
-    return (text[:limit] + "...") if len(text) > limit else (text or response.reason_phrase)

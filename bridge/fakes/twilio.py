@@ -24,12 +24,14 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bridge.twilio.form import Form as TwilioForm
 
 API_VERSION = "2010-04-01"
 MAX_TWIML_CHARS = 4000
@@ -537,10 +539,8 @@ def _page(
 
 
 def _parse_form(text: str) -> Form:
-    form: Form = {}
-    for name, value in parse_qsl(text, keep_blank_values=True):
-        form.setdefault(name, []).append(value)  # keys repeat: StatusCallbackEvent
-    return form
+    # Keys repeat: StatusCallbackEvent.
+    return TwilioForm.parse(text.encode()).grouped()
 
 
 def _first(form: Form, name: str) -> str | None:

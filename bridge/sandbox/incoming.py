@@ -7,10 +7,8 @@ the sandbox's number reports to the bridge's /twilio/status.)"""
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qsl
 
 import httpx
-from defusedxml.ElementTree import fromstring
 
 import twiml
 from bridge.sandbox.background import Background
@@ -18,6 +16,7 @@ from bridge.sandbox.report import Reporter
 from bridge.sandbox.tap import Exchange
 from bridge.sandbox.virtual_phone import Timing, callback_form, ended
 from bridge.simulate import voice_webhook as simulate
+from bridge.twilio.form import Form
 from bridge.twilio.paths import STATUS_PATH
 
 # Verbs that keep the caller on the line for a while (a conversation, a person, a message).
@@ -43,7 +42,7 @@ class IncomingCalls:
         self.timing = timing
 
     def arrived(self, exchange: Exchange) -> None:
-        form = dict(parse_qsl(exchange.body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = Form.parse(exchange.body)
         self.report(
             "phone",
             f"{form.get('CallSid', '-')} incoming call {form.get('From', '-')} -> "
@@ -51,7 +50,7 @@ class IncomingCalls:
         )
 
     def answered(self, exchange: Exchange) -> None:
-        form = dict(parse_qsl(exchange.body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = Form.parse(exchange.body)
         sid = form.get("CallSid", "-")
         if exchange.status != 200:
             self.report("phone", f"{sid} the bridge answered HTTP {exchange.status}")
@@ -63,13 +62,13 @@ class IncomingCalls:
             self.report("phone", f"{sid} the bridge answered with no TwiML ({exc})")
             return
         self.report("phone", f"{sid} the bridge answered: {simulate.describe(body)}")
-        if form.get("CallSid") and form.get("From") is not None and form.get("To"):
+        if form.get("CallSid") and "From" in form and form.get("To"):
             self.background.spawn(self._play(form, checked))
 
-    async def _play(self, form: dict[str, str], checked: twiml.CheckedTwiML) -> None:
+    async def _play(self, form: Form, checked: twiml.CheckedTwiML) -> None:
         duration = 0
         if checked.verbs[:1] == ("Reject",):
-            reject = fromstring(checked.xml).find("Reject")
+            reject = checked.root.find("Reject")
             reason = reject.get("reason") if reject is not None else None
             # Twilio ends a rejected call as busy or no-answer, by the reason given.
             status = "busy" if reason == "busy" else "no-answer"
@@ -80,11 +79,11 @@ class IncomingCalls:
             await asyncio.sleep(seconds)
             status = "completed"
             duration = max(1, round(seconds))
-        sid = form["CallSid"]
+        sid = form.get("CallSid")
         self.report("phone", f"{sid} {status} after {duration} s")
         callback = callback_form(
-            from_number=form["From"],
-            to_number=form["To"],
+            from_number=form.get("From"),
+            to_number=form.get("To"),
             call_sid=sid,
             account_sid=form.get("AccountSid", simulate.PLACEHOLDER_ACCOUNT_SID),
             direction="inbound",

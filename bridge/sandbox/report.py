@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from bridge.outbound.sealing import SECRET_PREFIX
+from bridge.elevenlabs.client_data import is_secret_variable
 
 HIDDEN = "***"
 
@@ -70,6 +70,6 @@ class _ReporterHandler(logging.Handler):
 def variables(values: Mapping[str, Any]) -> str:
     """Dynamic variables as `name=value` pairs, secret values hidden."""
     return " ".join(
-        f"{name}={HIDDEN if str(name).startswith(SECRET_PREFIX) else value!r}"
+        f"{name}={HIDDEN if is_secret_variable(name) else value!r}"
         for name, value in values.items()
     )

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qs
 
 import twiml
 from bridge.sandbox.conversation import Conversation, PostCallWebhooks
 from bridge.sandbox.report import Reporter, variables
 from bridge.sandbox.tap import Exchange
 from bridge.sandbox.virtual_phone import VirtualPhone
+from bridge.twilio.form import Form
 
 REGISTER_CALL = "/v1/convai/twilio/register-call"
 OUTBOUND_CALLS = {
@@ -113,7 +113,7 @@ class TwilioWatch:
         self.phone = phone
 
     def arrived(self, exchange: Exchange) -> None:
-        form = parse_qs(exchange.body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = Form.parse(exchange.body).grouped()
 
         def first(name: str) -> str:
             return form.get(name, [""])[0]

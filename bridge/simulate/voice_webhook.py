@@ -17,24 +17,22 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from xml.etree.ElementTree import Element, ParseError, indent, tostring
+from xml.etree.ElementTree import Element, indent, tostring
 
 import httpx
 import phonenumbers
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
 from phonenumbers import geocoder
-from twilio.request_validator import RequestValidator
 
 import twiml
 from bridge import phone
+from bridge.twilio import signature as twilio_signature
 
 API_VERSION = "2010-04-01"
 PLACEHOLDER_ACCOUNT_SID = "AC" + "0" * 32
 # Twilio waits 5 s to connect and 15 s in all for a webhook's answer.
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 USER_AGENT = "TwilioProxy/1.1"
-SIGNATURE_HEADER = "X-Twilio-Signature"
+SIGNATURE_HEADER = twilio_signature.HEADER
 # What Twilio puts in `From` when the caller withholds their number.
 ANONYMOUS = ("anonymous", "restricted", "unknown", "unavailable", "private", "blocked")
 NANP_REGIONS = frozenset({"US", "CA"})
@@ -166,8 +164,7 @@ def _call_token() -> str:
 
 def signature(url: str, form: Mapping[str, str], auth_token: str) -> str:
     """X-Twilio-Signature for a form posted to exactly `url` (query string included)."""
-    signed: str = RequestValidator(auth_token).compute_signature(url, dict(form))
-    return signed
+    return twilio_signature.sign(url, form, auth_token)
 
 
 async def deliver(
@@ -287,10 +284,9 @@ def describe(text: str) -> str:
 
 def _parse(text: str) -> Element | None:
     try:
-        root: Element = fromstring(text.strip().removeprefix("\ufeff"), forbid_dtd=True)
-    except (ParseError, DefusedXmlException, UnicodeError):
+        return twiml.parse_twiml(text)
+    except twiml.InvalidTwiML:
         return None
-    return root
 
 
 def _step(verb: Element) -> str:

@@ -43,6 +43,10 @@ class Form:
     def getall(self, name: str) -> list[str]:
         return self._values[name]
 
+    def grouped(self) -> dict[str, list[str]]:
+        """Every value of every name, in order: a copy, as `parse_qs` would give it."""
+        return {name: list(values) for name, values in self._values.items()}
+
     def multi_items(self) -> list[tuple[str, str]]:
         return list(self._pairs)
 

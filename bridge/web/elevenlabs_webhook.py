@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.calllog.records import FINAL, STATUS_RANK
+from bridge.elevenlabs.client_data import is_secret_variable
 from bridge.elevenlabs.webhook_signature import HEADER, secrets_from, verify
 from bridge.settings import Settings
 from bridge.storage.database import Database
@@ -167,7 +168,7 @@ def strip_secret_variables(value: Any) -> Any:
     cleaned: dict[str, Any] = {}
     for key, item in value.items():
         if key == "dynamic_variables" and isinstance(item, dict):
-            item = {k: v for k, v in item.items() if not str(k).startswith("secret__")}
+            item = {k: v for k, v in item.items() if not is_secret_variable(k)}
         cleaned[key] = strip_secret_variables(item)
     return cleaned
 

@@ -1,0 +1,157 @@
+"""The settings schema: one field per environment variable, read once at startup.
+
+Secrets are wrapped in `Secret` so that a stray repr, log line or traceback
+never shows them.
+
+Not pydantic-settings: Settings is a frozen dataclass that callers build and copy
+(`Settings(...)`, `dataclasses.replace`, `dataclasses.fields`), and every variable
+has its own parsing and message ("PORT: must be between 1 and 65535", a stripped
+value, "" for an unset flag, a normalised origin); pydantic would wrap them in its
+own error texts and types, so each field would need a custom validator anyway.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge import phone
+from bridge.secret import Secret
+from bridge.settings import diagnostics
+from bridge.settings.problems import SettingsError
+from bridge.settings.reader import EnvReader, IPNetwork
+
+DEFAULT_ELEVENLABS_API_BASE = "https://api.elevenlabs.io"
+DEFAULT_TWILIO_API_BASE = "https://api.twilio.com"
+DEFAULT_DATABASE_URL = "sqlite:///./callbridge.sqlite3"
+# Twilio gives up on a webhook after 15 s; leave room for the fallback and the network.
+DEFAULT_INBOUND_DEADLINE = 5.0
+MAX_INBOUND_DEADLINE = 12.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    elevenlabs_api_key: Secret = field(default_factory=lambda: Secret(""))
+    elevenlabs_agent_id: str = ""
+    elevenlabs_agent_phone_number_id: str = ""
+    elevenlabs_api_base: str = DEFAULT_ELEVENLABS_API_BASE
+    elevenlabs_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    twilio_account_sid: str = ""
+    twilio_auth_token: Secret = field(default_factory=lambda: Secret(""))
+    # During an auth token rotation: the token Twilio may still sign webhooks with.
+    twilio_previous_auth_token: Secret = field(default_factory=lambda: Secret(""))
+    twilio_phone_number: str = ""
+    twilio_api_base: str = DEFAULT_TWILIO_API_BASE
+    public_base_url: str = ""
+    bridge_api_token: Secret = field(default_factory=lambda: Secret(""))
+    routes_file: Path | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = 8000
+    inbound_deadline: float = DEFAULT_INBOUND_DEADLINE
+    # Off by default: a forged X-Forwarded-Host could replay a webhook Twilio signed for
+    # another app of the same account. Behind uvicorn's --proxy-headers (the Procfile),
+    # the scheme is already right and Host is the public one on Heroku.
+    trust_forwarded_headers: bool = False
+    skip_twilio_signature: bool = False
+    upstream_max_connections: int = 500
+    upstream_transport: str = "pooled"
+    log_level: str = "INFO"
+    # Empty: the country of TWILIO_PHONE_NUMBER (see allowed_countries).
+    outbound_allowed_countries: tuple[str, ...] = ()
+    # Optional: only these networks may post ElevenLabs webhooks (empty: any).
+    elevenlabs_webhook_allowed_ips: tuple[IPNetwork, ...] = ()
+    # `callbridge db prune` default: transcripts and audio older than this many days go.
+    retention_days: int = 0
+    # Where post-call audio from ElevenLabs is written (use persistent storage).
+    call_audio_dir: Path = Path("call-audio")
+    # Signs the AI caller page's session cookie; empty: derived from BRIDGE_API_TOKEN.
+    session_secret: Secret = field(default_factory=lambda: Secret(""))
+    # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
+    metrics_token: Secret = field(default_factory=lambda: Secret(""))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = EnvReader(env)
+        settings = cls(
+            elevenlabs_api_key=reader.secret("ELEVENLABS_API_KEY"),
+            elevenlabs_agent_id=reader.text("ELEVENLABS_AGENT_ID"),
+            elevenlabs_agent_phone_number_id=reader.text("ELEVENLABS_AGENT_PHONE_NUMBER_ID"),
+            elevenlabs_api_base=reader.url("ELEVENLABS_API_BASE", DEFAULT_ELEVENLABS_API_BASE),
+            elevenlabs_webhook_secret=reader.secret("ELEVENLABS_WEBHOOK_SECRET"),
+            twilio_account_sid=reader.text("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=reader.secret("TWILIO_AUTH_TOKEN"),
+            twilio_previous_auth_token=reader.secret("TWILIO_PREVIOUS_AUTH_TOKEN"),
+            twilio_phone_number=reader.phone("TWILIO_PHONE_NUMBER"),
+            twilio_api_base=reader.url("TWILIO_API_BASE", DEFAULT_TWILIO_API_BASE),
+            public_base_url=reader.origin("PUBLIC_BASE_URL"),
+            bridge_api_token=reader.secret("BRIDGE_API_TOKEN"),
+            routes_file=reader.path("ROUTES_FILE"),
+            database_url=reader.text("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            port=reader.integer("PORT", 8000, low=1, high=65535),
+            inbound_deadline=reader.number(
+                "INBOUND_DEADLINE_SECONDS", DEFAULT_INBOUND_DEADLINE, 0.5, MAX_INBOUND_DEADLINE
+            ),
+            trust_forwarded_headers=reader.flag("TRUST_FORWARDED_HEADERS", False),
+            skip_twilio_signature=reader.flag("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", False),
+            upstream_max_connections=reader.integer(
+                "UPSTREAM_MAX_CONNECTIONS", 500, low=1, high=100_000
+            ),
+            upstream_transport=reader.choice(
+                "UPSTREAM_TRANSPORT", "pooled", ("pooled", "aiohttp"), upper=False
+            ),
+            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            outbound_allowed_countries=reader.regions("OUTBOUND_ALLOWED_COUNTRIES"),
+            session_secret=reader.secret("SESSION_SECRET"),
+            metrics_token=reader.secret("METRICS_TOKEN"),
+            call_audio_dir=reader.path("CALL_AUDIO_DIR") or Path("call-audio"),
+            retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
+            elevenlabs_webhook_allowed_ips=reader.networks("ELEVENLABS_WEBHOOK_ALLOWED_IPS"),
+        )
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        return settings
+
+    @property
+    def elevenlabs_configured(self) -> bool:
+        return bool(self.elevenlabs_api_key)
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    def webhook_source_allowed(self, host: str | None) -> bool:
+        """Whether a client address may post ElevenLabs webhooks."""
+        if not self.elevenlabs_webhook_allowed_ips:
+            return True
+        try:
+            address = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.elevenlabs_webhook_allowed_ips)
+
+    def allowed_countries(self) -> tuple[str, ...]:
+        """Where outbound calls may go: the setting, else the Twilio number's country."""
+        if self.outbound_allowed_countries:
+            return self.outbound_allowed_countries
+        home = phone.country_of(self.twilio_phone_number) if self.twilio_phone_number else None
+        return (home,) if home else ()
+
+    def notes(self) -> list[diagnostics.Note]:
+        """What is not configured or risky, and what the bridge does about it."""
+        return diagnostics.notes(self)
+
+    def missing(self) -> list[str]:
+        """The notes as text (/healthz, `callbridge serve`). No secret values."""
+        return [note.text for note in self.notes()]
+
+    def twilio_cannot_reach(self) -> str | None:
+        """Why Twilio could not (or should not) call PUBLIC_BASE_URL; None when it can."""
+        return diagnostics.twilio_cannot_reach(self.public_base_url)
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(name, shown value) pairs for `callbridge serve`; secrets show only set/not set."""
+        return diagnostics.summary(self)
