@@ -36,7 +36,7 @@ class OutboundRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(pattern=phone.E164_PATTERN)
+    to: phone.E164Number
     agent_id: str | None = Field(default=None, min_length=1)
     mode: Mode | None = None
     dynamic_variables: dict[str, DynamicValue] | None = None

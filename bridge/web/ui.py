@@ -22,10 +22,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bridge import forwarded, signed
 from bridge.calllog.queries import BadFilter, find_call, list_calls, parse_filter
-from bridge.outbound.ai_caller import session_key
 from bridge.settings import Settings
 from bridge.storage.database import Database
+from bridge.web import bodies
+from bridge.web.auth import guarded, token_equals
+from bridge.web.bodies import BadBody
 
 COOKIE = "callbridge_ui"
 COOKIE_PATH = "/ui"
@@ -105,42 +108,21 @@ def _disabled() -> HTMLResponse:
 def _key(settings: Settings) -> bytes:
     """A key for UI sessions only; changing BRIDGE_API_TOKEN ends every session."""
     token_hash = hashlib.sha256(settings.bridge_api_token.reveal().encode()).digest()
-    return hmac.new(session_key(settings), _KEY_LABEL + token_hash, hashlib.sha256).digest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _sign(key: bytes, body: str) -> str:
-    return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    return hmac.new(signed.session_key(settings), _KEY_LABEL + token_hash, hashlib.sha256).digest()
 
 
 def dump_session(key: bytes, now: float | None = None) -> str:
-    """`base64url({"exp": ...}).base64url(hmac_sha256(key, that))`."""
+    """A signed `{"exp": <unix time>}` (`bridge.signed`)."""
     expires = int((time.time() if now is None else now) + SESSION_SECONDS)
-    body = _b64(json.dumps({"exp": expires}, separators=(",", ":")).encode())
-    return f"{body}.{_sign(key, body)}"
+    return signed.dump({"exp": expires}, key)
 
 
 def session_valid(cookie: str | None, key: bytes, now: float | None = None) -> bool:
-    if not cookie:
-        return False
-    body, _, signature = cookie.rpartition(".")
-    if not body or not hmac.compare_digest(_sign(key, body).encode(), signature.encode()):
-        return False
-    try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (binascii.Error, ValueError):
-        return False
+    data = signed.load(cookie, key)
     expires = data.get("exp") if isinstance(data, dict) else None
     if not isinstance(expires, int):
         return False
     return (time.time() if now is None else now) < expires
-
-
-def _token_equals(given: str, token: str) -> bool:
-    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
 
 
 def _basic_password(authorization: str | None) -> str | None:
@@ -169,9 +151,22 @@ def _refuse_unless_signed_in(request: Request) -> Response | None:
     password = _basic_password(request.headers.get("authorization"))
     if password is None:
         return _login_page()
-    if _token_equals(password, token):
+    if token_equals(password, token):
         return None
     return _login_page("Wrong token", 401)
+
+
+signed_in = guarded(_refuse_unless_signed_in)
+
+
+def _origin(request: Request) -> tuple[str, str]:
+    settings: Settings = request.app.state.settings
+    return forwarded.origin(
+        request.url.scheme,
+        request.headers.get("host", ""),
+        request.headers,
+        trust=settings.trust_forwarded_headers,
+    )
 
 
 def _same_site(request: Request) -> bool:
@@ -183,23 +178,15 @@ def _same_site(request: Request) -> bool:
     if not host:
         return False
     settings: Settings = request.app.state.settings
-    ours = {request.headers.get("host", "").lower()}
+    ours = {request.headers.get("host", "").lower(), _origin(request)[1].lower()}
     if settings.public_base_url:
         ours.add(urlsplit(settings.public_base_url).netloc.lower())
-    if settings.trust_forwarded_headers:
-        forwarded = request.headers.get("x-forwarded-host", "").split(",")[0].strip().lower()
-        if forwarded:
-            ours.add(forwarded)
     ours.discard("")
     return host in ours
 
 
 def _https(request: Request) -> bool:
-    settings: Settings = request.app.state.settings
-    if request.url.scheme == "https":
-        return True
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return settings.trust_forwarded_headers and forwarded == "https"
+    return request.url.scheme == "https" or _origin(request)[0].lower() == "https"
 
 
 def _cross_site() -> HTMLResponse:
@@ -207,11 +194,10 @@ def _cross_site() -> HTMLResponse:
 
 
 async def _form_token(request: Request) -> str:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return ""
+    try:
+        body = await bodies.read(request, MAX_FORM_BYTES)
+    except BadBody:
+        return ""  # then "Wrong token", as for any other token
     values = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return values.get("token", [""])[0]
 
@@ -226,7 +212,7 @@ async def login(request: Request) -> Response:
         return _disabled()
     if not _same_site(request):
         return _cross_site()
-    if not _token_equals(await _form_token(request), token):
+    if not token_equals(await _form_token(request), token):
         return _login_page("Wrong token", 401)
     response = RedirectResponse("/ui/calls", status_code=303, headers=HEADERS)
     response.set_cookie(
@@ -251,10 +237,8 @@ async def logout(request: Request) -> Response:
     return response
 
 
+@signed_in
 async def call_list(request: Request) -> Response:
-    refusal = _refuse_unless_signed_in(request)
-    if refusal is not None:
-        return refusal
     try:
         wanted = parse_filter(request.query_params)
     except BadFilter as bad:
@@ -278,10 +262,8 @@ async def call_list(request: Request) -> Response:
     )
 
 
+@signed_in
 async def call_detail(request: Request) -> Response:
-    refusal = _refuse_unless_signed_in(request)
-    if refusal is not None:
-        return refusal
     key: str = request.path_params["key"]
     database: Database = request.app.state.database
     record = await find_call(database, key)
