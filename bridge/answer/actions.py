@@ -17,6 +17,7 @@ from bridge.routing.rules import (
     SayAction,
     VoicemailAction,
 )
+from bridge.secret import SECRET_PREFIX
 from bridge.twilio.paths import DIAL_COMPLETE_PATH, VOICEMAIL_COMPLETE_PATH
 
 
@@ -103,7 +104,7 @@ def redact(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("dynamic_variables"), dict):
         return body
     variables = {
-        name: "***" if name.startswith("secret__") else value
+        name: "***" if name.startswith(SECRET_PREFIX) else value
         for name, value in data["dynamic_variables"].items()
     }
     return {

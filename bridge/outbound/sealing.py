@@ -17,7 +17,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-SECRET_PREFIX = "secret__"  # noqa: S105 - a name prefix, not a password
+from bridge.secret import SECRET_PREFIX
+
 SEALED = "$sealed"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from bridge.outbound.sealing import SECRET_PREFIX
+from bridge.secret import SECRET_PREFIX
 
 HIDDEN = "***"
 
