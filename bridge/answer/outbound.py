@@ -3,6 +3,7 @@ gets what the request asked for (hang up, a spoken message, or the agent anyway)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 OUTBOUND_FALLBACK = twiml.say_and_hangup("Sorry, we could not connect this call. Goodbye.")
 # Statuses after which a call can no longer be answered: its pending row can go.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# Headroom past register-call's own deadline for the database work around it.
+ANSWER_SLACK = 2.0
 # A pending row older than this can no longer be answered either (ring timeout <= 600 s).
 PENDING_LIFETIME = timedelta(hours=1)
 
@@ -42,6 +45,22 @@ class OutboundAnswerer:
         self.sealer = sealer
         self.elevenlabs = elevenlabs
         self.deadline = deadline
+
+    async def answer_in_time(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
+        """`answer`, or the fallback when it failed or would not fit in Twilio's 15 s."""
+        try:
+            # The database and register-call together must fit in Twilio's 15 s.
+            async with asyncio.timeout(self.deadline + ANSWER_SLACK):
+                return await self.answer(pending_id, call_sid=call_sid, answered_by=answered_by)
+        except TimeoutError:
+            logger.warning("event=outbound_answer_deadline call_sid=%s", call_sid or "-")
+            reason = "deadline"
+        except Exception:
+            logger.exception("event=outbound_answer_failed call_sid=%s", call_sid or "-")
+            reason = "internal_error"
+        return Answer(
+            OUTBOUND_FALLBACK, rule="outbound", action="-", outcome="fallback", reason=reason
+        )
 
     async def answer(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
         engine = await self.database.engine()
