@@ -3,7 +3,9 @@
 This module is the only writer of the `calls` and `call_events` tables: the API's
 placed calls, Twilio's answers and status callbacks, the batched inbound answers
 (bridge.calllog.writer), ElevenLabs' post-call webhooks (bridge.calllog.post_call)
-and retention's clearing (bridge.calllog.retention) all write through it.
+and retention's clearing (bridge.calllog.retention) all write through it. That is
+why it is longer than the other modules: the rules for these two tables (status
+order, first answer wins, dedupe keys) are all in one place.
 
 Writes are idempotent: an event with a `dedupe_key` that is already stored (a
 replayed status callback or webhook) changes nothing, and a call's status never
