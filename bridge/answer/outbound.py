@@ -7,14 +7,12 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
-
 import twiml
 from bridge.call import Answer
 from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallRequest, UpstreamError
+from bridge.outbound.pending import PendingCalls
 from bridge.outbound.sealing import Sealer
 from bridge.storage.database import Database
-from bridge.storage.tables import pending_calls
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +61,8 @@ class OutboundAnswerer:
         )
 
     async def answer(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
-        engine = await self.database.engine()
-        async with engine.begin() as connection:
-            row = (
-                await connection.execute(
-                    select(pending_calls).where(pending_calls.c.id == pending_id)
-                )
-            ).first()
-            if row is not None:
-                # Used once: the sealed secrets do not stay longer than they must.
-                await connection.execute(
-                    delete(pending_calls).where(pending_calls.c.id == pending_id)
-                )
+        # Used once: the sealed secrets do not stay longer than they must.
+        row = await PendingCalls(self.database).take(pending_id)
         if row is None:
             return Answer(
                 twiml.hangup(),
@@ -160,11 +148,5 @@ class OutboundAnswerer:
         """After a final status, or for rows too old to be answered, drop pending rows."""
         if status not in FINAL_STATUSES:
             return
-        engine = await self.database.engine()
         cutoff = (now or datetime.now(UTC)) - PENDING_LIFETIME
-        async with engine.begin() as connection:
-            await connection.execute(
-                delete(pending_calls).where(
-                    (pending_calls.c.call_sid == call_sid) | (pending_calls.c.created_at < cutoff)
-                )
-            )
+        await PendingCalls(self.database).forget(call_sid, created_before=cutoff)
