@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import phonenumbers
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 # The E.164 shape of seed 003 (`^\+[1-9]\d{7,14}$`), with ASCII digits spelled out:
 # Python's and pydantic's `\d` also match other scripts' digits, such as "٤".
 E164_PATTERN = r"^\+[1-9][0-9]{7,14}$"
 E164 = re.compile(E164_PATTERN)
 PREFIX = re.compile(r"^\+[0-9]{1,14}$")
+E164_HINT = "an E.164 number like +14155550123"
+SIP_HINT = "a SIP URI like sip:alice@example.com"
 
 # What carriers and Twilio put in `From` when caller ID is withheld: words, and the
 # numbers that spell them on a keypad (ANONYMOUS, RESTRICTED, UNAVAILABLE, ...).
@@ -59,3 +64,30 @@ def mask(value: str) -> str:
     if len(value) <= 7:
         return value[:1] + "*" * (len(value) - 1)
     return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+def is_sip_uri(value: str) -> bool:
+    """A `sip:` destination as `forward` rules take it: the scheme and a user@host."""
+    return value[:4].lower() == "sip:" and "@" in value
+
+
+def _e164_number(value: str) -> str:
+    if not is_e164(value):
+        # A custom error: pydantic's own would show the regular expression.
+        raise PydanticCustomError("e164", f"should be {E164_HINT}")
+    return value
+
+
+def _dial_target(value: str) -> str:
+    if value[:4].lower() == "sip:":
+        if not is_sip_uri(value):
+            raise PydanticCustomError("sip_uri", f"should be {SIP_HINT}")
+        return value
+    if not is_e164(value):
+        raise PydanticCustomError("dial_target", f"should be {E164_HINT} or {SIP_HINT}")
+    return value
+
+
+# Field types for request models; their errors say what to write, not a pattern.
+E164Number = Annotated[str, AfterValidator(_e164_number)]
+DialTarget = Annotated[str, AfterValidator(_dial_target)]

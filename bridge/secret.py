@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+# Dynamic variables named so reach an agent's tools but are never stored in clear
+# or shown (ElevenLabs' convention).
+SECRET_PREFIX = "secret__"  # noqa: S105 - a name prefix, not a password
+
+
+def is_secret_variable(name: object) -> bool:
+    return str(name).startswith(SECRET_PREFIX)
+
 
 class Secret:
     """A string that does not show itself in repr(), str() or f-strings."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from bridge import signed
 from bridge.app import create_app
 from bridge.outbound import ai_caller
 from bridge.secret import Secret
@@ -604,15 +605,15 @@ def test_cookie_from_another_key_is_ignored(upstream: Upstream) -> None:
 )
 def test_session_keys(first: dict[str, Any], second: dict[str, Any], accepted: bool) -> None:
     cookie = ai_caller.dump_context(
-        ai_caller.Context("A shop.", "buy a lamp"), ai_caller.session_key(make_settings(**first))
+        ai_caller.Context("A shop.", "buy a lamp"), signed.session_key(make_settings(**first))
     )
-    loaded = ai_caller.load_context(cookie, ai_caller.session_key(make_settings(**second)))
+    loaded = ai_caller.load_context(cookie, signed.session_key(make_settings(**second)))
     expected = ai_caller.Context("A shop.", "buy a lamp") if accepted else ai_caller.Context()
     assert loaded == expected
 
 
 def test_session_round_trips_any_text() -> None:
-    key = ai_caller.session_key(make_settings())
+    key = signed.session_key(make_settings())
     context = ai_caller.Context(
         "Caf\u00e9 \u201cZ\u00fcrich\u201d; line\nbreak = ok", "\u6ce8\u6587\u3059\u308b"
     )
@@ -626,15 +627,15 @@ def test_session_round_trips_any_text() -> None:
     [b"[1, 2]", b'{"description": 5, "scenario": ["x"]}', b"\xff\xfe", b"not json", b'"text"'],
 )
 def test_signed_but_odd_payloads_give_an_empty_session(payload: bytes) -> None:
-    key = ai_caller.session_key(make_settings())
+    key = signed.session_key(make_settings())
     body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
-    cookie = body + "." + base64.urlsafe_b64encode(ai_caller._sign(key, body)).rstrip(b"=").decode()
+    cookie = body + "." + signed.signature(key, body)
     assert ai_caller.load_context(cookie, key) == ai_caller.Context()
 
 
 def test_session_key_needs_a_secret() -> None:
     with pytest.raises(ValueError, match="neither SESSION_SECRET nor BRIDGE_API_TOKEN"):
-        ai_caller.session_key(make_settings(bridge_api_token=Secret("")))
+        signed.session_key(make_settings(bridge_api_token=Secret("")))
 
 
 # --- /api/context's own errors ----------------------------------------------------------------

@@ -496,3 +496,40 @@ def test_transfer_messages_twiml_cannot_carry_are_422(client: TestClient, messag
     )
     assert response.status_code == 422
     assert response.json()["problems"][0]["field"] == "message"
+
+
+@pytest.mark.parametrize("path", ["/calls", f"/calls/CA{'0' * 32}/transfer"])
+@pytest.mark.parametrize("to", ["4155550123", "+1 415 555 0123", "+14155550123x"])
+def test_a_bad_number_is_explained_not_shown_as_a_pattern(
+    client: TestClient, path: str, to: str
+) -> None:
+    response = client.post(path, json={"to": to}, headers=BEARER)
+    assert response.status_code == 422
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "to"
+    assert "an E.164 number like +14155550123" in problem["problem"]
+    assert "pattern" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("to", ["sip:alice@pbx.example.com", "SIP:desk@10.0.0.5;transport=tls"])
+def test_a_transfer_may_go_to_a_sip_address(
+    client: TestClient, upstreams: Upstreams, to: str
+) -> None:
+    sid = placed_call_sid(client)
+    response = client.post(f"/calls/{sid}/transfer", json={"to": to}, headers=BEARER)
+    assert response.status_code == 200, response.text
+    assert response.json()["to"] == to
+    (update,) = upstreams.twilio.calls[sid].updates
+    dial = fromstring(update["Twiml"][0]).find("Dial")
+    assert dial is not None
+    assert [(child.tag, child.text) for child in dial] == [("Sip", to)]
+
+
+def test_a_sip_transfer_needs_a_user_and_host(client: TestClient) -> None:
+    response = client.post(
+        f"/calls/CA{'0' * 32}/transfer", json={"to": "sip:pbx.example.com"}, headers=BEARER
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"] == [
+        {"field": "to", "problem": "should be a SIP URI like sip:alice@example.com"}
+    ]

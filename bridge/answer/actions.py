@@ -7,7 +7,6 @@ from urllib.parse import quote
 
 import twiml
 from bridge.call import Call
-from bridge.elevenlabs.client_data import is_secret_variable
 from bridge.elevenlabs.register_call import RegisterCallRequest
 from bridge.routing.rules import (
     Action,
@@ -18,6 +17,7 @@ from bridge.routing.rules import (
     SayAction,
     VoicemailAction,
 )
+from bridge.secret import is_secret_variable
 from bridge.twilio.paths import DIAL_COMPLETE_PATH, VOICEMAIL_COMPLETE_PATH
 
 

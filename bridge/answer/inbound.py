@@ -6,8 +6,9 @@ Every path returns valid TwiML; nothing here raises to the caller's line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import twiml
 from bridge.answer.actions import register_request, render
@@ -52,6 +53,20 @@ class InboundBridge:
             fallback=decision.fallback,
             fallback_step=decision.fallback_step,
         )
+
+    async def never_failing(
+        self, work: Coroutine[Any, Any, Answer], call: Call, what: str
+    ) -> Answer:
+        """`work`'s answer; the global fallback if it raised: a bug never reaches the caller.
+
+        No timeout here: the only wait in answering a call is register-call, which
+        keeps its own deadline.
+        """
+        try:
+            return await work
+        except Exception:
+            logger.exception("event=%s_failed call_sid=%s", what, call.call_sid or "-")
+            return self.last_resort("internal_error")
 
     def last_resort(self, reason: str) -> Answer:
         """The global fallback, for when answering the call itself went wrong."""

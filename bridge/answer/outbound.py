@@ -3,23 +3,24 @@ gets what the request asked for (hang up, a spoken message, or the agent anyway)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import delete, select
 
 import twiml
 from bridge.call import Answer
 from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallError, RegisterCallRequest
+from bridge.outbound.pending import PendingCalls
 from bridge.outbound.sealing import Sealer
 from bridge.storage.database import Database
-from bridge.storage.tables import pending_calls
 
 logger = logging.getLogger(__name__)
 
 OUTBOUND_FALLBACK = twiml.say_and_hangup("Sorry, we could not connect this call. Goodbye.")
 # Statuses after which a call can no longer be answered: its pending row can go.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# Headroom past register-call's own deadline for the database work around it.
+ANSWER_SLACK = 2.0
 # A pending row older than this can no longer be answered either (ring timeout <= 600 s).
 PENDING_LIFETIME = timedelta(hours=1)
 
@@ -43,19 +44,25 @@ class OutboundAnswerer:
         self.elevenlabs = elevenlabs
         self.deadline = deadline
 
+    async def answer_in_time(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
+        """`answer`, or the fallback when it failed or would not fit in Twilio's 15 s."""
+        try:
+            # The database and register-call together must fit in Twilio's 15 s.
+            async with asyncio.timeout(self.deadline + ANSWER_SLACK):
+                return await self.answer(pending_id, call_sid=call_sid, answered_by=answered_by)
+        except TimeoutError:
+            logger.warning("event=outbound_answer_deadline call_sid=%s", call_sid or "-")
+            reason = "deadline"
+        except Exception:
+            logger.exception("event=outbound_answer_failed call_sid=%s", call_sid or "-")
+            reason = "internal_error"
+        return Answer(
+            OUTBOUND_FALLBACK, rule="outbound", action="-", outcome="fallback", reason=reason
+        )
+
     async def answer(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
-        engine = await self.database.engine()
-        async with engine.begin() as connection:
-            row = (
-                await connection.execute(
-                    select(pending_calls).where(pending_calls.c.id == pending_id)
-                )
-            ).first()
-            if row is not None:
-                # Used once: the sealed secrets do not stay longer than they must.
-                await connection.execute(
-                    delete(pending_calls).where(pending_calls.c.id == pending_id)
-                )
+        # Used once: the sealed secrets do not stay longer than they must.
+        row = await PendingCalls(self.database).take(pending_id)
         if row is None:
             return Answer(
                 twiml.hangup(),
@@ -141,11 +148,5 @@ class OutboundAnswerer:
         """After a final status, or for rows too old to be answered, drop pending rows."""
         if status not in FINAL_STATUSES:
             return
-        engine = await self.database.engine()
         cutoff = (now or datetime.now(UTC)) - PENDING_LIFETIME
-        async with engine.begin() as connection:
-            await connection.execute(
-                delete(pending_calls).where(
-                    (pending_calls.c.call_sid == call_sid) | (pending_calls.c.created_at < cutoff)
-                )
-            )
+        await PendingCalls(self.database).forget(call_sid, created_before=cutoff)

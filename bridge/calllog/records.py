@@ -1,5 +1,12 @@
 """The call log: one record per call and an append-only list of what happened to it.
 
+This module is the only writer of the `calls` and `call_events` tables: the API's
+placed calls, Twilio's answers and status callbacks, the batched inbound answers
+(bridge.calllog.writer), ElevenLabs' post-call webhooks (bridge.calllog.post_call)
+and retention's clearing (bridge.calllog.retention) all write through it. That is
+why it is longer than the other modules: the rules for these two tables (status
+order, first answer wins, dedupe keys) are all in one place.
+
 Writes are idempotent: an event with a `dedupe_key` that is already stored (a
 replayed status callback or webhook) changes nothing, and a call's status never
 moves backwards when Twilio's callbacks arrive out of order.
@@ -8,11 +15,13 @@ moves backwards when Twilio's callbacks arrive out of order.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -34,6 +43,43 @@ STATUS_RANK = {
     "canceled": 4,
 }
 FINAL = frozenset(name for name, rank in STATUS_RANK.items() if rank == 4)
+
+# What an answer knows about a call that a status callback does not.
+ANSWER_COLUMNS = (
+    "from_number",
+    "to_number",
+    "rule",
+    "action",
+    "outcome",
+    "agent_id",
+    "conversation_id",
+)
+
+
+class Answered(Protocol):
+    """An inbound answer waiting in the batched writer."""
+
+    call: Call
+    answer: Answer
+    kind: str
+    at: datetime
+    # The record's id if it is the first of its call, and its event's dedupe key.
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An ElevenLabs event: whether it was a replay, and the call it was matched to."""
+
+    duplicate: bool
+    call_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    audio_paths: list[str]
+    calls: int
+    events: int
 
 
 class CallRecords:
@@ -160,6 +206,140 @@ class CallRecords:
                 await connection.execute(update(calls).where(this_call).values(values))
             return True
 
+    async def record_answers(self, entries: Sequence[Answered]) -> None:
+        """A batch of inbound answers in one transaction; writing it twice writes it once."""
+        engine = await self.database.engine()
+        rows = [_answered_row(entry) for entry in entries]
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        # One row per call: a retried webhook in the same batch adds only an event.
+        unique = {row["call_sid"]: row for row in reversed(rows) if row["call_sid"]}
+        # In key order: two processes upserting overlapping calls then lock rows in the
+        # same order and cannot deadlock (PostgreSQL).
+        with_sid = [unique[key] for key in sorted(unique)]
+        without_sid = [row for row in rows if not row["call_sid"]]
+        statement = dialect.insert(calls)
+        async with engine.begin() as connection:
+            if with_sid:
+                # First answer wins. A status callback may have created the record
+                # before this batch (a rejected call ends at once): then fill in what
+                # it lacks.
+                await connection.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["call_sid"],
+                        set_={
+                            name: func.coalesce(calls.c[name], statement.excluded[name])
+                            for name in ANSWER_COLUMNS
+                        },
+                    ),
+                    with_sid,
+                )
+            if without_sid:
+                await connection.execute(
+                    statement.on_conflict_do_nothing(index_elements=["id"]), without_sid
+                )
+            ids = dict(
+                (
+                    await connection.execute(
+                        select(calls.c.call_sid, calls.c.id).where(
+                            calls.c.call_sid.in_(sorted(unique))
+                        )
+                    )
+                ).all()
+            )
+            events = [
+                {
+                    "call_id": ids.get(row["call_sid"], row["id"]),
+                    "kind": entry.kind,
+                    "at": entry.at,
+                    "dedupe_key": f"answer:{entry.token}",
+                    "data": answer_event_data(entry.answer),
+                }
+                for entry, row in zip(entries, rows, strict=True)
+            ]
+            await connection.execute(
+                dialect.insert(call_events).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                events,
+            )
+
+    async def record_elevenlabs_event(
+        self,
+        *,
+        kind: str,
+        dedupe_key: str,
+        payload: dict[str, Any],
+        conversation_id: str | None,
+        call_sid: str | None,
+        changes: dict[str, Any],
+        failure: str | None = None,
+    ) -> Stored:
+        """An ElevenLabs webhook as an event (once per `dedupe_key`), matched to its call
+        by conversation id, else by call SID; `changes` go on that call. `failure`
+        fails the call unless it already ended (then it is only its error)."""
+        engine = await self.database.engine()
+        async with engine.begin() as connection:
+            call_id, by_sid = await _match(connection, conversation_id, call_sid)
+            try:
+                async with connection.begin_nested():
+                    await connection.execute(
+                        insert(call_events).values(
+                            call_id=call_id,
+                            kind=f"elevenlabs:{kind}"[:64],
+                            at=self.now(),
+                            dedupe_key=dedupe_key,
+                            data=payload,
+                            conversation_id=conversation_id[:128] if conversation_id else None,
+                        )
+                    )
+            except IntegrityError:
+                return Stored(duplicate=True, call_id=call_id)
+            if call_id is None:
+                return Stored(duplicate=False, call_id=None)
+            changes = dict(changes)
+            if by_sid and conversation_id:
+                changes["conversation_id"] = conversation_id[:128]
+            if failure is not None:
+                changes.update(await _failed(connection, call_id, failure))
+            if changes:
+                await connection.execute(update(calls).where(calls.c.id == call_id).values(changes))
+        return Stored(duplicate=False, call_id=call_id)
+
+    async def clear_personal_data(self, cutoff: datetime, *, events_become: Any) -> Cleared:
+        """Before `cutoff`: transcripts, analyses, summaries and audio paths cleared, and
+        ElevenLabs event bodies replaced with `events_become`. The audio files are the
+        caller's to delete (`audio_paths`)."""
+        engine = await self.database.engine()
+        old = calls.c.created_at < cutoff
+        has_personal_data = (
+            calls.c.transcript.is_not(None)
+            | calls.c.analysis.is_not(None)
+            | calls.c.summary.is_not(None)
+            | calls.c.audio_path.is_not(None)
+        )
+        async with engine.begin() as connection:
+            audio = [
+                path
+                for (path,) in await connection.execute(
+                    select(calls.c.audio_path).where(and_(old, calls.c.audio_path.is_not(None)))
+                )
+            ]
+            cleared = await connection.execute(
+                update(calls)
+                .where(and_(old, has_personal_data))
+                .values(
+                    transcript=None,
+                    analysis=None,
+                    summary=None,
+                    post_call_metadata=None,
+                    audio_path=None,
+                )
+            )
+            emptied = await connection.execute(
+                update(call_events)
+                .where(and_(call_events.c.at < cutoff, call_events.c.kind.like("elevenlabs:%")))
+                .values(data=events_become)
+            )
+        return Cleared(audio_paths=audio, calls=cleared.rowcount, events=emptied.rowcount)
+
     async def _call_id(
         self,
         connection: AsyncConnection,
@@ -218,6 +398,67 @@ class CallRecords:
         except IntegrityError:
             return False  # a replay
         return True
+
+
+async def _match(
+    connection: AsyncConnection, conversation_id: str | None, call_sid: str | None
+) -> tuple[str | None, bool]:
+    """(the call's id or None, whether it was found by call SID)."""
+    if conversation_id:
+        found = (
+            await connection.execute(
+                select(calls.c.id)
+                .where(calls.c.conversation_id == conversation_id)
+                .order_by(calls.c.created_at.desc())
+                .limit(1)
+            )
+        ).scalar()
+        if found is not None:
+            return str(found), False
+    if call_sid:
+        found = (
+            await connection.execute(
+                select(calls.c.id)
+                .where(or_(calls.c.call_sid == call_sid, calls.c.sip_call_id == call_sid))
+                .limit(1)
+            )
+        ).scalar()
+        if found is not None:
+            return str(found), True
+    return None, False
+
+
+async def _failed(connection: AsyncConnection, call_id: str, reason: str) -> dict[str, Any]:
+    row = (
+        await connection.execute(select(calls.c.status, calls.c.error).where(calls.c.id == call_id))
+    ).one()
+    changes: dict[str, Any] = {}
+    if row.status not in FINAL:
+        changes.update(status="failed", status_rank=STATUS_RANK["failed"], error=reason)
+    elif row.error is None:
+        changes["error"] = reason
+    return changes
+
+
+def _answered_row(entry: Answered) -> dict[str, Any]:
+    call, answer = entry.call, entry.answer
+    return fitted(
+        calls,
+        {
+            "id": entry.token,
+            "call_sid": call.call_sid or None,
+            "direction": "inbound",
+            "from_number": call.from_number,
+            "to_number": call.to_number,
+            "rule": answer.rule,
+            "action": answer.action,
+            "outcome": answer.outcome,
+            "agent_id": answer.agent_id,
+            "conversation_id": answer.conversation_id,
+            "status_rank": 0,
+            "created_at": entry.at,
+        },
+    )
 
 
 def _int(value: str | None) -> int | None:

@@ -26,16 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
 from bridge.call import Answer, Call
-from bridge.calllog.records import answer_event_data
+from bridge.calllog.records import CallRecords
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls, fitted
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +78,7 @@ class CallLogWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._backing_off = False
+        self._records = CallRecords(database, now=now)
 
     def add(self, call: Call, answer: Answer, *, kind: str = "inbound") -> None:
         """Queue a call's answer; never waits and never raises."""
@@ -172,88 +169,4 @@ class CallLogWriter:
         )
 
     async def _write(self, entries: Sequence[_Entry]) -> None:
-        engine = await self.database.engine()
-        rows = [_call_row(entry) for entry in entries]
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        # One row per call: a retried webhook in the same batch adds only an event.
-        unique = {row["call_sid"]: row for row in reversed(rows) if row["call_sid"]}
-        # In key order: two processes upserting overlapping calls then lock rows in the
-        # same order and cannot deadlock (PostgreSQL).
-        with_sid = [unique[key] for key in sorted(unique)]
-        without_sid = [row for row in rows if not row["call_sid"]]
-        statement = dialect.insert(calls)
-        async with engine.begin() as connection:
-            if with_sid:
-                # First answer wins. A status callback may have created the record
-                # before this batch (a rejected call ends at once): then fill in what
-                # it lacks.
-                await connection.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["call_sid"],
-                        set_={
-                            name: func.coalesce(calls.c[name], statement.excluded[name])
-                            for name in ANSWER_COLUMNS
-                        },
-                    ),
-                    with_sid,
-                )
-            if without_sid:
-                await connection.execute(
-                    statement.on_conflict_do_nothing(index_elements=["id"]), without_sid
-                )
-            ids = dict(
-                (
-                    await connection.execute(
-                        select(calls.c.call_sid, calls.c.id).where(
-                            calls.c.call_sid.in_(sorted(unique))
-                        )
-                    )
-                ).all()
-            )
-            events = [
-                {
-                    "call_id": ids.get(row["call_sid"], row["id"]),
-                    "kind": entry.kind,
-                    "at": entry.at,
-                    "dedupe_key": f"answer:{entry.token}",
-                    "data": answer_event_data(entry.answer),
-                }
-                for entry, row in zip(entries, rows, strict=True)
-            ]
-            await connection.execute(
-                dialect.insert(call_events).on_conflict_do_nothing(index_elements=["dedupe_key"]),
-                events,
-            )
-
-
-# What an answer knows about a call that a status callback does not.
-ANSWER_COLUMNS = (
-    "from_number",
-    "to_number",
-    "rule",
-    "action",
-    "outcome",
-    "agent_id",
-    "conversation_id",
-)
-
-
-def _call_row(entry: _Entry) -> dict[str, Any]:
-    call, answer = entry.call, entry.answer
-    return fitted(
-        calls,
-        {
-            "id": entry.token,
-            "call_sid": call.call_sid or None,
-            "direction": "inbound",
-            "from_number": call.from_number,
-            "to_number": call.to_number,
-            "rule": answer.rule,
-            "action": answer.action,
-            "outcome": answer.outcome,
-            "agent_id": answer.agent_id,
-            "conversation_id": answer.conversation_id,
-            "status_rank": 0,
-            "created_at": entry.at,
-        },
-    )
+        await self._records.record_answers(entries)

@@ -21,11 +21,6 @@ from pydantic import ValidationError as ValidationError
 # Dynamic variables named so reach the agent's tools but never the LLM; the bridge
 # seals them in the database, keeps them out of post-call records and hides them
 # when it prints a request.
-SECRET_PREFIX = "secret__"  # noqa: S105 - a name prefix, not a password
-
-
-def is_secret_variable(name: object) -> bool:
-    return str(name).startswith(SECRET_PREFIX)
 
 
 def _dynamic_value(value: object) -> str | int | float | bool | None:

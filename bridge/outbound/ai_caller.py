@@ -2,7 +2,7 @@
 
 Plain logic, no Starlette: which number, business description and scenario a call
 uses, the prompt and first message the agent gets, the response body, and the
-signed session cookie that `/api/context` fills. The endpoints are in
+session context that `/api/context` fills (a cookie signed by `bridge.signed`). The endpoints are in
 `bridge.web.ai_caller_api`.
 
 Checks run in this order, so a client fixes its own request before anyone has to
@@ -13,10 +13,6 @@ environment (500), ElevenLabs (502).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,8 +20,9 @@ from typing import Any
 
 import httpx
 
-from bridge import phone
+from bridge import phone, signed
 from bridge.elevenlabs.api import ElevenLabsAPI, ElevenLabsError
+from bridge.metrics import Metrics
 from bridge.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -57,7 +54,6 @@ CONTEXT_TOO_LONG = (
 SESSION_COOKIE = "callbridge_session"
 # Browsers drop cookies whose name and value pass 4096 bytes; stay clear of that.
 MAX_COOKIE_BYTES = 4000
-_SESSION_KEY_LABEL = b"callbridge session cookie v1"
 # Stripped from the end of a scenario: it is followed by "." in the first message.
 _TRAILING = ".!?,;:\u2026 "
 
@@ -199,6 +195,23 @@ async def start_call(api: ElevenLabsAPI, settings: Settings, plan: CallPlan) -> 
     return body
 
 
+async def place_call(
+    api: ElevenLabsAPI, settings: Settings, plan: CallPlan, metrics: Metrics
+) -> dict[str, Any]:
+    """`start_call`, counted in the metrics; Refused (502) when ElevenLabs did not start it."""
+    requested = metrics.outbound_requests
+    try:
+        body = await start_call(api, settings, plan)
+    except ElevenLabsError as exc:
+        # Refused (a 4xx, or success: false) or never sent: definitely not placed.
+        definite = exc.not_sent or (exc.status is not None and exc.status < 500)
+        requested.labels("ai_caller", "not_placed" if definite else "unknown").inc()
+        logger.warning("ai caller: %s", exc)
+        raise Refused(502, str(exc)) from None
+    requested.labels("ai_caller", "placed").inc()
+    return body
+
+
 def call_response(plan: CallPlan, raw: dict[str, Any]) -> dict[str, Any]:
     """`status` is ElevenLabs' own when it sends one, else "initiated"."""
     return {
@@ -213,28 +226,12 @@ def call_response(plan: CallPlan, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def session_key(settings: Settings) -> bytes:
-    """SESSION_SECRET, else a key derived from BRIDGE_API_TOKEN with HMAC-SHA256."""
-    if settings.session_secret:
-        return settings.session_secret.reveal().encode()
-    token = settings.bridge_api_token.reveal()
-    if not token:
-        raise ValueError("neither SESSION_SECRET nor BRIDGE_API_TOKEN is set")
-    return hmac.new(token.encode(), _SESSION_KEY_LABEL, hashlib.sha256).digest()
-
-
 def dump_context(context: Context, key: bytes) -> str:
-    """The session cookie's value: `base64url(json).base64url(hmac_sha256(key, that))`.
+    """The session cookie's value (`bridge.signed`).
 
     Raises Refused (400) when the cookie would be too large for browsers to keep.
     """
-    payload = json.dumps(
-        {"description": context.description, "scenario": context.scenario},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
-    body = _b64encode(payload)
-    value = f"{body}.{_b64encode(_sign(key, body))}"
+    value = signed.dump({"description": context.description, "scenario": context.scenario}, key)
     if len(SESSION_COOKIE) + 1 + len(value) > MAX_COOKIE_BYTES:
         raise Refused(400, CONTEXT_TOO_LONG)
     return value
@@ -242,16 +239,7 @@ def dump_context(context: Context, key: bytes) -> str:
 
 def load_context(cookie: str | None, key: bytes) -> Context:
     """The context in a cookie from `dump_context`; an empty one for anything else."""
-    if not cookie:
-        return Context()
-    body, _, signature = cookie.rpartition(".")
-    expected = _b64encode(_sign(key, body)).encode()
-    if not body or not hmac.compare_digest(expected, signature.encode()):
-        return Context()
-    try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except ValueError:
-        return Context()
+    data = signed.load(cookie, key)
     if not isinstance(data, dict):
         return Context()
     return Context(_string(data.get("description")) or "", _string(data.get("scenario")) or "")
@@ -268,11 +256,3 @@ def _text(body: Mapping[str, object], name: str) -> str:
 
 def _string(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _sign(key: bytes, body: str) -> bytes:
-    return hmac.new(key, body.encode(), hashlib.sha256).digest()
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

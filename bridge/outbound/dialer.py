@@ -15,15 +15,14 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import delete, insert, update
 
 from bridge import phone
 from bridge.elevenlabs.api import ElevenLabsAPI, ElevenLabsError
 from bridge.elevenlabs.client_data import ClientData, DynamicValue
+from bridge.outbound.pending import PendingCalls
 from bridge.outbound.sealing import Sealer
 from bridge.settings import Settings
 from bridge.storage.database import Database
-from bridge.storage.tables import pending_calls
 from bridge.twilio.paths import OUTBOUND_ANSWER_PATH, STATUS_PATH
 from bridge.twilio.rest import TwilioError, TwilioREST
 
@@ -36,7 +35,7 @@ class OutboundRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(pattern=phone.E164_PATTERN)
+    to: phone.E164Number
     agent_id: str | None = Field(default=None, min_length=1)
     mode: Mode | None = None
     dynamic_variables: dict[str, DynamicValue] | None = None
@@ -150,20 +149,17 @@ class Dialer:
         if missing or self.twilio is None or self.sealer is None:
             raise NotPlaced(503, f"mode 'twilio' needs {', '.join(missing) or 'Twilio'} to be set")
         pending_id = secrets.token_hex(16)
-        engine = await self.database.engine()
-        async with engine.begin() as connection:
-            await connection.execute(
-                insert(pending_calls).values(
-                    id=pending_id,
-                    agent_id=agent_id,
-                    from_number=self.settings.twilio_phone_number,
-                    to_number=request.to,
-                    client_data=self.sealer.seal(request.client_data()),
-                    on_machine=request.on_machine if request.machine_detection else "agent",
-                    machine_message=request.machine_message,
-                    created_at=self.now(),
-                )
-            )
+        pending = PendingCalls(self.database)
+        await pending.add(
+            id=pending_id,
+            agent_id=agent_id,
+            from_number=self.settings.twilio_phone_number,
+            to_number=request.to,
+            client_data=self.sealer.seal(request.client_data()),
+            on_machine=request.on_machine if request.machine_detection else "agent",
+            machine_message=request.machine_message,
+            created_at=self.now(),
+        )
         base = self.settings.public_base_url
         try:
             created = await self.twilio.create_call(
@@ -180,17 +176,9 @@ class Dialer:
             definite = _surely_not_placed(exc.status, exc.not_sent)
             if definite:
                 # Kept otherwise: if Twilio did create the call, its answer still works.
-                async with engine.begin() as connection:
-                    await connection.execute(
-                        delete(pending_calls).where(pending_calls.c.id == pending_id)
-                    )
+                await pending.drop(pending_id)
             raise NotPlaced(502, str(exc), upstream_status=exc.status, definite=definite) from None
-        async with engine.begin() as connection:
-            await connection.execute(
-                update(pending_calls)
-                .where(pending_calls.c.id == pending_id)
-                .values(call_sid=created.sid)
-            )
+        await pending.set_call_sid(pending_id, created.sid)
         return {"call_sid": created.sid, "conversation_id": None, "status": created.status}
 
     async def _via_elevenlabs(

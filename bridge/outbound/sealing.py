@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bridge.elevenlabs.client_data import SECRET_PREFIX
+from bridge.secret import SECRET_PREFIX
 
 SEALED = "$sealed"
 

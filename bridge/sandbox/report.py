@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from bridge.elevenlabs.client_data import is_secret_variable
+from bridge.secret import is_secret_variable
 
 HIDDEN = "***"
 

@@ -67,7 +67,7 @@ calls = Table(
     Column("answered_by", String(32)),
     Column("error", Text),
     Column("idempotency_key", String(255)),
-    # From ElevenLabs' post-call webhooks (bridge.web.elevenlabs_webhook).
+    # From ElevenLabs' post-call webhooks (bridge.calllog.post_call).
     Column("transcript", JSON),
     Column("analysis", JSON),
     Column("post_call_metadata", JSON),

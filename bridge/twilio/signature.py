@@ -14,6 +14,7 @@ from typing import Protocol
 
 from twilio.request_validator import RequestValidator
 
+from bridge import forwarded
 from bridge.secret import Secret
 from bridge.twilio.form import Form
 
@@ -54,16 +55,10 @@ def signed_url(target: RequestTarget, *, public_base_url: str, trust_forwarded: 
     path = target.raw_path + (f"?{target.query}" if target.query else "")
     if public_base_url:
         return public_base_url.rstrip("/") + path
-    scheme, host = target.scheme, target.host
-    if trust_forwarded:
-        # A proxy chain appends: the first entry is what the client (Twilio) used.
-        scheme = _first(target.headers.get("x-forwarded-proto")) or scheme
-        host = _first(target.headers.get("x-forwarded-host")) or host
+    scheme, host = forwarded.origin(
+        target.scheme, target.host, target.headers, trust=trust_forwarded
+    )
     return f"{scheme}://{host}{path}"
-
-
-def _first(value: str | None) -> str:
-    return value.split(",")[0].strip() if value else ""
 
 
 @dataclass(frozen=True)

@@ -15,29 +15,27 @@ Errors are `{"error": "<sentence>"}`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.elevenlabs.api import ElevenLabsAPI, ElevenLabsError
+from bridge import signed
+from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.outbound import ai_caller
 from bridge.outbound.ai_caller import Refused
 from bridge.settings import Settings
-from bridge.web import bodies as json_body
-from bridge.web.auth import refuse_unless_authorized
+from bridge.web import bodies
+from bridge.web.auth import api_token
+from bridge.web.bodies import BadBody
 
 
+@api_token
 async def set_context(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    refusal = refuse_unless_authorized(request, settings)
-    if refusal is not None:
-        return refusal
     try:
-        context = ai_caller.context_from_body(await json_object(request))
-        cookie = ai_caller.dump_context(context, ai_caller.session_key(settings))
-    except Refused as refused:
+        context = ai_caller.context_from_body(await bodies.json_object(request))
+        cookie = ai_caller.dump_context(context, signed.session_key(settings))
+    except (BadBody, Refused) as refused:
         return error(refused.status, refused.message)
     response = JSONResponse(
         {
@@ -57,39 +55,21 @@ async def set_context(request: Request) -> Response:
     return response
 
 
+@api_token
 async def call(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    refusal = refuse_unless_authorized(request, settings)
-    if refusal is not None:
-        return refusal
     client: ElevenLabsAPI | None = request.app.state.elevenlabs_api
     try:
-        body = await json_object(request)
+        body = await bodies.json_object(request)
         session = ai_caller.load_context(
-            request.cookies.get(ai_caller.SESSION_COOKIE), ai_caller.session_key(settings)
+            request.cookies.get(ai_caller.SESSION_COOKIE), signed.session_key(settings)
         )
         plan = ai_caller.plan_call(body, session)
         api = ai_caller.require_env(settings, client)
-    except Refused as refused:
+        result = await ai_caller.place_call(api, settings, plan, request.app.state.metrics)
+    except (BadBody, Refused) as refused:
         return error(refused.status, refused.message)
-    requested = request.app.state.metrics.outbound_requests
-    try:
-        result = await ai_caller.start_call(api, settings, plan)
-    except ElevenLabsError as exc:
-        # Refused (a 4xx, or success: false) or never sent: definitely not placed.
-        definite = exc.not_sent or (exc.status is not None and exc.status < 500)
-        requested.labels("ai_caller", "not_placed" if definite else "unknown").inc()
-        ai_caller.logger.warning("ai caller: %s", exc)
-        return error(502, str(exc))
-    requested.labels("ai_caller", "placed").inc()
     return JSONResponse(result)
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    try:
-        return await json_body.json_object(request)
-    except json_body.BodyError as bad:
-        raise Refused(bad.status, bad.message) from None
 
 
 def error(status: int, message: str) -> JSONResponse:

@@ -7,17 +7,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.calllog.queries import BadFilter, find_call, list_calls, parse_filter
-from bridge.settings import Settings
 from bridge.storage.database import Database
-from bridge.web.auth import refuse_unless_authorized
+from bridge.web.auth import api_token
 
 
+@api_token
 async def list_call_records(request: Request) -> Response:
     """Newest first: `{"calls": [...], "next_cursor": str | null}`."""
-    settings: Settings = request.app.state.settings
-    refusal = refuse_unless_authorized(request, settings)
-    if refusal is not None:
-        return refusal
     try:
         wanted = parse_filter(request.query_params)
     except BadFilter as bad:
@@ -27,12 +23,9 @@ async def list_call_records(request: Request) -> Response:
     return JSONResponse({"calls": page.calls, "next_cursor": page.next_cursor})
 
 
+@api_token
 async def show_call_record(request: Request) -> Response:
     """One call by call SID, the bridge's id or conversation id; events and transcript."""
-    settings: Settings = request.app.state.settings
-    refusal = refuse_unless_authorized(request, settings)
-    if refusal is not None:
-        return refusal
     key: str = request.path_params["call_sid"]
     database: Database = request.app.state.database
     record = await find_call(database, key)

@@ -13,19 +13,21 @@ from starlette.routing import Route
 
 from bridge.metrics import Metrics
 from bridge.settings import Settings
-from bridge.web.auth import refuse_unless_bearer
+from bridge.web.auth import guarded, refuse_unless_bearer
 
 
-async def metrics(request: Request) -> Response:
+def _refuse_unless_scraper(request: Request) -> Response | None:
     settings: Settings = request.app.state.settings
-    refusal = refuse_unless_bearer(
+    return refuse_unless_bearer(
         request,
         settings.metrics_token or settings.bridge_api_token,
         unset="Set METRICS_TOKEN (or BRIDGE_API_TOKEN): /metrics needs a bearer token.",
         realm="callbridge metrics",
     )
-    if refusal is not None:
-        return refusal
+
+
+@guarded(_refuse_unless_scraper)
+async def metrics(request: Request) -> Response:
     counted: Metrics = request.app.state.metrics
     text, content_type = counted.exposition(request.headers.get("accept"))
     return Response(text, headers={"content-type": content_type})

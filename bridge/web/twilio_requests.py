@@ -20,12 +20,14 @@ from bridge.calllog.log_lines import logfmt
 from bridge.settings import Settings
 from bridge.twilio.form import Form
 from bridge.twilio.signature import RequestTarget, check_signature, signed_url
+from bridge.web.bodies import BadBody, read_capped
 
 logger = logging.getLogger(__name__)
 
 # Twilio's webhooks are a few KB; anything much larger is not from Twilio.
 MAX_BODY_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
+_SHORT = {413: "request body too large\n", 400: "client disconnected\n"}
 
 
 @dataclass(frozen=True)
@@ -132,22 +134,11 @@ async def verified_form(scope: Scope, receive: Receive, state: Any) -> Form:
 
 
 async def _capped_body(headers: Headers, receive: Receive) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise Rejected(413, "request body too large\n")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Rejected(400, "client disconnected\n")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise Rejected(413, "request body too large\n")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        return await read_capped(headers, receive, MAX_BODY_BYTES)
+    except BadBody as bad:
+        # Twilio reads none of it; a short line is enough for a person with curl.
+        raise Rejected(bad.status, _SHORT[bad.status]) from None
 
 
 def _target(scope: Scope, headers: Headers) -> RequestTarget:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import twiml
 from bridge.answer.inbound import InboundBridge
-from bridge.answer.outbound import OUTBOUND_FALLBACK, OutboundAnswerer
+from bridge.answer.outbound import OutboundAnswerer
 from bridge.call import Answer, Call
 from bridge.calllog.log_lines import log_answer, logfmt
 from bridge.calllog.records import CallRecords
@@ -20,15 +18,13 @@ from bridge.web.twilio_requests import Reply, TwilioWebhook, Webhook
 logger = logging.getLogger(__name__)
 
 VOICEMAIL_GOODBYE = twiml.say_and_hangup("Thank you. Goodbye.")
-# Headroom past register-call's own deadline for the database work around it.
-ANSWER_SLACK = 2.0
 EMPTY_RESPONSE = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
 async def _inbound(webhook: Webhook) -> Reply:
     bridge: InboundBridge = webhook.state.inbound
     call = Call.from_form(webhook.form.multi_items())
-    answer = await _guarded(bridge.answer(call), call, bridge, "inbound")
+    answer = await bridge.never_failing(bridge.answer(call), call, "inbound")
     log_answer(call, answer)
     metrics: Metrics = webhook.state.metrics
     metrics.count_answer("inbound", answer)
@@ -53,10 +49,9 @@ async def _dial_complete(webhook: Webhook) -> Reply:
     bridge: InboundBridge = webhook.state.inbound
     call = Call.from_form(webhook.form.multi_items())
     status = webhook.form.get("DialCallStatus")
-    answer = await _guarded(
+    answer = await bridge.never_failing(
         bridge.dial_complete(call, step=webhook.query_param("step"), dial_status=status),
         call,
-        bridge,
         "dial_complete",
     )
     log_answer(call, answer, event="dial_complete", dial_status=status or "-")
@@ -87,47 +82,13 @@ dial_complete = TwilioWebhook(_dial_complete)
 voicemail_complete = TwilioWebhook(_voicemail_complete)
 
 
-async def _guarded(
-    work: Coroutine[Any, Any, Answer], call: Call, bridge: InboundBridge, what: str
-) -> Answer:
-    """Never let a bug reach the caller: the global fallback is always there.
-
-    No timeout here: the only wait in answering a call is register-call, which
-    keeps its own deadline.
-    """
-    try:
-        return await work
-    except Exception:
-        logger.exception("event=%s_failed call_sid=%s", what, call.call_sid or "-")
-        return bridge.last_resort("internal_error")
-
-
 async def _outbound_answer(webhook: Webhook) -> Reply:
     answerer: OutboundAnswerer = webhook.state.outbound_answerer
     form = webhook.form
     call = Call.from_form(form.multi_items())
-    try:
-        # The database and register-call together must fit in Twilio's 15 s.
-        async with asyncio.timeout(answerer.deadline + ANSWER_SLACK):
-            answer = await answerer.answer(
-                webhook.query_param("call"),
-                call_sid=call.call_sid,
-                answered_by=form.get("AnsweredBy"),
-            )
-    except TimeoutError:
-        logger.warning("event=outbound_answer_deadline call_sid=%s", call.call_sid or "-")
-        answer = Answer(
-            OUTBOUND_FALLBACK, rule="outbound", action="-", outcome="fallback", reason="deadline"
-        )
-    except Exception:
-        logger.exception("event=outbound_answer_failed call_sid=%s", call.call_sid or "-")
-        answer = Answer(
-            OUTBOUND_FALLBACK,
-            rule="outbound",
-            action="-",
-            outcome="fallback",
-            reason="internal_error",
-        )
+    answer = await answerer.answer_in_time(
+        webhook.query_param("call"), call_sid=call.call_sid, answered_by=form.get("AnsweredBy")
+    )
     log_answer(call, answer, event="outbound_answer", answered_by=form.get("AnsweredBy") or "-")
     metrics: Metrics = webhook.state.metrics
     metrics.count_answer("outbound", answer)

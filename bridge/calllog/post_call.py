@@ -1,0 +1,172 @@
+"""ElevenLabs' post-call webhooks into the call log (after `POST /elevenlabs/webhook`
+has checked their signature).
+
+A webhook becomes one `call_events` row whose `dedupe_key` is
+`elevenlabs:{type}:{conversation_id}:{event_timestamp}`, so a replay changes
+nothing. It is matched to a call by `data.conversation_id`, else by the Twilio call
+SID that ElevenLabs reports in `data.metadata`; an event that matches no call is
+kept with `call_id` NULL and its `conversation_id`, never dropped.
+
+- `post_call_transcription`: transcript, analysis and metadata go on the call.
+- `post_call_audio`: the base64 MP3 is written to `$CALL_AUDIO_DIR` (default
+  `./call-audio`) as `<conversation_id>.mp3`; the call and the event keep its
+  path, size and sha256, never the audio itself.
+- `call_initiation_failure`: the call is marked failed (a final status stays).
+- Other types are stored as received.
+
+`secret__` dynamic variables are removed before anything is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bridge.calllog.records import CallRecords, Stored
+from bridge.secret import is_secret_variable
+from bridge.storage.database import Database
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_CALL_SID_KEYS = ("call_sid", "callSid", "CallSid", "system__call_sid")
+
+
+async def record(
+    database: Database,
+    payload: dict[str, Any],
+    raw: bytes,
+    *,
+    audio_dir: Path,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Stored:
+    """Store one verified webhook (`payload`, parsed from `raw`) idempotently and
+    apply it to its call."""
+    payload = strip_secret_variables(payload)
+    kind = str(payload.get("type") or "unknown")
+    data = payload.get("data")
+    data = data if isinstance(data, dict) else {}
+    conversation_id = _text(data.get("conversation_id"))
+    dedupe_key = _dedupe_key(kind, conversation_id, payload.get("event_timestamp"), raw)
+
+    changes: dict[str, Any] = {}
+    if kind == "post_call_audio" and "full_audio" in data:
+        audio = await asyncio.to_thread(_save_audio, data["full_audio"], audio_dir, conversation_id)
+        data = {key: value for key, value in data.items() if key != "full_audio"}
+        data["full_audio"] = audio
+        payload = {**payload, "data": data}
+        if "error" not in audio:
+            changes = {f"audio_{name}": audio[name] for name in ("path", "bytes", "sha256")}
+    elif kind == "post_call_transcription":
+        changes = _transcription(data)
+    failure = None
+    if kind == "call_initiation_failure":
+        failure = _text(data.get("failure_reason")) or _text(data.get("reason")) or "unknown"
+
+    return await CallRecords(database, now=now).record_elevenlabs_event(
+        kind=kind,
+        dedupe_key=dedupe_key,
+        payload=payload,
+        conversation_id=conversation_id,
+        call_sid=_call_sid(data),
+        changes=changes,
+        failure=failure,
+    )
+
+
+def strip_secret_variables(value: Any) -> Any:
+    """`value` without `secret__*` keys in any mapping named `dynamic_variables`."""
+    if isinstance(value, list):
+        return [strip_secret_variables(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    cleaned: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "dynamic_variables" and isinstance(item, dict):
+            item = {k: v for k, v in item.items() if not is_secret_variable(k)}
+        cleaned[key] = strip_secret_variables(item)
+    return cleaned
+
+
+def _dedupe_key(kind: str, conversation_id: str | None, stamp: object, raw: bytes) -> str:
+    if isinstance(stamp, float) and stamp.is_integer():
+        stamp = int(stamp)
+    if conversation_id and isinstance(stamp, int | str) and not isinstance(stamp, bool):
+        key = f"elevenlabs:{kind}:{conversation_id}:{stamp}"
+    else:  # not enough to name the event: the exact body names it
+        key = f"elevenlabs:{kind}:body:{hashlib.sha256(raw).hexdigest()}"
+    if len(key) > 255:
+        key = f"elevenlabs:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    return key
+
+
+def _call_sid(data: dict[str, Any]) -> str | None:
+    """The Twilio (or SIP) call id ElevenLabs reports, wherever it put it."""
+    metadata = data.get("metadata")
+    places: list[Any] = []
+    if isinstance(metadata, dict):
+        places += [metadata.get("phone_call"), metadata, metadata.get("body")]
+    client_data = data.get("conversation_initiation_client_data")
+    if isinstance(client_data, dict):
+        places.append(client_data.get("dynamic_variables"))
+    for place in places:
+        if isinstance(place, dict):
+            for key in _CALL_SID_KEYS:
+                found = _text(place.get(key))
+                if found:
+                    return found
+    return None
+
+
+def _transcription(data: dict[str, Any]) -> dict[str, Any]:
+    transcript = data.get("transcript")
+    analysis = data.get("analysis")
+    metadata = data.get("metadata")
+    changes: dict[str, Any] = {
+        "transcript": transcript if isinstance(transcript, list) else None,
+        "analysis": analysis if isinstance(analysis, dict) else None,
+        "post_call_metadata": metadata if isinstance(metadata, dict) else None,
+    }
+    if isinstance(analysis, dict):
+        changes["summary"] = _text(analysis.get("transcript_summary"))
+        successful = _text(analysis.get("call_successful"))
+        changes["call_successful"] = successful[:16] if successful else None
+    return changes
+
+
+def _save_audio(encoded: object, directory: Path, conversation_id: str | None) -> dict[str, Any]:
+    """Decode and write the MP3 atomically; what to store about it instead of it."""
+    if not isinstance(encoded, str):
+        return {"error": "full_audio is not a base64 string"}
+    try:
+        audio = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return {"error": "full_audio is not valid base64", "encoded_chars": len(encoded)}
+    digest = hashlib.sha256(audio).hexdigest()
+    safe = conversation_id and _SAFE_NAME.fullmatch(conversation_id)
+    target = (directory / f"{conversation_id if safe else digest}.mp3").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".audio-", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(audio)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return {"path": str(target), "bytes": len(audio), "sha256": digest}
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None

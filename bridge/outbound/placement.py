@@ -1,0 +1,115 @@
+"""Placing a call for `POST /calls`: the destination guard, the Idempotency-Key
+flow, the dial, the metrics and the call log, in that order.
+
+No HTTP here: `place` returns a `Placed` (status, body, whether it is a replay)
+that the endpoint renders as it is. With an Idempotency-Key a retry never rings
+a phone twice:
+
+- a key already finished answers the stored response again (`replayed`);
+- a key in use by another request, or reused with another body, is a KeyConflict;
+- a call definitely not placed releases the key, so a retry may try again;
+- a call that may have been placed (a timeout, an interruption) keeps the key
+  with that answer, so every retry learns it instead of placing a second call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bridge import phone
+from bridge.calllog.log_lines import logfmt
+from bridge.calllog.records import CallRecords
+from bridge.metrics import Metrics
+from bridge.outbound.destinations import destination_problem
+from bridge.outbound.dialer import Dialer, NotPlaced, OutboundRequest
+from bridge.outbound.idempotency import IdempotencyKeys, KeyConflict
+
+logger = logging.getLogger("bridge.outbound")
+
+SCOPE = "calls"
+OUTCOME_UNKNOWN = {
+    "error": "The bridge was interrupted while placing this call; it may have been placed.",
+    "placed": "unknown",
+}
+BAD_KEY = "Idempotency-Key must be 1 to 255 characters."
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What to answer `POST /calls` with."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What placing a call needs; one per app."""
+
+    dialer: Dialer
+    keys: IdempotencyKeys
+    records: CallRecords
+    metrics: Metrics
+    allowed_countries: tuple[str, ...]
+
+    async def place(
+        self, call: OutboundRequest, body: dict[str, Any], key: str | None = None
+    ) -> Placed:
+        """Place `call` (parsed from `body`, which the key's fingerprint covers)."""
+        problem = destination_problem(call.to, self.allowed_countries)
+        if problem:
+            log("call_refused", to=call.to, reason=problem)
+            return Placed(403, {"error": problem, "placed": False})
+        if key is not None:
+            if not 1 <= len(key) <= 255:
+                return Placed(400, {"error": BAD_KEY})
+            try:
+                replay = await self.keys.begin(SCOPE, key, self.keys.fingerprint(SCOPE, body))
+            except KeyConflict as conflict:
+                return Placed(conflict.status, {"error": conflict.message})
+            if replay is not None:
+                return Placed(replay.status, replay.body, replayed=True)
+        return await self._dial(call, key)
+
+    async def _dial(self, call: OutboundRequest, key: str | None) -> Placed:
+        requested = self.metrics.outbound_requests
+        try:
+            placed = await self.dialer.place(call)
+        except NotPlaced as failure:
+            mode = call.mode or self.dialer.default_mode()
+            requested.labels(mode, "not_placed" if failure.definite else "unknown").inc()
+            log("call_not_placed", to=call.to, status=failure.status, reason=failure.message)
+            if key is not None:
+                if failure.definite:
+                    await self.keys.release(SCOPE, key)
+                else:
+                    await self.keys.finish(SCOPE, key, failure.status, failure.body())
+            return Placed(failure.status, failure.body())
+        except BaseException:
+            requested.labels(call.mode or self.dialer.default_mode(), "unknown").inc()
+            if key is not None:
+                # The bridge failed or was interrupted while dialling: the call may exist.
+                # Every retry with this key gets that answer rather than a second ring.
+                await asyncio.shield(self.keys.finish(SCOPE, key, 500, OUTCOME_UNKNOWN))
+            raise
+        requested.labels(placed["mode"], "placed").inc()
+        if key is not None:
+            await self.keys.finish(SCOPE, key, 201, placed)
+        try:
+            await self.records.record_placed(placed, idempotency_key=key)
+        except Exception:
+            # The call is placed whatever the log says: report it, and say why it is missing.
+            logger.exception("event=call_log_failed call_sid=%s", placed.get("call_sid"))
+        log("call_placed", to=call.to, mode=placed["mode"], call_sid=placed.get("call_sid"))
+        return Placed(201, placed)
+
+
+def log(event: str, **fields: object) -> None:
+    """One logfmt line on the outbound logger, with the number masked."""
+    if "to" in fields:
+        fields["to"] = phone.mask(str(fields["to"]))
+    logger.info(logfmt({"event": event, **fields}))

@@ -1,0 +1,164 @@
+"""bridge.calllog.post_call: ElevenLabs' post-call webhooks into the call log, without HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bridge.calllog import post_call
+from bridge.calllog.records import CallRecords
+from bridge.storage.database import Database
+from bridge.storage.tables import call_events, calls
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def record(database: Database, payload: dict[str, Any], audio_dir: Path) -> Any:
+    raw = json.dumps(payload).encode()
+    return await post_call.record(database, payload, raw, audio_dir=audio_dir, now=lambda: NOW)
+
+
+async def placed_call(database: Database) -> tuple[str, str]:
+    """A call the API placed; its (call SID, conversation id)."""
+    sid, conversation = "CA" + uuid.uuid4().hex, f"conv_{uuid.uuid4().hex}"
+    await CallRecords(database).record_placed(
+        {"mode": "elevenlabs", "to": "+14155550123", "call_sid": sid},
+        idempotency_key=None,
+    )
+    return sid, conversation
+
+
+async def row(database: Database, sid: str) -> Any:
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        return (await connection.execute(select(calls).where(calls.c.call_sid == sid))).one()
+
+
+@pytest.mark.parametrize(
+    ("value", "stripped"),
+    [
+        (
+            {"dynamic_variables": {"secret__pin": "1", "name": "Ada"}},
+            {"dynamic_variables": {"name": "Ada"}},
+        ),
+        (
+            [{"a": {"dynamic_variables": {"secret__x": 1}}}],
+            [{"a": {"dynamic_variables": {}}}],
+        ),
+        ({"secret__pin": "1"}, {"secret__pin": "1"}),  # only in dynamic_variables
+        ("text", "text"),
+    ],
+)
+def test_secret_variables_are_stripped_wherever_they_are(value: Any, stripped: Any) -> None:
+    assert post_call.strip_secret_variables(value) == stripped
+
+
+@pytest.mark.anyio
+async def test_a_transcription_found_by_call_sid_lands_on_the_call(
+    database: Database, tmp_path: Path
+) -> None:
+    sid, conversation = await placed_call(database)
+    payload = {
+        "type": "post_call_transcription",
+        "event_timestamp": 1739537297,
+        "data": {
+            "conversation_id": conversation,
+            "metadata": {"phone_call": {"call_sid": sid}},
+            "transcript": [{"role": "agent", "message": "Hello"}],
+            "analysis": {"transcript_summary": " A short call. ", "call_successful": "success"},
+        },
+    }
+    first = await record(database, payload, tmp_path)
+    again = await record(database, payload, tmp_path)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert first.call_id == again.call_id is not None
+    stored = await row(database, sid)
+    assert (stored.conversation_id, stored.summary, stored.call_successful) == (
+        conversation,
+        "A short call.",
+        "success",
+    )
+    assert stored.transcript == [{"role": "agent", "message": "Hello"}]
+
+
+@pytest.mark.anyio
+async def test_an_unmatched_event_is_kept_without_a_call(
+    database: Database, tmp_path: Path
+) -> None:
+    conversation = f"conv_{uuid.uuid4().hex}"
+    stored = await record(
+        database, {"type": "something_new", "data": {"conversation_id": conversation}}, tmp_path
+    )
+    assert (stored.duplicate, stored.call_id) == (False, None)
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        event = (
+            await connection.execute(
+                select(call_events).where(call_events.c.conversation_id == conversation)
+            )
+        ).one()
+    assert (
+        event.call_id,
+        event.kind,
+        event.dedupe_key.startswith("elevenlabs:something_new:body:"),
+    ) == (
+        None,
+        "elevenlabs:something_new",
+        True,
+    )
+
+
+@pytest.mark.anyio
+async def test_audio_is_a_file_and_the_call_keeps_its_path(
+    database: Database, tmp_path: Path
+) -> None:
+    sid, conversation = await placed_call(database)
+    audio = b"ID3 not really an mp3"
+    payload = {
+        "type": "post_call_audio",
+        "event_timestamp": 1,
+        "data": {
+            "conversation_id": conversation,
+            "metadata": {"call_sid": sid},
+            "full_audio": base64.b64encode(audio).decode(),
+        },
+    }
+    await record(database, payload, tmp_path / "audio")
+    stored = await row(database, sid)
+    assert Path(stored.audio_path).read_bytes() == audio
+    assert Path(stored.audio_path).name == f"{conversation}.mp3"
+    assert stored.audio_bytes == len(audio)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"failure_reason": "busy"}, "busy"),
+        ({"reason": "no-answer"}, "no-answer"),
+        ({}, "unknown"),
+    ],
+)
+async def test_an_initiation_failure_fails_the_call(
+    database: Database, tmp_path: Path, data: dict[str, str], error: str
+) -> None:
+    sid, _ = await placed_call(database)
+    payload = {"type": "call_initiation_failure", "data": {"metadata": {"call_sid": sid}, **data}}
+    await record(database, payload, tmp_path)
+    stored = await row(database, sid)
+    assert (stored.status, stored.error) == ("failed", error)
