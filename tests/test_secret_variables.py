@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from bridge.answer.actions import redact
+from bridge.calllog.post_call import strip_secret_variables
 from bridge.outbound.sealing import Sealer
 from bridge.sandbox.report import variables
 from bridge.secret import SECRET_PREFIX, is_secret_variable
-from bridge.calllog.post_call import strip_secret_variables
 
 NAMES = {"secret__pin": True, "secret__": True, "name": False, "my_secret__x": False}
 

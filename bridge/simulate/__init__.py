@@ -1,0 +1,1 @@
+"""Twilio's voice webhooks imitated, for `callbridge simulate` and the sandbox."""

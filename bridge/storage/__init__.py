@@ -1,0 +1,1 @@
+"""The database: tables, the engine (SQLite or PostgreSQL) and Alembic migrations."""
