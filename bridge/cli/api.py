@@ -121,14 +121,16 @@ def local_settings() -> Settings:
     return settings
 
 
-def require_database(database_url: str) -> None:
+def require_database(database_url: str, *, url_option: bool = True) -> None:
+    """Failed when DATABASE_URL names a SQLite file that does not exist."""
     path = sqlite_file(database_url)
     if path is None or path.exists():
         return
     named = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "DATABASE_URL is not set"
+    remote = f" For a running bridge, pass --url or set {URL_ENV}." if url_option else ""
     raise Failed(
         f"no database at {path} ({named}): `callbridge db upgrade` creates it, and "
-        f"`callbridge serve` does too. For a running bridge, pass --url or set {URL_ENV}."
+        f"`callbridge serve` does too.{remote}"
     )
 
 

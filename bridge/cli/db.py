@@ -53,7 +53,7 @@ def _current(args: argparse.Namespace) -> int:
     from bridge.storage import migrate
 
     settings = Settings.from_env()
-    require_database(settings.database_url)
+    require_database(settings.database_url, url_option=False)
     current = asyncio.run(migrate.current_revision(settings.database_url))
     head = migrate.head_revision()
     print(f"database: {current or 'no schema'}; newest: {head}")
@@ -73,7 +73,7 @@ def _prune(args: argparse.Namespace) -> int:
         raise UsageError("give --days N or set RETENTION_DAYS")
     if days < 1:
         raise UsageError("--days must be at least 1")
-    require_database(settings.database_url)
+    require_database(settings.database_url, url_option=False)
     database = Database(settings.database_url)
 
     async def run() -> Pruned:
