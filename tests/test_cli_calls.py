@@ -218,3 +218,28 @@ def test_env_sh_names_the_sandbox_as_the_default_url(
     monkeypatch.setenv("BRIDGE_API_TOKEN", credentials.bridge_api_token)
     no_options = argparse.Namespace(url=None, token=None)
     assert target(no_options) == ("http://127.0.0.1:8123", credentials.bridge_api_token)
+
+
+@pytest.mark.parametrize(
+    ("environ", "url"),
+    [
+        ({"CALLBRIDGE_URL": "http://127.0.0.1:8123"}, "http://127.0.0.1:8123/twilio/inbound"),
+        (
+            {"CALLBRIDGE_URL": "http://127.0.0.1:8123/", "PUBLIC_BASE_URL": "https://b.example"},
+            "http://127.0.0.1:8123/twilio/inbound",
+        ),
+        ({"PUBLIC_BASE_URL": "https://b.example"}, "https://b.example/twilio/inbound"),
+    ],
+)
+def test_simulate_inbound_posts_to_callbridge_url_first(environ: dict[str, str], url: str) -> None:
+    from bridge.cli.simulate import inbound_url
+
+    assert inbound_url(None, environ) == url
+
+
+def test_a_bad_callbridge_url_is_named() -> None:
+    from bridge.cli.errors import UsageError
+    from bridge.cli.simulate import inbound_url
+
+    with pytest.raises(UsageError, match=r"^CALLBRIDGE_URL='sandbox': expected a URL like "):
+        inbound_url(None, {"CALLBRIDGE_URL": "sandbox"})
