@@ -252,6 +252,20 @@ def test_call_in_process_needs_the_database(
     assert bridge_env.twilio.calls == {}
 
 
+def test_campaign_in_process_needs_the_database(
+    capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes, tmp_path: Path
+) -> None:
+    (tmp_path / "bridge.sqlite3").unlink()
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(f"phone\n{CALLEE}\n", encoding="utf-8")
+    code, out, err = run(capsys, "campaign", str(contacts))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"callbridge: no database at {tmp_path / 'bridge.sqlite3'} ")
+    assert "campaign 'contacts.csv'" not in err  # refused before it was announced
+    assert not (tmp_path / "bridge.sqlite3").exists()
+    assert not (tmp_path / "contacts.results.csv").exists()
+
+
 def test_callbridge_url_is_the_default_for_url(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -97,7 +97,7 @@ def _campaign(args: argparse.Namespace) -> int:
         default_results_path,
         read_contacts,
     )
-    from bridge.cli.api import bridge_client
+    from bridge.cli.api import bridge_client, local_settings
     from bridge.cli.interrupts import current_task, on_ctrl_c
 
     contacts = read_contacts(args.file)
@@ -112,6 +112,8 @@ def _campaign(args: argparse.Namespace) -> int:
         call=call_fields(args),
     )
     url, token = target(args)
+    if url is None:
+        local_settings()  # settings and database checked before the campaign is announced
     print(
         f"campaign {options.campaign!r}: {contacts.total} row(s), {options.rate:g} call(s)/s, "
         f"at most {options.max_in_flight} in flight, results in {results_path}",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +46,9 @@ def default_host(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from bridge.routing import RoutingTable, load_routes
