@@ -246,7 +246,7 @@ def upstreams() -> Upstreams:
                 (5, "+1415555", "phone '+1415555' is not an E.164 number like +14155550123"),
                 (
                     6,
-                    "+1415555010x",
+                    "+1 415 555 010x",
                     "phone '+1 415 555 010x' is not an E.164 number like +14155550123",
                 ),
                 (

@@ -126,7 +126,7 @@ def _contact(
     # "+1 (415) 555-0135" as a spreadsheet keeps it: the E.164 number is its digits.
     tidied = phone.without_separators(written)
     number = tidied if tidied.startswith("+") else written
-    shown = number.encode("utf-8", "backslashreplace").decode()
+    shown = written.encode("utf-8", "backslashreplace").decode()  # as the file has it
 
     def invalid(error: str) -> Result:
         return Result(line, shown, "invalid", error=error)

@@ -29,7 +29,7 @@ where the call log is read:
               is reported, not created.
 
 paging: at most --limit calls (default 20); when there are more, the cursor to go on
-from is printed (--cursor CURSOR), and --all lists every one.
+from is printed (--cursor CURSOR, with the same filters), and --all lists every one.
 
 exit status: 0 listed or shown, 1 no such call (show), no database, or the bridge
 refused, 2 usage error.
