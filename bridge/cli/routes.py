@@ -29,7 +29,7 @@ def add_route_parser(commands: Any) -> None:
         "route",
         help="dry run: which rule a call matches and what the bridge would send",
         epilog="exit status: 0 shown, 1 bad routing file or settings, 2 usage error (such as "
-        "a number that is not E.164: the bridge only ever sees E.164 numbers from Twilio).",
+        "a number that is not E.164, which the bridge would refuse too).",
     )
     route.add_argument(
         "--from",
