@@ -140,7 +140,6 @@ REMOTE = " For a running bridge, pass --url or set CALLBRIDGE_URL."
         (["calls"], REMOTE),
         (["calls", "show", "CA123"], REMOTE),
         (["call", "+14155550123"], REMOTE),
-        (["db", "current"], ""),
         (["db", "prune", "--days", "30"], ""),
     ],
 )
@@ -167,6 +166,20 @@ def test_no_command_but_serve_and_db_upgrade_creates_the_database(
         f"`callbridge db upgrade` creates it, and `callbridge serve` does too.{remote}\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_db_current_reports_a_missing_database_without_creating_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "none.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    code, out, err = run_cli(capsys, "db", "current")
+    assert (code, out) == (1, f"database: no schema; newest: {migrate.head_revision()}\n")
+    assert err == (
+        f"callbridge: no database at {database} (DATABASE_URL): `callbridge db upgrade` "
+        "creates it, and `callbridge serve` does too.\n"
+    )
+    assert not database.exists()
 
 
 def test_db_upgrade_creates_it(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from bridge.cli.api import require_database
-from bridge.cli.errors import UsageError
+from bridge.cli.errors import Failed, UsageError
 
 if TYPE_CHECKING:
     from bridge.calllog.retention import Pruned
@@ -53,9 +54,14 @@ def _current(args: argparse.Namespace) -> int:
     from bridge.storage import migrate
 
     settings = Settings.from_env()
-    require_database(settings.database_url, url_option=False)
-    current = asyncio.run(migrate.current_revision(settings.database_url))
     head = migrate.head_revision()
+    try:
+        require_database(settings.database_url, url_option=False)
+    except Failed as missing:  # reported as a database without a schema, not created
+        print(f"database: no schema; newest: {head}")
+        print(f"callbridge: {missing}", file=sys.stderr)
+        return 1
+    current = asyncio.run(migrate.current_revision(settings.database_url))
     print(f"database: {current or 'no schema'}; newest: {head}")
     return 0 if current == head else 1
 
