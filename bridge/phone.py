@@ -91,3 +91,29 @@ def _dial_target(value: str) -> str:
 # Field types for request models; their errors say what to write, not a pattern.
 E164Number = Annotated[str, AfterValidator(_e164_number)]
 DialTarget = Annotated[str, AfterValidator(_dial_target)]
+
+
+# What people put between digit groups: "+1 (415) 555-0123", "+1.415.555.0123".
+_SEPARATORS = re.compile(r"[\s().\-]")
+
+
+def without_separators(value: str) -> str:
+    """A number as people write it, without its spaces, dashes, dots and parentheses."""
+    return _SEPARATORS.sub("", value)
+
+
+def suggestion(value: str) -> str | None:
+    """The valid E.164 number someone probably meant by `value`, or None: separators
+    dropped, and a missing `+` (or an international `00`) put right. None when the
+    digits make no valid number, such as a national number without its country code."""
+    digits = without_separators(value.strip())
+    if digits.startswith("00"):
+        digits = digits[2:]
+    candidate = digits if digits.startswith("+") else "+" + digits
+    if candidate == value or not is_e164(candidate):
+        return None
+    try:
+        valid = phonenumbers.is_valid_number(phonenumbers.parse(candidate, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return candidate if valid else None

@@ -203,9 +203,19 @@ def upstreams() -> Upstreams:
         ),
         pytest.param(
             b"phone,name,city\n+14155550101,Ada\n+14155550102,Bob,,\n+14155550103,Cy,Rome,x\n",
-            [(2, "+14155550101", {"name": "Ada"}), (3, "+14155550102", {"name": "Bob"})],
-            [(4, "+14155550103", "4 fields, but the header has 3")],
+            [(3, "+14155550102", {"name": "Bob"})],
+            [
+                # A cell too few is as suspect as a cell too many.
+                (2, "+14155550101", "2 fields, but the header has 3"),
+                (4, "+14155550103", "4 fields, but the header has 3"),
+            ],
             id="field-counts",
+        ),
+        pytest.param(
+            b"phone,name,,\n+14155550101,Ada\n+14155550102,Bob,,\n",
+            [(2, "+14155550101", {"name": "Ada"}), (3, "+14155550102", {"name": "Bob"})],
+            [],
+            id="trailing-unnamed-columns-need-no-cells",
         ),
         pytest.param(
             b'phone,name\n+14155550101,"Ada"x\n+14155550102,Bob\n',
@@ -226,8 +236,8 @@ def upstreams() -> Upstreams:
             id="not-utf8",
         ),
         pytest.param(
-            b"phone,name\n,Ada\n  ,Bob\n+0123456789,C\n+1415555,D\n+1 415 555 0101,E\n"
-            b"14155550101,F\n",
+            b"phone,name\n,Ada\n  ,Bob\n+0123456789,C\n+1415555,D\n+1 415 555 010x,E\n"
+            b"14155550101,F\n(415) 555-0102,G\n",
             [],
             [
                 (2, "", "no phone number"),
@@ -236,12 +246,34 @@ def upstreams() -> Upstreams:
                 (5, "+1415555", "phone '+1415555' is not an E.164 number like +14155550123"),
                 (
                     6,
-                    "+1 415 555 0101",
-                    "phone '+1 415 555 0101' is not an E.164 number like +14155550123",
+                    "+1 415 555 010x",
+                    "phone '+1 415 555 010x' is not an E.164 number like +14155550123",
                 ),
-                (7, "14155550101", "phone '14155550101' is not an E.164 number like +14155550123"),
+                (
+                    7,
+                    "14155550101",
+                    "phone '14155550101' is not an E.164 number like +14155550123 "
+                    "(did you mean +14155550101?)",
+                ),
+                (
+                    8,
+                    "(415) 555-0102",
+                    "phone '(415) 555-0102' is not an E.164 number like +14155550123",
+                ),
             ],
             id="bad-phones",
+        ),
+        pytest.param(
+            b"phone,name\n+1 415 555 0101,A\n+1-415-555-0102,B\n+1 (415) 555.0103,C\n"
+            b"\xc2\xa0+1\xc2\xa0415\xc2\xa0555\xc2\xa00104,D\n",
+            [
+                (2, "+14155550101", {"name": "A"}),
+                (3, "+14155550102", {"name": "B"}),
+                (4, "+14155550103", {"name": "C"}),
+                (5, "+14155550104", {"name": "D"}),
+            ],
+            [],
+            id="phones-written-with-separators",
         ),
         pytest.param(
             b"phone,,secret__pin, name \n +14155550101 ,ignored,1234,  Ada  \n",
@@ -277,6 +309,11 @@ def test_read_contacts(
         ),
         (b"phone,Phone\n", "more than one 'phone' column in the header (columns: phone, Phone)"),
         (b"phone,name,name\n", "duplicate column name(s): name"),
+        (
+            b"name;phone;slot\nAda;+14155550101;Tuesday\n",
+            "the columns are separated by semicolons (name;phone;slot), as spreadsheets in "
+            "some languages save CSV; save it with commas",
+        ),
         (b'"phone\n', "1: the header is not valid CSV in UTF-8"),
     ],
 )
@@ -747,6 +784,34 @@ def test_progress_on_a_terminal_rewrites_one_line() -> None:
         "2/2 rows: 1 placed, 0 failed, 1 invalid, 0 skipped, 0 in flight",
         "2/2 rows: 1 placed, 0 failed, 1 invalid, 0 skipped, 0 in flight\n",
     ]
+
+
+@pytest.mark.parametrize(
+    ("notes", "expected"),
+    [
+        # The last status line already has the final counts: not printed again.
+        ([], ["1/1 rows: 1 placed, 0 failed, 0 invalid, 0 skipped, 0 in flight"]),
+        # A note came after it: the counts end the output once more.
+        (
+            ["stopping: the bridge refused (HTTP 401: no)"],
+            [
+                "1/1 rows: 1 placed, 0 failed, 0 invalid, 0 skipped, 0 in flight",
+                "stopping: the bridge refused (HTTP 401: no)",
+                "1/1 rows: 1 placed, 0 failed, 0 invalid, 0 skipped, 0 in flight",
+            ],
+        ),
+    ],
+)
+def test_progress_elsewhere_prints_the_final_line_once(
+    notes: list[str], expected: list[str]
+) -> None:
+    stream = io.StringIO()
+    progress = Progress(1, stream, tty=False, clock=lambda: 0.0)
+    progress.record(Result(2, "+14155550110", "placed"))
+    for note in notes:
+        progress.note(note)
+    progress.finish()
+    assert stream.getvalue().splitlines() == expected
 
 
 def test_options_are_checked() -> None:

@@ -35,6 +35,7 @@ action = "transfer"
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_settings_environment(monkeypatch)
+    monkeypatch.delenv("CALLBRIDGE_URL", raising=False)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -357,3 +358,73 @@ def test_console_script_routes_check() -> None:
         "tests/data/routes_example.toml: OK, 11 rule(s), 3 schedule(s)"
     )
     assert result.stderr == ""
+
+
+# --- numbers are checked as the server checks them ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--from", "16175550111", "--to", "+12125550123"],
+            "--from '16175550111': expected an E.164 number like +14155550123, or anonymous "
+            "(did you mean +16175550111?)",
+        ),
+        (
+            ["--from", "+16175550123", "--to", "+1 415 555 0123"],
+            "--to '+1 415 555 0123': expected an E.164 number like +14155550123 "
+            "(did you mean +14155550123?)",
+        ),
+        (
+            ["--from", "+16175550123", "--to", "+14155550123x"],
+            "--to '+14155550123x': expected an E.164 number like +14155550123",
+        ),
+        (
+            ["--from", "(617) 555-0111", "--to", "+12125550123"],
+            "--from '(617) 555-0111': expected an E.164 number like +14155550123, or anonymous",
+        ),
+        (
+            ["--from", "+16175550123", "--to", "anonymous"],
+            "--to 'anonymous': expected an E.164 number like +14155550123",
+        ),
+    ],
+)
+def test_route_refuses_a_number_that_is_not_e164(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "route", *argv, "--routes", str(EXAMPLE))
+    assert (code, out, err) == (2, "", f"callbridge: {message}\n")
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "Restricted", "+266696687"])
+def test_route_takes_a_withheld_caller(capsys: pytest.CaptureFixture[str], caller: str) -> None:
+    code, out, _ = run(
+        capsys, "route", "--from", caller, "--to", "+12125550123", "--routes", str(EXAMPLE)
+    )
+    assert code == 0
+    assert out.splitlines()[1] == f"rule:   anonymous ({EXAMPLE})"
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "host"),
+    [({}, "127.0.0.1"), ({"PORT": ""}, "127.0.0.1"), ({"PORT": "31337"}, "every interface")],
+)
+def test_serve_listens_on_this_machine_only_unless_a_platform_sets_port(
+    environ: dict[str, str], host: str
+) -> None:
+    from bridge.cli.serve import ALL_INTERFACES, default_host
+
+    assert default_host(environ) == {"every interface": ALL_INTERFACES}.get(host, host)
+
+
+def test_serve_help_says_where_it_listens(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default: 127.0.0.1, this machine only; 0.0.0.0, every interface, when $PORT is set" in (
+        help_text
+    )

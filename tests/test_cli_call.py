@@ -4,6 +4,7 @@ served by uvicorn)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ from test_campaign import CONTACTS, GOOD, results_rows
 from bridge.app import create_app
 from bridge.cli import main, parse_variables
 from bridge.fakes import FakeElevenLabs, FakeTwilio
+from bridge.storage import migrate
 
 ROOT = Path(__file__).parent.parent
 CALLEE = "+14155550123"
@@ -44,6 +46,7 @@ CALLEE = "+14155550123"
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_settings_environment(monkeypatch)
+    monkeypatch.delenv("CALLBRIDGE_URL", raising=False)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -78,6 +81,8 @@ def bridge_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Loop
             "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
         }.items():
             monkeypatch.setenv(name, value)
+        # The bridge's database exists (a command in process never creates one).
+        asyncio.run(migrate.upgrade(os.environ["DATABASE_URL"]))
         yield fakes
 
 
@@ -197,7 +202,6 @@ def test_call_in_process_idempotency_key(
     [
         (["+19005550100"], "HTTP 403: +19005550100 is a premium-rate number"),
         (["+447812345678"], "HTTP 403: +447812345678 is in GB"),
-        (["4155550123"], "HTTP 422: Invalid request: to: "),
         ([CALLEE, "--ring-timeout", "2"], "HTTP 422: Invalid request: ring_timeout: "),
     ],
 )
@@ -208,6 +212,82 @@ def test_call_refused_in_process(
     assert (code, out) == (1, "")
     assert err.startswith(f"callbridge: call not placed: {error}")
     assert bridge_env.twilio.calls == {}
+
+
+@pytest.mark.parametrize(
+    ("number", "hint"),
+    [
+        ("4155550123", ""),
+        ("14155550123", " (did you mean +14155550123?)"),
+        ("+1 415 555 0123", " (did you mean +14155550123?)"),
+        ("+14155550123x", ""),
+    ],
+)
+@pytest.mark.parametrize("where", [[], ["--url", "http://127.0.0.1:9", "--token", "t"]])
+def test_a_number_that_is_not_e164_is_a_usage_error_before_any_request(
+    capsys: pytest.CaptureFixture[str],
+    bridge_env: LoopbackFakes,
+    number: str,
+    hint: str,
+    where: list[str],
+) -> None:
+    code, out, err = run(capsys, "call", number, *where)
+    assert (code, out) == (2, "")
+    assert err == (f"callbridge: to {number!r}: expected an E.164 number like +14155550123{hint}\n")
+    assert bridge_env.twilio.calls == {} and bridge_env.elevenlabs.outbound_requests == []
+
+
+def test_call_in_process_needs_the_database(
+    capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes, tmp_path: Path
+) -> None:
+    (tmp_path / "bridge.sqlite3").unlink()
+    code, out, err = run(capsys, "call", CALLEE)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"callbridge: no database at {tmp_path / 'bridge.sqlite3'} (DATABASE_URL): "
+        "`callbridge db upgrade` creates it, and `callbridge serve` does too. For a running "
+        "bridge, pass --url or set CALLBRIDGE_URL.\n"
+    )
+    assert not (tmp_path / "bridge.sqlite3").exists()
+    assert bridge_env.twilio.calls == {}
+
+
+def test_campaign_in_process_needs_the_database(
+    capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes, tmp_path: Path
+) -> None:
+    (tmp_path / "bridge.sqlite3").unlink()
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(f"phone\n{CALLEE}\n", encoding="utf-8")
+    code, out, err = run(capsys, "campaign", str(contacts))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"callbridge: no database at {tmp_path / 'bridge.sqlite3'} ")
+    assert "campaign 'contacts.csv'" not in err  # refused before it was announced
+    assert not (tmp_path / "bridge.sqlite3").exists()
+    assert not (tmp_path / "contacts.results.csv").exists()
+
+
+def test_callbridge_url_is_the_default_for_url(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    served_bridge: tuple[str, Upstreams],
+) -> None:
+    url, upstreams = served_bridge
+    monkeypatch.setenv("CALLBRIDGE_URL", url)
+    monkeypatch.setenv("BRIDGE_API_TOKEN", API_TOKEN)
+    code, _, err = run(capsys, "call", CALLEE)
+    assert (code, err) == (0, "")
+    assert len(upstreams.twilio.calls) == 1
+    # --url still wins; a bad CALLBRIDGE_URL is named as such.
+    monkeypatch.setenv("CALLBRIDGE_URL", "bridge.example.com")
+    code, _, err = run(capsys, "call", CALLEE)
+    assert (code, err) == (
+        2,
+        "callbridge: CALLBRIDGE_URL='bridge.example.com': expected a URL like "
+        "https://bridge.example.com\n",
+    )
+    code, _, err = run(capsys, "call", CALLEE, "--url", url)
+    assert (code, err) == (0, "")
+    assert len(upstreams.twilio.calls) == 2
 
 
 def test_call_in_process_needs_the_api_token(

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import twiml
 from bridge.call import Call
-from bridge.elevenlabs.register_call import RegisterCallRequest
+from bridge.elevenlabs.register_request import RegisterCallRequest
 from bridge.routing.rules import (
     Action,
     AgentAction,

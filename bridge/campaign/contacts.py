@@ -1,6 +1,7 @@
 """Reading the contacts file: one call per row, its `phone` column and its variables.
 
-The file has a `phone` column (E.164, the destination); every other named column with
+The file has a `phone` column (E.164, the destination; spaces, dashes, dots and
+parentheses between the digits are dropped); every other named column with
 a non-empty cell becomes a dynamic variable of that row's call, sent as a trimmed
 string. Rows are named by the line they start on (the header is line 1). Invalid rows
 (no or bad phone, malformed CSV, text that is not UTF-8) are reported and skipped;
@@ -59,6 +60,10 @@ def read_contacts(path: Path) -> Contacts:
         raise CampaignError(f"{path}:{line}: the header is not valid CSV in UTF-8")
     names = [name.strip() for name in names]
     phone_index = _phone_column(path, names)
+    # Trailing unnamed columns (a header ending in commas) need no cells in the rows.
+    needed = len(names)
+    while needed and not names[needed - 1]:
+        needed -= 1
     contacts = Contacts(path)
     for line, record in records:
         if isinstance(record, str):
@@ -66,7 +71,7 @@ def read_contacts(path: Path) -> Contacts:
             continue
         if not any(cell.strip() for cell in record):
             continue  # a blank row
-        item = _contact(line, record, names, phone_index)
+        item = _contact(line, record, names, phone_index, needed)
         if isinstance(item, Contact):
             contacts.contacts.append(item)
         else:
@@ -96,6 +101,14 @@ def _phone_column(path: Path, names: list[str]) -> int:
     if duplicates:
         raise CampaignError(f"{path}: duplicate column name(s): {', '.join(duplicates)}")
     matches = [index for index, name in enumerate(names) if name.lower() == PHONE_COLUMN]
+    if not matches and any(
+        part.strip().lower() == PHONE_COLUMN for name in names for part in name.split(";")
+    ):
+        raise CampaignError(
+            f"{path}: the columns are separated by semicolons ({';'.join(names)}), as "
+            "spreadsheets in some languages save CSV; save it with commas (in Excel: "
+            "CSV UTF-8, comma delimited) and run again"
+        )
     if len(matches) != 1:
         found = ", ".join(named) or "none"
         problem = "no" if not matches else "more than one"
@@ -106,9 +119,14 @@ def _phone_column(path: Path, names: list[str]) -> int:
     return matches[0]
 
 
-def _contact(line: int, record: list[str], names: list[str], phone: int) -> Contact | Result:
-    number = record[phone].strip() if phone < len(record) else ""
-    shown = number.encode("utf-8", "backslashreplace").decode()
+def _contact(
+    line: int, record: list[str], names: list[str], phone_index: int, needed: int
+) -> Contact | Result:
+    written = record[phone_index].strip() if phone_index < len(record) else ""
+    # "+1 (415) 555-0135" as a spreadsheet keeps it: the E.164 number is its digits.
+    tidied = phone.without_separators(written)
+    number = tidied if tidied.startswith("+") else written
+    shown = written.encode("utf-8", "backslashreplace").decode()  # as the file has it
 
     def invalid(error: str) -> Result:
         return Result(line, shown, "invalid", error=error)
@@ -116,16 +134,19 @@ def _contact(line: int, record: list[str], names: list[str], phone: int) -> Cont
     if _has_surrogates(record):
         return invalid("not UTF-8 text")
     extra = record[len(names) :]
-    if any(cell.strip() for cell in extra):
+    if any(cell.strip() for cell in extra) or len(record) < needed:
+        # A cell too many or too few: the cells may well be in the wrong columns.
         return invalid(f"{len(record)} fields, but the header has {len(names)}")
     if not number:
         return invalid("no phone number")
     if not E164.fullmatch(number):
-        return invalid(f"phone {number!r} is not an E.164 number like +14155550123")
+        meant = phone.suggestion(written)
+        hint = f" (did you mean {meant}?)" if meant else ""
+        return invalid(f"phone {written!r} is not an E.164 number like +14155550123{hint}")
     variables = {
         name: cell.strip()
         for index, (name, cell) in enumerate(zip(names, record, strict=False))
-        if name and index != phone and cell.strip()
+        if name and index != phone_index and cell.strip()
     }
     return Contact(line, number, variables)
 

@@ -32,6 +32,7 @@ class Progress:
         self.earlier = 0
         self.in_flight = 0
         self._shown_at: float | None = None
+        self._last_line = ""  # the status line last written on a line of its own
 
     def line(self) -> str:
         done = sum(self.counts.values())
@@ -54,6 +55,7 @@ class Progress:
         if self.tty and self._shown_at is not None:
             self.stream.write("\r\x1b[K")
         self.stream.write(text + "\n")
+        self._last_line = ""  # the counts are no longer the last line
         if self.tty and self._shown_at is not None:
             self.show(force=True)
         self.stream.flush()
@@ -63,15 +65,18 @@ class Progress:
         if self.tty:
             self.stream.write(f"\r\x1b[K{self.line()}")
         elif force or self._shown_at is None or now - self._shown_at >= self.every:
-            self.stream.write(self.line() + "\n")
+            self._last_line = self.line()
+            self.stream.write(self._last_line + "\n")
         else:
             return
         self._shown_at = now
         self.stream.flush()
 
     def finish(self) -> None:
+        """The final counts, once: not again when the last line written already says so."""
         if self.tty:
             self.stream.write(f"\r\x1b[K{self.line()}\n")
-        else:
-            self.stream.write(self.line() + "\n")
+        elif self.line() != self._last_line:
+            self._last_line = self.line()
+            self.stream.write(self._last_line + "\n")
         self.stream.flush()

@@ -1,26 +1,35 @@
-"""What `call` and `campaign` share: the POST /calls fields their options set, and the
-bridge the request goes to (a running one with --url, or one built in this process)."""
+"""What `call`, `calls` and `campaign` share: the POST /calls fields their options set,
+and the bridge the request goes to (a running one at --url or $CALLBRIDGE_URL, or one
+built in this process).
+
+Imported while the parser is built, so it imports nothing heavy at module level.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import sys
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
+from bridge.cli.errors import Failed, UsageError
 
-from bridge.cli.errors import UsageError
-from bridge.settings import Settings
-from bridge.storage import migrate
+if TYPE_CHECKING:
+    import httpx
 
-HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+    from bridge.settings import Settings
+
+URL_ENV = "CALLBRIDGE_URL"  # the sandbox's env.sh sets it
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 IN_PROCESS_BASE = "http://bridge.invalid"
+URL_HELP = (
+    "a running bridge, like https://bridge.example.com (default: $CALLBRIDGE_URL, which "
+    "the sandbox's env.sh sets; without either, the bridge is built in this process)"
+)
 
 
 def add_call_options(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +63,7 @@ def add_call_options(parser: argparse.ArgumentParser) -> None:
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("bridge")
-    group.add_argument(
-        "--url",
-        help="a running bridge, like https://bridge.example.com (default: in this process)",
-    )
+    group.add_argument("--url", help=URL_HELP)
     group.add_argument("--token", help="its API token (default: $BRIDGE_API_TOKEN)")
 
 
@@ -84,36 +90,96 @@ def call_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def target(args: argparse.Namespace) -> tuple[str | None, str | None]:
     """(the bridge's base URL or None for in process, the token to send)."""
-    if not args.url:
-        return None, args.token
-    parts = urlsplit(args.url)
+    given = getattr(args, "url", None)
+    url = given or os.environ.get(URL_ENV, "").strip() or None
+    token = getattr(args, "token", None)
+    if url is None:
+        return None, token
+    where = f"--url {url!r}" if given else f"{URL_ENV}={url!r}"
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--url {args.url!r}: expected a URL like https://bridge.example.com")
-    token = args.token or os.environ.get("BRIDGE_API_TOKEN", "")
+        raise UsageError(f"{where}: expected a URL like https://bridge.example.com")
+    token = token or os.environ.get("BRIDGE_API_TOKEN", "")
     if not token:
         raise UsageError("--url needs the bridge's API token: set BRIDGE_API_TOKEN or pass --token")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
         print(
-            f"callbridge: warning: {args.url} is not https; the token travels in clear",
+            f"callbridge: warning: {url} is not https; the token travels in clear",
             file=sys.stderr,
         )
-    return args.url.rstrip("/"), token
+    return url.rstrip("/"), token
+
+
+def local_settings() -> Settings:
+    """The settings of the bridge built in this process, whose database must exist:
+    only `serve` and `db upgrade` create one (a command run in the wrong directory
+    would otherwise leave a new, empty ./callbridge.sqlite3 behind)."""
+    from bridge.settings import Settings
+
+    settings = Settings.from_env()
+    require_database(settings.database_url)
+    return settings
+
+
+def require_database(database_url: str, *, url_option: bool = True) -> None:
+    """Failed when DATABASE_URL names a SQLite file that does not exist."""
+    path = sqlite_file(database_url)
+    if path is None or path.exists():
+        return
+    named = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "DATABASE_URL is not set"
+    remote = f" For a running bridge, pass --url or set {URL_ENV}." if url_option else ""
+    raise Failed(
+        f"no database at {path} ({named}): `callbridge db upgrade` creates it, and "
+        f"`callbridge serve` does too.{remote}"
+    )
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file a SQLite DATABASE_URL names; None for other databases and in-memory ones."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or url.query.get("mode") == "memory":
+        return None  # a SQLite URI: its own rules
+    return Path(database)
 
 
 @contextlib.asynccontextmanager
-async def bridge_client(url: str | None, token: str | None) -> AsyncIterator[httpx.AsyncClient]:
+async def bridge_client(
+    url: str | None, token: str | None, *, reading: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client for the bridge's API: over HTTP to `url`, or to an app built in process
-    from the environment, its lifespan running for as long as the client is open."""
+    from the environment, its lifespan running for as long as the client is open.
+
+    `reading`: only the call log is read. In process, the API is then opened with a
+    token made up for this process: the call log is the user's own database, and
+    needs no BRIDGE_API_TOKEN (nor a --token, which is for a bridge at --url).
+    """
+    import dataclasses
+    import secrets
+
+    import httpx
+
     async with contextlib.AsyncExitStack() as stack:
         if url is not None:
-            client = httpx.AsyncClient(base_url=url, headers=_bearer(token), timeout=HTTP_TIMEOUT)
+            client = httpx.AsyncClient(
+                base_url=url, headers=_bearer(token), timeout=httpx.Timeout(30.0, connect=10.0)
+            )
         else:
             from bridge.app import create_app
+            from bridge.secret import Secret
+            from bridge.storage import migrate
 
-            settings = Settings.from_env()
+            settings = local_settings()
             if not os.environ.get("LOG_LEVEL"):
                 # The command reports outcomes itself; keep the server's log lines out.
                 settings = dataclasses.replace(settings, log_level="ERROR")
+            if reading:
+                token = secrets.token_urlsafe(24)
+                settings = dataclasses.replace(settings, bridge_api_token=Secret(token))
             app = create_app(settings)
             # In process, this command is the server: it brings the schema up to date.
             await migrate.upgrade(settings.database_url)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.campaign import Answer, post_call
-from bridge.cli.api import add_call_options, add_target_options, bridge_client, call_fields, target
+from bridge.cli.api import add_call_options, add_target_options, call_fields, target
 from bridge.cli.errors import UsageError
-from bridge.cli.interrupts import current_task, on_ctrl_c
+from bridge.cli.numbers import e164_argument
+
+if TYPE_CHECKING:
+    from bridge.campaign.client import Answer
 
 CALL_EPILOG = """\
 variables (--var, repeatable; the agent reads them as {{name}}):
@@ -25,17 +26,20 @@ variables (--var, repeatable; the agent reads them as {{name}}):
 where the call is placed from:
   --url URL   POST URL/calls on a running bridge, with the bearer token from
               --token or $BRIDGE_API_TOKEN (prefer the variable: arguments show
-              up in the process list).
+              up in the process list). $CALLBRIDGE_URL is the default for --url
+              (the sandbox's env.sh sets it).
   no --url    the bridge is built in this process from the environment
               (BRIDGE_API_TOKEN, TWILIO_*, ELEVENLABS_*, PUBLIC_BASE_URL,
               DATABASE_URL) and the request goes through it, with the same
               validation, destination guard and Idempotency-Key handling. In
               twilio mode the deployed bridge at PUBLIC_BASE_URL answers the call,
-              so it must share this DATABASE_URL and BRIDGE_API_TOKEN.
+              so it must share this DATABASE_URL (which must exist: `callbridge db
+              upgrade` creates it) and BRIDGE_API_TOKEN.
 """
 
 CALL_EXAMPLES = """
-exit status: 0 placed, 1 not placed (the bridge's error is printed), 2 usage error.
+exit status: 0 placed, 1 not placed (the bridge's error is printed), 2 usage error
+(such as a number that is not E.164), 130 interrupted.
 
 examples:
   callbridge call +14155550123 --var name=Ada --var "slot=Tuesday 10:00"
@@ -106,7 +110,14 @@ def parse_variables(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _call(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"to": args.to, **call_fields(args)}
+    import asyncio
+
+    from bridge.campaign.client import post_call
+    from bridge.cli.api import bridge_client
+    from bridge.cli.interrupts import current_task, on_ctrl_c
+
+    to = e164_argument("to", args.to)
+    body: dict[str, Any] = {"to": to, **call_fields(args)}
     variables = parse_variables(args.var)
     if variables:
         body["dynamic_variables"] = variables

@@ -3,28 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import httpx
-
-from bridge.cli.api import add_target_options, bridge_client, target
+from bridge.cli.api import URL_HELP, add_target_options, target
 from bridge.cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import httpx
 
 PAGE_SIZE = 200  # the API's largest page
 SUMMARY_CHARS = 60
 EMPTY = "-"
 
 CALLS_EPILOG = """\
-exit status: 0 listed or shown, 1 no such call (show) or the bridge refused, 2 usage error.
+where the call log is read:
+  --url URL   GET URL/calls on a running bridge, with the bearer token from --token
+              or $BRIDGE_API_TOKEN; $CALLBRIDGE_URL is the default for --url (the
+              sandbox's env.sh sets it).
+  no --url    this machine's database (DATABASE_URL, default ./callbridge.sqlite3),
+              read in this process; no token needed. A database that does not exist
+              is reported, not created.
+
+paging: at most --limit calls (default 20); when there are more, the cursor to go on
+from is printed (--cursor CURSOR, with the same filters), and --all lists every one.
+
+exit status: 0 listed or shown, 1 no such call (show), no database, or the bridge
+refused, 2 usage error.
 
 examples:
   callbridge calls --status completed --since 2025-01-31T00:00:00Z
   callbridge calls --number +14155550123 --url https://bridge.example.com
+  callbridge calls --all --json > calls.json
   callbridge calls show CA0123456789abcdef0123456789abcdef
 """
 
@@ -52,8 +65,17 @@ def add_parser(commands: Any) -> None:
     calls.add_argument("--rule", help="calls answered by this routing rule")
     calls.add_argument("--since", metavar="ISO", help="created at or after (naive = UTC)")
     calls.add_argument("--until", metavar="ISO", help="created before (naive = UTC)")
-    calls.add_argument(
+    how_many = calls.add_mutually_exclusive_group()
+    how_many.add_argument(
         "--limit", type=_positive_int, default=20, metavar="N", help="at most N calls (default 20)"
+    )
+    how_many.add_argument(
+        "--all", action="store_true", help="every call that matches, however many (paged)"
+    )
+    calls.add_argument(
+        "--cursor",
+        metavar="CURSOR",
+        help="start after the calls already listed: the cursor printed when there were more",
     )
     calls.add_argument("--json", action="store_true", help="print the API's JSON")
     add_target_options(calls)
@@ -68,7 +90,7 @@ def add_parser(commands: Any) -> None:
     show.add_argument("sid", help="call SID, call id or conversation id")
     show.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     # SUPPRESS: options given before `show` are kept, not reset to the defaults.
-    show.add_argument("--url", default=argparse.SUPPRESS, help="a running bridge")
+    show.add_argument("--url", default=argparse.SUPPRESS, help=URL_HELP)
     show.add_argument("--token", default=argparse.SUPPRESS, help="its API token")
     show.set_defaults(handler=_show)
 
@@ -83,52 +105,70 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _target(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    url, token = target(args)
+    if url is None and token:
+        raise UsageError(
+            "--token is for a bridge at --url (or $CALLBRIDGE_URL); without one, the call log "
+            "is read from this machine's database (DATABASE_URL), which needs no token"
+        )
+    return url, token
+
+
 def _list(args: argparse.Namespace) -> int:
+    from bridge.cli.api import bridge_client
+
     params = {
         name: getattr(args, name)
         for name in ("status", "direction", "number", "rule", "since", "until")
         if getattr(args, name) is not None
     }
-    url, token = target(args)
+    limit: int | None = None if args.all else args.limit
+    url, token = _target(args)
 
-    async def fetch() -> tuple[list[dict[str, Any]], bool]:
+    async def fetch() -> tuple[list[dict[str, Any]], str | None]:
         found: list[dict[str, Any]] = []
-        cursor: str | None = None
-        async with bridge_client(url, token) as client:
+        cursor: str | None = args.cursor
+        async with bridge_client(url, token, reading=True) as client:
             while True:
-                page_params = {**params, "limit": str(min(PAGE_SIZE, args.limit - len(found)))}
+                wanted = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found))
+                page_params = {**params, "limit": str(wanted)}
                 if cursor:
                     page_params["cursor"] = cursor
                 body = _body(await client.get("/calls", params=page_params))
                 found.extend(body["calls"])
                 cursor = body.get("next_cursor")
-                if not cursor or len(found) >= args.limit:
-                    return found, bool(cursor)
+                if not cursor or (limit is not None and len(found) >= limit):
+                    return found, cursor
 
     outcome = _run(fetch())
     if isinstance(outcome, int):
         return outcome
-    found, more = outcome
+    found, cursor = outcome
     if args.json:
         print(json.dumps(found, indent=2))
-        return 0
-    if not found:
-        print("no calls", file=sys.stderr)
-        return 0
-    for line in table(found):
-        print(line)
-    if more:
+    elif not found:
+        where = "" if url else " in the call log of this machine's DATABASE_URL"
+        print(f"no calls{where}", file=sys.stderr)
+    else:
+        for line in table(found):
+            print(line)
+    if cursor:
         print(
-            f"(more calls: raise --limit above {args.limit} or narrow the filters)", file=sys.stderr
+            f"(more calls: the next ones with --cursor {cursor}, every one with --all, "
+            "or narrow the filters)",
+            file=sys.stderr,
         )
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    url, token = target(args)
+    from bridge.cli.api import bridge_client
+
+    url, token = _target(args)
 
     async def fetch() -> dict[str, Any]:
-        async with bridge_client(url, token) as client:
+        async with bridge_client(url, token, reading=True) as client:
             return _body(await client.get(f"/calls/{quote(args.sid, safe='')}"))
 
     outcome = _run(fetch())
@@ -202,6 +242,10 @@ Result = TypeVar("Result")
 
 def _run(work: Coroutine[Any, Any, Result]) -> Result | int:
     """The result of a coroutine, or the exit status when the bridge refused it."""
+    import asyncio
+
+    import httpx
+
     try:
         return asyncio.run(work)
     except BridgeRefused as refused:

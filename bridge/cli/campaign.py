@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.campaign import (
-    Campaign,
-    Options,
-    Progress,
-    ResultsFile,
-    default_results_path,
-    read_contacts,
-)
-from bridge.cli.api import add_call_options, add_target_options, bridge_client, call_fields, target
+from bridge.cli.api import add_call_options, add_target_options, call_fields, target
 from bridge.cli.errors import UsageError
-from bridge.cli.interrupts import current_task, on_ctrl_c
 
 CAMPAIGN_EPILOG = """\
 contacts file:
-  A header line with a 'phone' column (E.164, like +14155550123). Every other
-  named column with a non-empty cell is a dynamic variable of that row's call, as
-  a string. Rows are numbered by their line in the file (the header is line 1).
-  Rows with a missing or bad number, or that are not valid CSV, are reported and
-  skipped; blank rows are ignored. Each number is called at most once: a number
-  seen again is skipped as a duplicate.
+  A header line with a 'phone' column (E.164, like +14155550123; spaces, dashes,
+  dots and parentheses in it are dropped, so +1 (415) 555-0123 is fine). Columns
+  are separated by commas (a file saved with semicolons is refused, with a note).
+  Every other named column with a non-empty cell is a dynamic variable of that
+  row's call, as a string. Rows are numbered by their line in the file (the header
+  is line 1). Rows with a missing or bad number, with more or fewer cells than the
+  header, or that are not valid CSV, are reported and skipped; blank rows are
+  ignored. Each number is called at most once: a number seen again is skipped as
+  a duplicate.
 
 results file (default: CONTACTS.results.csv next to the contacts file):
   CSV with columns row, number, status (placed, failed, invalid, skipped),
@@ -46,8 +39,11 @@ with another --campaign name and results file.
 Ctrl-C stops new calls, waits for the ones in flight, writes the results and exits
 with 130; a second Ctrl-C stops at once (the results so far are already written).
 
-exit status: 0 every valid row placed, 1 some not placed, 2 usage error or unusable
-contacts file, 130 interrupted.
+exit status:
+  0    every valid row placed (invalid rows and duplicates are reported, not counted)
+  1    some row not placed: refused or failed, or the campaign stopped early
+  2    usage error, or a contacts or results file that cannot be used
+  130  interrupted (Ctrl-C)
 """
 
 
@@ -91,6 +87,19 @@ def add_parser(commands: Any) -> None:
 
 
 def _campaign(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.campaign import (
+        Campaign,
+        Options,
+        Progress,
+        ResultsFile,
+        default_results_path,
+        read_contacts,
+    )
+    from bridge.cli.api import bridge_client, local_settings
+    from bridge.cli.interrupts import current_task, on_ctrl_c
+
     contacts = read_contacts(args.file)
     results_path: Path = args.results or default_results_path(args.file)
     if results_path.resolve() == args.file.resolve():
@@ -103,6 +112,8 @@ def _campaign(args: argparse.Namespace) -> int:
         call=call_fields(args),
     )
     url, token = target(args)
+    if url is None:
+        local_settings()  # settings and database checked before the campaign is announced
     print(
         f"campaign {options.campaign!r}: {contacts.total} row(s), {options.rate:g} call(s)/s, "
         f"at most {options.max_in_flight} in flight, results in {results_path}",

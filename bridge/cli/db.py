@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-from bridge.calllog.retention import Pruned, prune
-from bridge.cli.errors import UsageError
-from bridge.settings import Settings
-from bridge.storage import migrate
-from bridge.storage.database import Database
+from bridge.cli.api import require_database
+from bridge.cli.errors import Failed, UsageError
+
+if TYPE_CHECKING:
+    from bridge.calllog.retention import Pruned
+    from bridge.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -28,11 +29,18 @@ def add_parser(commands: Any) -> None:
 
 
 def upgrade_database(settings: Settings) -> str:
+    """Create or migrate the database: with `serve`, the only commands that create one."""
+    import asyncio
+
+    from bridge.storage import migrate
+
     asyncio.run(migrate.upgrade(settings.database_url))
     return migrate.head_revision()
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    from bridge.settings import Settings
+
     settings = Settings.from_env()
     revision = upgrade_database(settings)
     print(f"database at revision {revision} (the newest)")
@@ -40,20 +48,38 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def _current(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.settings import Settings
+    from bridge.storage import migrate
+
     settings = Settings.from_env()
-    current = asyncio.run(migrate.current_revision(settings.database_url))
     head = migrate.head_revision()
+    try:
+        require_database(settings.database_url, url_option=False)
+    except Failed as missing:  # reported as a database without a schema, not created
+        print(f"database: no schema; newest: {head}")
+        print(f"callbridge: {missing}", file=sys.stderr)
+        return 1
+    current = asyncio.run(migrate.current_revision(settings.database_url))
     print(f"database: {current or 'no schema'}; newest: {head}")
     return 0 if current == head else 1
 
 
 def _prune(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.calllog.retention import prune
+    from bridge.settings import Settings
+    from bridge.storage.database import Database
+
     settings = Settings.from_env()
     days = args.days or settings.retention_days
     if not days:
         raise UsageError("give --days N or set RETENTION_DAYS")
     if days < 1:
         raise UsageError("--days must be at least 1")
+    require_database(settings.database_url, url_option=False)
     database = Database(settings.database_url)
 
     async def run() -> Pruned:

@@ -7,15 +7,13 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.answer.actions import redact, register_request, render
-from bridge.call import GEO_FIELDS, Call
 from bridge.cli.errors import UsageError
-from bridge.elevenlabs.register_call import REGISTER_CALL_PATH
-from bridge.routing import RoutingTable, load_routes
-from bridge.routing.rules import AgentAction, Rule
-from bridge.settings import Settings
+from bridge.cli.numbers import e164_argument
+
+if TYPE_CHECKING:
+    from bridge.routing.rules import Rule
 
 
 def add_routes_parser(commands: Any) -> None:
@@ -28,10 +26,20 @@ def add_routes_parser(commands: Any) -> None:
 
 def add_route_parser(commands: Any) -> None:
     route = commands.add_parser(
-        "route", help="dry run: which rule a call matches and what the bridge would send"
+        "route",
+        help="dry run: which rule a call matches and what the bridge would send",
+        epilog="exit status: 0 shown, 1 bad routing file or settings, 2 usage error (such as "
+        "a number that is not E.164, which the bridge would refuse too).",
     )
-    route.add_argument("--from", dest="from_number", required=True, help="caller, E.164")
-    route.add_argument("--to", dest="to_number", required=True, help="called number, E.164")
+    route.add_argument(
+        "--from",
+        dest="from_number",
+        required=True,
+        help="caller, E.164 like +14155550123, or anonymous",
+    )
+    route.add_argument(
+        "--to", dest="to_number", required=True, help="called number, E.164 like +14155550123"
+    )
     route.add_argument("--at", help="ISO time of the call (default now; no offset means UTC)")
     route.add_argument("--routes", type=Path, help="routing file (default: $ROUTES_FILE)")
     route.add_argument("--call-sid", default="CA" + "0" * 32)
@@ -41,12 +49,16 @@ def add_route_parser(commands: Any) -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help=f"a Twilio geo field, e.g. FromState=CA ({', '.join(GEO_FIELDS[:4])}, ...)",
+        help="a Twilio geo field, e.g. FromState=CA (FromCity, FromState, FromZip, FromCountry, "
+        "...)",
     )
     route.set_defaults(handler=_route)
 
 
 def _routes_check(args: argparse.Namespace) -> int:
+    from bridge.routing import load_routes
+    from bridge.settings import Settings
+
     path = args.file or Settings.from_env().routes_file
     if path is None:
         print("callbridge: no file given and ROUTES_FILE is not set", file=sys.stderr)
@@ -60,6 +72,8 @@ def _routes_check(args: argparse.Namespace) -> int:
 
 
 def _describe_rule(rule: Rule) -> str:
+    from bridge.routing.rules import AgentAction
+
     conditions = rule.when.model_dump(exclude_defaults=True)
     when = ", ".join(f"{key}={value}" for key, value in conditions.items()) or "always"
     target = ""
@@ -69,6 +83,15 @@ def _describe_rule(rule: Rule) -> str:
 
 
 def _route(args: argparse.Namespace) -> int:
+    from bridge.answer.actions import redact, register_request, render
+    from bridge.call import GEO_FIELDS, Call
+    from bridge.elevenlabs.register_request import REGISTER_CALL_PATH
+    from bridge.routing import RoutingTable, load_routes
+    from bridge.routing.rules import AgentAction
+    from bridge.settings import Settings
+
+    from_number = e164_argument("--from", args.from_number, anonymous_ok=True)
+    to_number = e164_argument("--to", args.to_number)
     settings = Settings.from_env()
     path = args.routes or settings.routes_file
     table = load_routes(path) if path else RoutingTable()
@@ -83,8 +106,8 @@ def _route(args: argparse.Namespace) -> int:
         geo[name] = value
     call = Call(
         call_sid=args.call_sid,
-        from_number=args.from_number,
-        to_number=args.to_number,
+        from_number=from_number,
+        to_number=to_number,
         caller_name=args.caller_name,
         geo=geo,
     )

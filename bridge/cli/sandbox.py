@@ -4,20 +4,19 @@ trying calls and routing rules without any account."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 from bridge.cli.errors import UsageError
-from bridge.sandbox import Sandbox, SandboxError, SandboxOptions, Timing
 
 SANDBOX_EPILOG = """\
 Everything runs in this process, on 127.0.0.1: the bridge on --port, and the stand-in
 ElevenLabs and Twilio APIs (the ones the test suite uses) on free ports. The sandbox
 directory keeps the call log (SQLite), the routing rules it starts with (routes.toml),
-and made-up credentials (env.sh) for the commands you run in another terminal; the
-banner prints them. No environment variable of yours is used, and nothing is sent to
+and made-up credentials and the bridge's URL (env.sh, as CALLBRIDGE_URL, the default
+of the commands' --url) for the commands you run in another terminal; the banner
+prints them. No environment variable of yours is used, and nothing is sent to
 ElevenLabs or Twilio.
 
 examples:
@@ -89,6 +88,10 @@ def _seconds(value: str) -> float:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bridge.sandbox import Sandbox, SandboxError, SandboxOptions, Timing
+
     if args.routes is not None and not args.routes.is_file():
         raise UsageError(f"--routes {args.routes}: no such file")
     options = SandboxOptions(

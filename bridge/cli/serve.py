@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from bridge.cli.db import upgrade_database
-from bridge.routing import RoutingTable, load_routes
-from bridge.settings import Settings
 
 # Heroku allows 30 s between SIGTERM and SIGKILL; Twilio waits 15 s at most for a
 # webhook, so everything in flight finishes well inside this.
 GRACEFUL_SHUTDOWN_SECONDS = 25
 METRICS_DIRECTORY_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LOCAL_HOST = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - where a platform such as Heroku routes requests
 
 
 def add_parser(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="run the server (uvicorn)")
-    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to listen
+    serve = commands.add_parser(
+        "serve",
+        help="run the server (uvicorn)",
+        description="Run the server under uvicorn, after a summary of its settings. It "
+        "creates the database (DATABASE_URL) when there is none, and migrates it.",
+    )
+    serve.add_argument(
+        "--host",
+        default=None,
+        help=f"the address to listen on (default: {LOCAL_HOST}, this machine only; "
+        f"{ALL_INTERFACES}, every interface, when $PORT is set, as on Heroku)",
+    )
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
     serve.add_argument(
         "--workers",
@@ -31,13 +40,25 @@ def add_parser(commands: Any) -> None:
     serve.set_defaults(handler=_serve)
 
 
+def default_host(environ: Mapping[str, str] = os.environ) -> str:
+    """Every interface on a platform that sets $PORT (Heroku), else only this machine."""
+    return ALL_INTERFACES if environ.get("PORT", "").strip() else LOCAL_HOST
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     import uvicorn
+
+    from bridge.routing import RoutingTable, load_routes
+    from bridge.settings import Settings
 
     settings = Settings.from_env()
     table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
     port = args.port or settings.port
-    print(f"callbridge on http://{args.host}:{port}")
+    host = args.host or default_host()
+    print(f"callbridge on http://{host}:{port}")
     for name, value in settings.summary():
         print(f"  {name:<26} {value}")
     print(f"  {'routing':<26} {table.source}: {len(table.rules)} rule(s)")
@@ -54,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         uvicorn.run(
             "bridge.app:app",
-            host=args.host,
+            host=host,
             port=port,
             workers=workers,
             proxy_headers=True,

@@ -4,20 +4,20 @@ or deployed, and print the TwiML it answered with."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
+from bridge.cli.api import URL_ENV
 from bridge.cli.errors import UsageError
-from bridge.simulate import voice_webhook as simulate
 from bridge.twilio.paths import INBOUND_PATH
+
+if TYPE_CHECKING:
+    from bridge.simulate import voice_webhook as simulate
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 
@@ -70,6 +70,7 @@ def add_parser(commands: Any) -> None:
         "--url",
         help=(
             "the bridge's webhook URL (an origin alone gets /twilio/inbound); default: "
+            "$CALLBRIDGE_URL/twilio/inbound (the sandbox's env.sh sets it), else "
             "$PUBLIC_BASE_URL/twilio/inbound, else http://127.0.0.1:$PORT/twilio/inbound"
         ),
     )
@@ -99,19 +100,29 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def inbound_url(given: str | None, environ: Mapping[str, str] | None = None) -> str:
     """The URL to post to: --url (an origin gets the path), else from the environment."""
     env = os.environ if environ is None else environ
+    where = f"--url {given!r}"
+    if given is None:
+        given = env.get(URL_ENV, "").strip() or None
+        where = f"{URL_ENV}={given!r}"
     if given is None:
         public = env.get("PUBLIC_BASE_URL", "").strip().rstrip("/")
         port = env.get("PORT", "").strip() or "8000"
         return (public or f"http://127.0.0.1:{port}") + INBOUND_PATH
     parts = urlsplit(given)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url {given!r}: expected a URL like https://my-bridge.example.com")
+        raise UsageError(f"{where}: expected a URL like https://my-bridge.example.com")
     if parts.path in ("", "/") and not parts.query:
         return given.rstrip("/") + INBOUND_PATH
     return given
 
 
 def _inbound(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import httpx
+
+    from bridge.simulate import voice_webhook as simulate
+
     try:
         caller = simulate.check_number("--from", args.caller, anonymous_ok=True)
         called = simulate.check_number("--to", args.called)
@@ -164,6 +175,8 @@ def _print_request(url: str, form: dict[str, str], *, signed: bool, verbose: boo
 
 
 def _print_answer(delivery: simulate.Delivery, verdict: simulate.Verdict) -> None:
+    from bridge.simulate import voice_webhook as simulate
+
     if delivery.status is None:
         return
     kind = f" {delivery.content_type}" if delivery.content_type else ""
@@ -175,6 +188,8 @@ def _print_answer(delivery: simulate.Delivery, verdict: simulate.Verdict) -> Non
 
 
 def _as_json(delivery: simulate.Delivery, verdict: simulate.Verdict) -> dict[str, Any]:
+    from bridge.simulate import voice_webhook as simulate
+
     checked = verdict.twiml
     return {
         "url": delivery.url,

@@ -10,42 +10,20 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import httpx
 
 from bridge.elevenlabs.errors import error_message
+from bridge.elevenlabs.register_request import REGISTER_CALL_PATH as REGISTER_CALL_PATH
+from bridge.elevenlabs.register_request import RegisterCallRequest as RegisterCallRequest
 from bridge.secret import Secret
 from bridge.transport.factory import USER_AGENT
 from twiml import CheckedTwiML, InvalidTwiML, check_twiml
 
-REGISTER_CALL_PATH = "/v1/convai/twilio/register-call"
 # Leave at least this much of the deadline for a second attempt to be worth making.
 MIN_RETRY_BUDGET = 0.5
 RETRY_PAUSE = 0.1
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class RegisterCallRequest:
-    agent_id: str
-    from_number: str
-    to_number: str
-    direction: Literal["inbound", "outbound"] | None = "inbound"
-    client_data: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "agent_id": self.agent_id,
-            "from_number": self.from_number,
-            "to_number": self.to_number,
-        }
-        # The API rejects an explicit null direction; leave the key out instead.
-        if self.direction is not None:
-            body["direction"] = self.direction
-        if self.client_data:
-            body["conversation_initiation_client_data"] = self.client_data
-        return body
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,11 @@ def banner(
         "",
         "Sandbox-only credentials: made up here, they open nothing but this sandbox",
         f"(also in {env_file}):",
-        *(f"  {line}" for line in credentials.exports()),
+        *(f"  {line}" for line in credentials.exports(bridge_url)),
         "",
         "In another terminal:",
         f"  . {env_file}",
+        "  # it sets CALLBRIDGE_URL too: the commands below work without --url as well",
         "  # a call comes in: that terminal shows the TwiML, this one the routing decision",
         f"  callbridge simulate inbound --url {bridge_url}{INBOUND_PATH}"
         f" --from {CALLER} --to {OUR_NUMBER}",

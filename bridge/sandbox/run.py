@@ -21,7 +21,7 @@ from bridge.sandbox import numbers, servers
 from bridge.sandbox.background import Background
 from bridge.sandbox.banner import banner
 from bridge.sandbox.config import DATABASE_FILE, sandbox_settings
-from bridge.sandbox.credentials import Credentials, load_or_create
+from bridge.sandbox.credentials import Credentials, load_or_create, write_env_file
 from bridge.sandbox.report import Reporter
 from bridge.sandbox.stage import assemble
 from bridge.sandbox.virtual_phone import Timing
@@ -94,6 +94,7 @@ class Sandbox:
             elevenlabs_socket = sockets.enter_context(servers.loopback_socket(0))
             twilio_socket = sockets.enter_context(servers.loopback_socket(0))
             self.bridge_url = servers.url_of(bridge_socket)
+            write_env_file(options.directory, credentials, self.bridge_url)
             settings = self.settings = sandbox_settings(
                 credentials,
                 bridge_url=self.bridge_url,
