@@ -10,8 +10,15 @@ from xml.etree.ElementTree import Element
 
 import httpx
 import pytest
-from conftest import ELEVENLABS_KEY, PUBLIC, make_settings, post_signed, sign, twilio_form
 from defusedxml.ElementTree import fromstring
+from helpers import (
+    ELEVENLABS_KEY,
+    PUBLIC,
+    make_settings,
+    post_signed,
+    twilio_form,
+    twilio_signature,
+)
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
@@ -33,7 +40,7 @@ def post_call(client: TestClient, **form_changes: str) -> tuple[httpx.Response, 
     response = client.post(
         "/twilio/inbound",
         data=form,
-        headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/inbound", form)},
+        headers={"X-Twilio-Signature": twilio_signature(f"{PUBLIC}/twilio/inbound", form)},
     )
     return response, time.monotonic() - started
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from sqlalchemy import insert, select
 
 from bridge.calllog.retention import PRUNED, prune

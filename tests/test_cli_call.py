@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from helpers import (
     ACCOUNT_SID,
     API_TOKEN,
     AUTH_TOKEN,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SETTINGS_VARIABLES, clear_settings_environment, run_cli
 from defusedxml.ElementTree import fromstring
+from helpers import SETTINGS_VARIABLES, clear_settings_environment, run_cli
 
 from bridge.cli import main
 

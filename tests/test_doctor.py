@@ -12,7 +12,7 @@ from typing import Any, get_type_hints
 
 import httpx
 import pytest
-from conftest import (
+from helpers import (
     ACCOUNT_SID,
     API_TOKEN,
     AUTH_TOKEN,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import (
+from helpers import (
     API_TOKEN,
     AUTH_TOKEN,
     BEARER,
@@ -23,9 +23,9 @@ from conftest import (
     outbound_settings,
     post_signed,
     running_server,
-    sign,
     start_server_process,
     twilio_form,
+    twilio_signature,
 )
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -279,7 +279,7 @@ def test_counts_add_up_across_worker_processes(launcher: str, tmp_path: Path) ->
                         response = await client.post(
                             "/twilio/inbound",
                             data=form,
-                            headers={"X-Twilio-Signature": sign(form_url, form)},
+                            headers={"X-Twilio-Signature": twilio_signature(form_url, form)},
                         )
                         return response.status_code
 

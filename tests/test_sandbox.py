@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from conftest import clear_settings_environment, free_port, run_cli
 from defusedxml.ElementTree import fromstring
+from helpers import clear_settings_environment, free_port, run_cli
 
 from bridge.call import Call
 from bridge.routing import parse_routes

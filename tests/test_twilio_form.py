@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from conftest import twilio_form
+from helpers import twilio_form
 
 from bridge.twilio.form import Form
 

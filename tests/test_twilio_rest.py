@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_server
+from helpers import running_server
 
 from bridge.fakes import FakeTwilio
 from bridge.secret import Secret

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import twilio_signature
 from starlette.datastructures import Headers, ImmutableMultiDict
 
 from bridge.secret import Secret
@@ -348,10 +349,8 @@ NEW_TOKEN = Secret("the-new-primary-token")
 def test_either_token_signs_during_a_rotation(
     signed_with: Secret, current: Secret, previous: Secret | None, expected: SignatureCheck
 ) -> None:
-    from twilio.request_validator import RequestValidator
-
     params = ImmutableMultiDict(DOCS_PARAMS)
-    signature = RequestValidator(signed_with.reveal()).compute_signature(EXAMPLE_URL, DOCS_PARAMS)
+    signature = twilio_signature(EXAMPLE_URL, DOCS_PARAMS, signed_with.reveal())
     result = check_signature(
         url=EXAMPLE_URL,
         params=params,

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import (
+from defusedxml.ElementTree import fromstring
+from helpers import (
     API_TOKEN,
     AUTH_TOKEN,
     BEARER,
@@ -23,7 +24,6 @@ from conftest import (
     post_signed,
     twilio_form,
 )
-from defusedxml.ElementTree import fromstring
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
+from helpers import (
     API_TOKEN,
     BEARER,
     clear_settings_environment,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_settings
+from helpers import make_settings
 from starlette.testclient import TestClient
 
 from bridge.app import create_app

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,7 +7,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings
+from helpers import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings, twilio_signature
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
@@ -33,13 +30,6 @@ CALL = [
     ("Caller", CALLER),
     ("Called", "+15551234567"),
 ]
-
-
-def twilio_signature(url: str, pairs: list[tuple[str, str]], token: str = AUTH_TOKEN) -> str:
-    """What Twilio sends: base64 HMAC-SHA1 over the URL and the sorted name+value pairs."""
-    data = url + "".join(name + value for name, value in sorted(pairs))
-    digest = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 def test_signature_helper_matches_twilio_vector() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_TOKEN, make_settings, migrate_now, running_server
+from helpers import API_TOKEN, fresh_sqlite, make_settings, running_server
 from sqlalchemy import insert
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -90,7 +90,7 @@ def make_app(database_url: str, token: str = API_TOKEN) -> Starlette:
 @pytest.fixture
 def database_file(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
-    migrate_now(url)
+    fresh_sqlite(url)
     return url
 
 
