@@ -85,6 +85,10 @@ API_TOKEN = "test-bridge-api-token"
 ACCOUNT_SID = "AC" + "a" * 32
 OUR_NUMBER = "+14155550100"
 BEARER = {"authorization": f"Bearer {API_TOKEN}"}
+# A secret dynamic variable's value, for checking it is shown and stored nowhere. The
+# ':' and '!' keep it out of anything the bridge makes up (hex ids, base64url sealed
+# blobs, timestamps), so "not in" can only fail if the secret itself leaked.
+SECRET_PIN = "never-shown:pin!"
 
 
 def make_settings(**changes: object) -> Settings:
