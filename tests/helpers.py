@@ -4,6 +4,7 @@ migrated databases. Fixtures and hooks stay in conftest.py; everything else is h
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
 import socket
@@ -254,9 +255,14 @@ def sqlite_path(database_url: str) -> Path:
 
 def fresh_sqlite(database_url: str) -> str:
     """Make `database_url` (a SQLite file) a database at the newest schema, copied from
-    the template; returns the URL."""
+    the template; returns the URL. A file that exists already keeps its rows: it is
+    upgraded in place, as `callbridge db upgrade` would."""
+    path = sqlite_path(database_url)
+    if path.exists():
+        migrate_now(database_url)
+        return database_url
     source = sqlite3.connect(_sqlite_template())
-    target = sqlite3.connect(sqlite_path(database_url))
+    target = sqlite3.connect(path)
     try:
         source.backup(target)
     finally:
@@ -311,3 +317,13 @@ def outbound_settings(tmp_path: Path, **changes: object) -> Settings:
     settings = make_settings(**values)
     fresh_sqlite(settings.database_url)
     return settings
+
+
+# Campaigns: the example contacts file, its valid numbers, and reading a results ledger.
+CONTACTS = Path(__file__).parent / "data" / "contacts.csv"
+GOOD = [f"+1415555011{digit}" for digit in range(6)]
+
+
+def results_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))

@@ -20,7 +20,9 @@ from helpers import (
     ACCOUNT_SID,
     API_TOKEN,
     AUTH_TOKEN,
+    CONTACTS,
     ELEVENLABS_KEY,
+    GOOD,
     OUR_NUMBER,
     PUBLIC,
     SETTINGS_VARIABLES,
@@ -28,10 +30,10 @@ from helpers import (
     clear_settings_environment,
     free_port,
     outbound_settings,
+    results_rows,
     run_cli,
     running_server,
 )
-from test_campaign import CONTACTS, GOOD, results_rows
 
 from bridge.app import create_app
 from bridge.cli import main, parse_variables
