@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import (
+from sqlalchemy import text
+
+from bridge.fakes import FakeElevenLabs
+from bridge.storage.database import create_engine
+from tests.helpers import (
     ELEVENLABS_KEY,
     POSTGRES_SERVER,
     fresh_sqlite,
@@ -16,10 +20,6 @@ from helpers import (
     migrate_now,
     running_server,
 )
-from sqlalchemy import text
-
-from bridge.fakes import FakeElevenLabs
-from bridge.storage.database import create_engine
 
 
 @pytest.fixture(scope="session")

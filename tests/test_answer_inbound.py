@@ -9,16 +9,9 @@ from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 import httpx
+import httpx2
 import pytest
 from defusedxml.ElementTree import fromstring
-from helpers import (
-    ELEVENLABS_KEY,
-    PUBLIC,
-    make_settings,
-    post_signed,
-    twilio_form,
-    twilio_signature,
-)
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
@@ -26,6 +19,14 @@ from bridge.fakes import FakeElevenLabs
 from bridge.routing import parse_routes
 from bridge.secret import Secret
 from bridge.settings import Settings
+from tests.helpers import (
+    ELEVENLABS_KEY,
+    PUBLIC,
+    make_settings,
+    post_signed,
+    twilio_form,
+    twilio_signature,
+)
 
 DEADLINE = 1.0
 
@@ -34,7 +35,7 @@ def settings(**changes: object) -> Settings:
     return make_settings(**{"inbound_deadline": DEADLINE, **changes})
 
 
-def post_call(client: TestClient, **form_changes: str) -> tuple[httpx.Response, float]:
+def post_call(client: TestClient, **form_changes: str) -> tuple[httpx2.Response, float]:
     form = twilio_form(**form_changes)
     started = time.monotonic()
     response = client.post(
@@ -45,7 +46,7 @@ def post_call(client: TestClient, **form_changes: str) -> tuple[httpx.Response, 
     return response, time.monotonic() - started
 
 
-def verbs(response: httpx.Response) -> list[str]:
+def verbs(response: httpx2.Response) -> list[str]:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     root: Element = fromstring(response.text)

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import PUBLIC, fresh_sqlite, make_settings, twilio_form, twilio_signature
 from sqlalchemy import create_engine, func, select, text
 from starlette.testclient import TestClient
 
@@ -19,6 +18,7 @@ from bridge.calllog.writer import CallLogWriter
 from bridge.fakes import FakeElevenLabs
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
+from tests.helpers import PUBLIC, fresh_sqlite, make_settings, twilio_form, twilio_signature
 
 
 @pytest.fixture

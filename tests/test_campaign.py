@@ -13,14 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import (
-    BEARER,
-    CONTACTS,
-    GOOD,
-    Upstreams,
-    outbound_settings,
-    results_rows,
-)
 
 from bridge.app import create_app
 from bridge.campaign import (
@@ -36,6 +28,14 @@ from bridge.campaign import (
     default_results_path,
     idempotency_key,
     read_contacts,
+)
+from tests.helpers import (
+    BEARER,
+    CONTACTS,
+    GOOD,
+    Upstreams,
+    outbound_settings,
+    results_rows,
 )
 
 DATA = Path(__file__).parent / "data"

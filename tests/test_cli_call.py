@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+
+from bridge.app import create_app
+from bridge.cli import main, parse_variables
+from bridge.fakes import FakeElevenLabs, FakeTwilio
+from tests.helpers import (
     ACCOUNT_SID,
     API_TOKEN,
     AUTH_TOKEN,
@@ -34,10 +38,6 @@ from helpers import (
     run_cli,
     running_server,
 )
-
-from bridge.app import create_app
-from bridge.cli import main, parse_variables
-from bridge.fakes import FakeElevenLabs, FakeTwilio
 
 ROOT = Path(__file__).parent.parent
 CALLEE = "+14155550123"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from defusedxml.ElementTree import fromstring
-from helpers import SETTINGS_VARIABLES, clear_settings_environment, run_cli
 
 from bridge.cli import main
+from tests.helpers import SETTINGS_VARIABLES, clear_settings_environment, run_cli
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = Path(__file__).parent / "data" / "routes_example.toml"

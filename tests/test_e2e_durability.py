@@ -14,7 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import (
+
+from bridge.app import create_app
+from bridge.elevenlabs.webhook_signature import HEADER
+from bridge.elevenlabs.webhook_signature import sign as sign_webhook
+from bridge.fakes import FakeElevenLabs
+from bridge.secret import Secret
+from tests.helpers import (
     API_TOKEN,
     AUTH_TOKEN,
     ELEVENLABS_KEY,
@@ -27,12 +33,6 @@ from helpers import (
     twilio_form,
     twilio_signature,
 )
-
-from bridge.app import create_app
-from bridge.elevenlabs.webhook_signature import HEADER
-from bridge.elevenlabs.webhook_signature import sign as sign_webhook
-from bridge.fakes import FakeElevenLabs
-from bridge.secret import Secret
 
 WEBHOOK_SECRET = "wsec_durability"
 BEARER = {"authorization": f"Bearer {API_TOKEN}"}

@@ -7,7 +7,12 @@ import time
 import httpx
 import pytest
 from defusedxml.ElementTree import fromstring
-from helpers import (
+
+from bridge.app import create_app
+from bridge.fakes import FakeElevenLabs
+from bridge.secret import Secret
+from bridge.settings import Settings
+from tests.helpers import (
     AUTH_TOKEN,
     ELEVENLABS_KEY,
     free_port,
@@ -15,11 +20,6 @@ from helpers import (
     twilio_form,
     twilio_signature,
 )
-
-from bridge.app import create_app
-from bridge.fakes import FakeElevenLabs
-from bridge.secret import Secret
-from bridge.settings import Settings
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["pooled", "aiohttp"])
 

@@ -9,7 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 from defusedxml.ElementTree import fromstring
-from helpers import (
+
+from bridge.app import create_app
+from bridge.fakes import FakeElevenLabs, FakeTwilio
+from bridge.secret import Secret
+from bridge.settings import Settings
+from tests.helpers import (
     AUTH_TOKEN,
     ELEVENLABS_KEY,
     free_port,
@@ -18,11 +23,6 @@ from helpers import (
     twilio_form,
     twilio_signature,
 )
-
-from bridge.app import create_app
-from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.secret import Secret
-from bridge.settings import Settings
 
 API_TOKEN = "e2e-api-token"
 ACCOUNT_SID = "AC" + "b" * 32

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import (
+
+from bridge.fakes import FakeElevenLabs
+from tests.helpers import (
     AUTH_TOKEN,
     ELEVENLABS_KEY,
     SETTINGS_VARIABLES,
@@ -24,8 +26,6 @@ from helpers import (
     twilio_form,
     twilio_signature,
 )
-
-from bridge.fakes import FakeElevenLabs
 
 ROOT = Path(__file__).parent.parent
 UPSTREAM_LATENCY = 2.0

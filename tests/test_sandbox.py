@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from defusedxml.ElementTree import fromstring
-from helpers import SECRET_PIN, clear_settings_environment, free_port, run_cli
 
 from bridge.call import Call
 from bridge.routing import parse_routes
@@ -38,6 +37,7 @@ from bridge.sandbox.numbers import (
     SPANISH_LINE,
     UK_CALLER,
 )
+from tests.helpers import SECRET_PIN, clear_settings_environment, free_port, run_cli
 
 ROOT = Path(__file__).parent.parent
 Found = TypeVar("Found")

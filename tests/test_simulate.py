@@ -14,15 +14,6 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 from defusedxml.ElementTree import fromstring
-from helpers import (
-    AUTH_TOKEN,
-    clear_settings_environment,
-    free_port,
-    make_settings,
-    run_cli,
-    running_server,
-    twilio_signature,
-)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,6 +23,15 @@ from bridge.app import create_app
 from bridge.cli.simulate import inbound_url
 from bridge.fakes import FakeElevenLabs
 from bridge.simulate import voice_webhook as simulate
+from tests.helpers import (
+    AUTH_TOKEN,
+    clear_settings_environment,
+    free_port,
+    make_settings,
+    run_cli,
+    running_server,
+    twilio_signature,
+)
 
 CALLER = "+14155550123"
 OUR_NUMBER = "+14155550100"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from helpers import fresh_sqlite, make_settings, migrate_now, run_cli
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.storage import migrate
+from tests.helpers import fresh_sqlite, make_settings, migrate_now, run_cli
 
 ROOT = Path(__file__).parent.parent
 

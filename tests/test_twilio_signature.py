@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from helpers import twilio_signature
 from starlette.datastructures import Headers, ImmutableMultiDict
 
 from bridge.secret import Secret
 from bridge.twilio.signature import RequestTarget, SignatureCheck, check_signature, signed_url
+from tests.helpers import twilio_signature
 
 TOKEN = Secret("12345")
 EXAMPLE_URL = "https://example.com/myapp.php?foo=1&bar=2"

@@ -12,7 +12,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from defusedxml.ElementTree import fromstring
-from helpers import (
+from sqlalchemy import create_engine, text
+from starlette.testclient import TestClient
+
+from bridge.app import create_app
+from bridge.secret import Secret
+from tests.helpers import (
     API_TOKEN,
     AUTH_TOKEN,
     BEARER,
@@ -25,11 +30,6 @@ from helpers import (
     post_signed,
     twilio_form,
 )
-from sqlalchemy import create_engine, text
-from starlette.testclient import TestClient
-
-from bridge.app import create_app
-from bridge.secret import Secret
 
 CALLEE = "+14155550123"
 

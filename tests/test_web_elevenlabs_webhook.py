@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import fresh_sqlite, make_settings
 from sqlalchemy import insert, select, text
 from starlette.testclient import TestClient
 
@@ -25,6 +24,7 @@ from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
 from bridge.web import elevenlabs_webhook
+from tests.helpers import fresh_sqlite, make_settings
 
 SECRET = "wsec_test_current"
 OLD_SECRET = "wsec_test_previous"

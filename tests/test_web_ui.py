@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import API_TOKEN, fresh_sqlite, make_settings, running_server
 from sqlalchemy import insert
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -29,6 +28,7 @@ from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
 from bridge.web import ui
+from tests.helpers import API_TOKEN, fresh_sqlite, make_settings, running_server
 
 EVIL = "<script>alert('x')</script>"
 SUMMARY = "Caller asked about opening hours & parking"
