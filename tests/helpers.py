@@ -233,7 +233,7 @@ def migrate_now(database_url: str) -> None:
 
 
 # The migrated SQLite schema, made once per test process and copied for each test that
-# wants a database of its own: migrating takes ~100 ms, a copy about 1 ms.
+# wants a database of its own: migrating takes ~100 ms, a copy well under 1 ms.
 _template_dir: tempfile.TemporaryDirectory[str] | None = None
 
 
