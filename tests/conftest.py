@@ -1,226 +1,33 @@
-"""Shared test helpers: real servers on loopback, and signed Twilio webhooks."""
+"""Fixtures and hooks; what tests share besides fixtures is in helpers.py."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from alembic import command
 from sqlalchemy import text
-from twilio.request_validator import RequestValidator
 
-from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.secret import Secret
-from bridge.settings import Settings
+from bridge.fakes import FakeElevenLabs
 from bridge.storage.database import create_engine
-from bridge.storage.migrate import alembic_config
-
-AUTH_TOKEN = "test-twilio-auth-token"
-ELEVENLABS_KEY = "test-elevenlabs-key"
-PUBLIC = "https://bridge.example.com"
-
-
-# Every variable Settings.from_env reads: tests that build settings from the
-# environment clear them all first.
-SETTINGS_VARIABLES = (
-    "ELEVENLABS_API_KEY",
-    "ELEVENLABS_AGENT_ID",
-    "ELEVENLABS_AGENT_PHONE_NUMBER_ID",
-    "ELEVENLABS_API_BASE",
-    "ELEVENLABS_WEBHOOK_SECRET",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_PREVIOUS_AUTH_TOKEN",
-    "TWILIO_PHONE_NUMBER",
-    "TWILIO_API_BASE",
-    "PUBLIC_BASE_URL",
-    "BRIDGE_API_TOKEN",
-    "ROUTES_FILE",
-    "DATABASE_URL",
-    "PORT",
-    "INBOUND_DEADLINE_SECONDS",
-    "TRUST_FORWARDED_HEADERS",
-    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
-    "UPSTREAM_MAX_CONNECTIONS",
-    "UPSTREAM_TRANSPORT",
-    "OUTBOUND_ALLOWED_COUNTRIES",
-    "SESSION_SECRET",
-    "METRICS_TOKEN",
-    "CALL_AUDIO_DIR",
-    "RETENTION_DAYS",
-    "ELEVENLABS_WEBHOOK_ALLOWED_IPS",
-    "LOG_LEVEL",
+from tests.helpers import (
+    ELEVENLABS_KEY,
+    POSTGRES_SERVER,
+    fresh_sqlite,
+    in_thread,
+    migrate_now,
+    running_server,
 )
-
-
-def clear_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SETTINGS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """`callbridge ARGV...` in process: exit code, stdout, stderr."""
-    from bridge.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-# The outbound side: a bridge that places calls through in-process fakes.
-API_TOKEN = "test-bridge-api-token"
-ACCOUNT_SID = "AC" + "a" * 32
-OUR_NUMBER = "+14155550100"
-BEARER = {"authorization": f"Bearer {API_TOKEN}"}
-
-
-def make_settings(**changes: object) -> Settings:
-    """Settings for a bridge that Twilio reaches at PUBLIC, with every secret set."""
-    values: dict[str, object] = {
-        "elevenlabs_api_key": Secret(ELEVENLABS_KEY),
-        "elevenlabs_agent_id": "agent_default",
-        "twilio_auth_token": Secret(AUTH_TOKEN),
-        "public_base_url": PUBLIC,
-    }
-    values.update(changes)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running_server(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def start_server_process(
-    command: list[str], env: dict[str, str], base: str, log: Path
-) -> subprocess.Popen[bytes]:
-    """A server in a process of its own, its output in `log`, once `base`/healthz answers."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-
-
-def twilio_form(**overrides: str) -> dict[str, str]:
-    """A realistic "A call comes in" webhook form."""
-    form = {
-        "AccountSid": "AC" + "a" * 32,
-        "ApiVersion": "2010-04-01",
-        "CallSid": "CA" + "1" * 32,
-        "CallStatus": "ringing",
-        "Called": "+15557650000",
-        "CalledCountry": "US",
-        "CalledState": "CA",
-        "Caller": "+15551234567",
-        "CallerCountry": "US",
-        "CallerState": "NY",
-        "Direction": "inbound",
-        "From": "+15551234567",
-        "FromCity": "NEW YORK",
-        "FromCountry": "US",
-        "FromState": "NY",
-        "FromZip": "10001",
-        "To": "+15557650000",
-        "ToCountry": "US",
-        "ToState": "CA",
-    }
-    form.update(overrides)
-    return form
-
-
-def sign(url: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:
-    signature: str = RequestValidator(token).compute_signature(url, form)
-    return signature
-
-
-def in_thread(work: Callable[[], object]) -> None:
-    """Run `work` in a thread of its own: it may start an event loop, even when the
-    caller is inside one (async tests)."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # handed to the caller below
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-
-
-def migrate_now(database_url: str) -> None:
-    """Bring a test database to the newest schema."""
-    in_thread(lambda: command.upgrade(alembic_config(database_url), "head"))
 
 
 @pytest.fixture(scope="session")
 def migrated_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A working directory whose default database (./callbridge.sqlite3) is migrated."""
     workdir = tmp_path_factory.mktemp("workdir")
-    migrate_now(f"sqlite:///{workdir / 'callbridge.sqlite3'}")
+    fresh_sqlite(f"sqlite:///{workdir / 'callbridge.sqlite3'}")
     return workdir
-
-
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
-
-
-def post_signed(client: Any, path: str, form: dict[str, str], public: str = PUBLIC) -> Any:
-    """POST a form to `path` as Twilio would, signed for `public` + `path`."""
-    return client.post(path, data=form, headers={"X-Twilio-Signature": sign(public + path, form)})
 
 
 @pytest.fixture(scope="session")
@@ -253,9 +60,7 @@ def postgres_url() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database of each kind: a fresh SQLite file, the shared PostgreSQL one."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
-        migrate_now(url)
-        return url
+        return fresh_sqlite(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
     postgres: str = request.getfixturevalue("postgres_url")
     return postgres
 
@@ -277,48 +82,3 @@ def fake_elevenlabs() -> Iterator[tuple[FakeElevenLabs, str]]:
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY)
     with running_server(fake.app) as base_url:
         yield fake, base_url
-
-
-class Routed(httpx.AsyncBaseTransport):
-    """Sends each upstream host to its fake, in process."""
-
-    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
-        self.routes = routes
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.routes[request.url.host].handle_async_request(request)
-
-
-class Upstreams:
-    """Fake ElevenLabs and Twilio APIs, reached at elevenlabs.test and twilio.test."""
-
-    def __init__(self) -> None:
-        self.elevenlabs = FakeElevenLabs(api_key=ELEVENLABS_KEY)
-        self.twilio = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
-        self.transport = Routed(
-            {
-                "elevenlabs.test": httpx.ASGITransport(app=self.elevenlabs.app),
-                "twilio.test": httpx.ASGITransport(app=self.twilio.app),
-            }
-        )
-
-    def dialled(self) -> Counter[str]:
-        """How many times Twilio was asked to call each number."""
-        return Counter(call.param("To") or "" for call in self.twilio.calls.values())
-
-
-def outbound_settings(tmp_path: Path, **changes: object) -> Settings:
-    """Settings for placing calls through `Upstreams`, with a database in tmp_path."""
-    values: dict[str, object] = {
-        "bridge_api_token": Secret(API_TOKEN),
-        "twilio_account_sid": ACCOUNT_SID,
-        "twilio_phone_number": OUR_NUMBER,
-        "twilio_api_base": "http://twilio.test",
-        "elevenlabs_api_base": "http://elevenlabs.test",
-        "elevenlabs_agent_phone_number_id": "phnum_test",
-        "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-    }
-    values.update(changes)
-    settings = make_settings(**values)
-    migrate_now(settings.database_url)
-    return settings

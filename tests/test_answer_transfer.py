@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-from conftest import make_settings
 from defusedxml.ElementTree import fromstring
 
 from bridge.answer.transfer import NO_TWILIO, Transferred, TransferRequest, transfer
 from bridge.twilio.rest import TwilioError
+from tests.helpers import make_settings
 
 SID = "CA" + "0" * 32
 

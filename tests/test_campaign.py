@@ -4,7 +4,6 @@ real app in process with fake Twilio and ElevenLabs behind it."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,11 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
-    BEARER,
-    Upstreams,
-    outbound_settings,
-)
 
 from bridge.app import create_app
 from bridge.campaign import (
@@ -35,10 +29,16 @@ from bridge.campaign import (
     idempotency_key,
     read_contacts,
 )
+from tests.helpers import (
+    BEARER,
+    CONTACTS,
+    GOOD,
+    Upstreams,
+    outbound_settings,
+    results_rows,
+)
 
 DATA = Path(__file__).parent / "data"
-CONTACTS = DATA / "contacts.csv"
-GOOD = [f"+1415555011{digit}" for digit in range(6)]
 
 
 # --- the bridge in process, with fake upstreams ------------------------------------------------
@@ -158,11 +158,6 @@ def make_campaign(
         progress=Progress(contacts.total, stream, tty=False, clock=clock),
     )
     return campaign, stream
-
-
-def results_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
 
 
 def contacts_file(tmp_path: Path, numbers: list[str], name: str = "contacts.csv") -> Path:

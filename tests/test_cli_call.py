@@ -4,7 +4,6 @@ served by uvicorn)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -17,27 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+
+from bridge.app import create_app
+from bridge.cli import main, parse_variables
+from bridge.fakes import FakeElevenLabs, FakeTwilio
+from tests.helpers import (
     ACCOUNT_SID,
     API_TOKEN,
     AUTH_TOKEN,
+    CONTACTS,
     ELEVENLABS_KEY,
+    GOOD,
     OUR_NUMBER,
     PUBLIC,
     SETTINGS_VARIABLES,
     Upstreams,
     clear_settings_environment,
     free_port,
+    fresh_sqlite,
     outbound_settings,
+    results_rows,
     run_cli,
     running_server,
 )
-from test_campaign import CONTACTS, GOOD, results_rows
-
-from bridge.app import create_app
-from bridge.cli import main, parse_variables
-from bridge.fakes import FakeElevenLabs, FakeTwilio
-from bridge.storage import migrate
 
 ROOT = Path(__file__).parent.parent
 CALLEE = "+14155550123"
@@ -82,7 +83,7 @@ def bridge_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Loop
         }.items():
             monkeypatch.setenv(name, value)
         # The bridge's database exists (a command in process never creates one).
-        asyncio.run(migrate.upgrade(os.environ["DATABASE_URL"]))
+        fresh_sqlite(os.environ["DATABASE_URL"])
         yield fakes
 
 

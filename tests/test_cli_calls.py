@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import clear_settings_environment, run_cli
 from sqlalchemy import insert
 
 from bridge.cli.api import sqlite_file, target
@@ -23,6 +22,7 @@ from bridge.sandbox.credentials import Credentials, write_env_file
 from bridge.storage import migrate
 from bridge.storage.database import Database
 from bridge.storage.tables import calls
+from tests.helpers import clear_settings_environment, run_cli
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CALLS = 450  # more than two of the API's pages of 200

@@ -12,19 +12,6 @@ from typing import Any, get_type_hints
 
 import httpx
 import pytest
-from conftest import (
-    ACCOUNT_SID,
-    API_TOKEN,
-    AUTH_TOKEN,
-    ELEVENLABS_KEY,
-    OUR_NUMBER,
-    PUBLIC,
-    Upstreams,
-    clear_settings_environment,
-    free_port,
-    run_cli,
-    running_server,
-)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +26,19 @@ from bridge.routing import parse_routes
 from bridge.secret import Secret
 from bridge.settings import Settings
 from bridge.twilio.numbers import TwilioNumbers
+from tests.helpers import (
+    ACCOUNT_SID,
+    API_TOKEN,
+    AUTH_TOKEN,
+    ELEVENLABS_KEY,
+    OUR_NUMBER,
+    PUBLIC,
+    Upstreams,
+    clear_settings_environment,
+    free_port,
+    run_cli,
+    running_server,
+)
 
 WEBHOOK_SECRET = "test-webhook-secret-value"
 GOOD_ENV = {
@@ -964,6 +964,7 @@ def test_fix_number_waits_for_the_bridge_to_answer(
     if error is not None:
         world.set_host("bridge.example.com", raising(error))
     else:
+        assert status is not None
         world.health.status, world.health.body = status, body
     report = world.run(fix=True)
     healthz = check(report, "public.healthz")

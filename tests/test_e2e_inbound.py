@@ -6,13 +6,20 @@ import time
 
 import httpx
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, free_port, running_server, sign, twilio_form
 from defusedxml.ElementTree import fromstring
 
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs
 from bridge.secret import Secret
 from bridge.settings import Settings
+from tests.helpers import (
+    AUTH_TOKEN,
+    ELEVENLABS_KEY,
+    free_port,
+    running_server,
+    twilio_form,
+    twilio_signature,
+)
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["pooled", "aiohttp"])
 
@@ -44,7 +51,7 @@ def test_signed_call_is_connected_to_the_agent(
         response = httpx.post(
             f"{base}/twilio/inbound",
             data=form,
-            headers={"X-Twilio-Signature": sign(f"{public}/twilio/inbound", form)},
+            headers={"X-Twilio-Signature": twilio_signature(f"{public}/twilio/inbound", form)},
         )
         health = httpx.get(f"{base}/healthz")
     assert response.status_code == 200
@@ -77,7 +84,11 @@ def test_unsigned_call_is_refused_and_nothing_reaches_elevenlabs(
         response = httpx.post(
             f"{base}/twilio/inbound",
             data=form,
-            headers={"X-Twilio-Signature": sign(f"{base}/twilio/inbound", form, token="wrong")},
+            headers={
+                "X-Twilio-Signature": twilio_signature(
+                    f"{base}/twilio/inbound", form, token="wrong"
+                )
+            },
         )
     assert response.status_code == 403
     assert fake.requests == []
@@ -97,7 +108,7 @@ def test_elevenlabs_unreachable_gives_the_fallback_quickly(transport: str) -> No
         response = httpx.post(
             f"{base}/twilio/inbound",
             data=form,
-            headers={"X-Twilio-Signature": sign(f"{public}/twilio/inbound", form)},
+            headers={"X-Twilio-Signature": twilio_signature(f"{public}/twilio/inbound", form)},
         )
         elapsed = time.monotonic() - started
     assert response.status_code == 200
@@ -120,7 +131,7 @@ def test_upstream_hanging_past_the_deadline_gives_the_fallback_in_time(
         response = httpx.post(
             f"{base}/twilio/inbound",
             data=form,
-            headers={"X-Twilio-Signature": sign(f"{public}/twilio/inbound", form)},
+            headers={"X-Twilio-Signature": twilio_signature(f"{public}/twilio/inbound", form)},
             timeout=10,
         )
         elapsed = time.monotonic() - started

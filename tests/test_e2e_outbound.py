@@ -8,21 +8,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import (
-    AUTH_TOKEN,
-    ELEVENLABS_KEY,
-    free_port,
-    migrate_now,
-    running_server,
-    sign,
-    twilio_form,
-)
 from defusedxml.ElementTree import fromstring
 
 from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.secret import Secret
 from bridge.settings import Settings
+from tests.helpers import (
+    AUTH_TOKEN,
+    ELEVENLABS_KEY,
+    free_port,
+    fresh_sqlite,
+    running_server,
+    twilio_form,
+    twilio_signature,
+)
 
 API_TOKEN = "e2e-api-token"
 ACCOUNT_SID = "AC" + "b" * 32
@@ -57,7 +57,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             bridge_api_token=Secret(API_TOKEN),
             database_url=f"sqlite:///{tmp_path / 'e2e.sqlite3'}",
         )
-        migrate_now(settings.database_url)
+        fresh_sqlite(settings.database_url)
         with running_server(create_app(settings), port=port) as bridge_url:
             yield Stack(bridge_url, twilio, elevenlabs)
 
@@ -77,7 +77,7 @@ def test_twilio_mode_end_to_end(stack: Stack) -> None:
     # Twilio fetches the answer URL when the callee picks up.
     form = twilio_form(CallSid=call_sid, From=OUR_NUMBER, To=CALLEE, Direction="outbound-api")
     answered = httpx.post(
-        answer_url, data=form, headers={"X-Twilio-Signature": sign(answer_url, form)}
+        answer_url, data=form, headers={"X-Twilio-Signature": twilio_signature(answer_url, form)}
     )
     assert answered.status_code == 200
     assert fromstring(answered.text).find("./Connect/Stream") is not None
@@ -100,7 +100,9 @@ def test_twilio_mode_end_to_end(stack: Stack) -> None:
     status_url = f"{stack.bridge}/twilio/status"
     status_form = twilio_form(CallSid=call_sid, CallStatus="completed", CallDuration="42")
     status = httpx.post(
-        status_url, data=status_form, headers={"X-Twilio-Signature": sign(status_url, status_form)}
+        status_url,
+        data=status_form,
+        headers={"X-Twilio-Signature": twilio_signature(status_url, status_form)},
     )
     assert status.status_code == 200
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import (
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from bridge.app import create_app
+from bridge.fakes import FakeElevenLabs
+from bridge.routing import parse_routes
+from bridge.secret import Secret
+from bridge.transport.timing import endpoint_name
+from tests.helpers import (
     API_TOKEN,
     AUTH_TOKEN,
     BEARER,
@@ -23,18 +31,10 @@ from conftest import (
     outbound_settings,
     post_signed,
     running_server,
-    sign,
     start_server_process,
     twilio_form,
+    twilio_signature,
 )
-from prometheus_client.parser import text_string_to_metric_families
-from starlette.testclient import TestClient
-
-from bridge.app import create_app
-from bridge.fakes import FakeElevenLabs
-from bridge.routing import parse_routes
-from bridge.secret import Secret
-from bridge.transport.timing import endpoint_name
 
 ROUTES = """
 [[rules]]
@@ -197,7 +197,7 @@ def test_metrics_need_a_bearer_token(
     settings = make_settings(
         bridge_api_token=Secret(api_token), metrics_token=Secret(metrics_token)
     )
-    with TestClient(create_app(settings, transport=httpx.MockTransport(lambda r: None))) as client:  # type: ignore[arg-type,return-value]
+    with TestClient(create_app(settings, transport=httpx.MockTransport(lambda r: None))) as client:  # type: ignore[arg-type]
         response = client.get("/metrics", headers={"authorization": authorization})
     assert response.status_code == status
     if status != 200:
@@ -279,7 +279,7 @@ def test_counts_add_up_across_worker_processes(launcher: str, tmp_path: Path) ->
                         response = await client.post(
                             "/twilio/inbound",
                             data=form,
-                            headers={"X-Twilio-Signature": sign(form_url, form)},
+                            headers={"X-Twilio-Signature": twilio_signature(form_url, form)},
                         )
                         return response.status_code
 

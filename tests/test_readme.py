@@ -50,7 +50,7 @@ def test_readme_test_command_is_what_ci_runs() -> None:
 def test_app_json_describes_only_real_settings() -> None:
     import json
 
-    from conftest import SETTINGS_VARIABLES
+    from tests.helpers import SETTINGS_VARIABLES
 
     app = json.loads((README.parent / "app.json").read_text(encoding="utf-8"))
     assert set(app["env"]) <= set(SETTINGS_VARIABLES)

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from conftest import clear_settings_environment, free_port, run_cli
 from defusedxml.ElementTree import fromstring
 
 from bridge.call import Call
@@ -38,6 +37,7 @@ from bridge.sandbox.numbers import (
     SPANISH_LINE,
     UK_CALLER,
 )
+from tests.helpers import SECRET_PIN, clear_settings_environment, free_port, run_cli
 
 ROOT = Path(__file__).parent.parent
 Found = TypeVar("Found")
@@ -205,7 +205,7 @@ def test_a_rejected_inbound_call_ends_busy(
 def test_outbound_call_end_to_end(sandbox: Running) -> None:
     placed = httpx.post(
         f"{sandbox.url}/calls",
-        json={"to": CALLER, "dynamic_variables": {"name": "Ada", "secret__pin": "8642"}},
+        json={"to": CALLER, "dynamic_variables": {"name": "Ada", "secret__pin": SECRET_PIN}},
         headers=sandbox.bearer,
     )
     assert placed.status_code == 201, placed.text
@@ -238,12 +238,12 @@ def test_outbound_call_end_to_end(sandbox: Running) -> None:
         body for body in sandbox.sandbox.elevenlabs.requests if body["to_number"] == CALLER
     ]
     variables = registered["conversation_initiation_client_data"]["dynamic_variables"]
-    assert variables == {"name": "Ada", "secret__pin": "8642"}
+    assert variables == {"name": "Ada", "secret__pin": SECRET_PIN}
     shown = sandbox.output()
     assert f"create call {OUR_NUMBER} -> {CALLER}" in shown
     assert f"{call_sid} answered by a person" in shown
     assert "secret__pin='***'" in shown
-    assert "8642" not in shown and "8642" not in json.dumps(record)
+    assert SECRET_PIN not in shown and SECRET_PIN not in json.dumps(record)
 
 
 @pytest.mark.parametrize(

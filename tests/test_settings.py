@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -272,9 +273,7 @@ def test_missing_lists_what_is_not_configured() -> None:
         ({"skip_twilio_signature": True}, "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE is on"),
     ],
 )
-def test_missing_warns_about_risky_settings(
-    changes: dict[str, object], expected_prefix: str
-) -> None:
+def test_missing_warns_about_risky_settings(changes: dict[str, Any], expected_prefix: str) -> None:
     settings = dataclasses.replace(
         Settings(
             elevenlabs_api_key=Secret(ELEVENLABS_KEY),

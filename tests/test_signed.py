@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_settings
 
 from bridge import signed
 from bridge.secret import Secret
+from tests.helpers import make_settings
 
 KEY = b"k" * 32
 

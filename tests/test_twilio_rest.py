@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import running_server
 
 from bridge.fakes import FakeTwilio
 from bridge.secret import Secret
@@ -23,6 +22,7 @@ from bridge.twilio.rest import (
     TwilioError,
     TwilioREST,
 )
+from tests.helpers import running_server
 
 pytestmark = pytest.mark.anyio
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from conftest import make_settings, migrate_now, run_cli
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.storage import migrate
+from tests.helpers import fresh_sqlite, make_settings, migrate_now, run_cli
 
 ROOT = Path(__file__).parent.parent
 
@@ -60,3 +60,9 @@ def test_db_commands(
 def test_heroku_runs_migrations_in_the_release_phase() -> None:
     procfile = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
     assert "release: callbridge db upgrade" in procfile
+
+
+def test_the_tests_template_database_is_at_the_newest_schema(tmp_path: Path) -> None:
+    # Most tests copy one migrated SQLite file instead of migrating their own.
+    url = fresh_sqlite(f"sqlite:///{tmp_path / 'copy.sqlite3'}")
+    assert revision(url) == migrate.head_revision()

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings, migrate_now
 from sqlalchemy import insert, select, text
 from starlette.testclient import TestClient
 
@@ -25,6 +24,7 @@ from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
 from bridge.web import elevenlabs_webhook
+from tests.helpers import fresh_sqlite, make_settings
 
 SECRET = "wsec_test_current"
 OLD_SECRET = "wsec_test_previous"
@@ -87,7 +87,7 @@ def bridge(
 ) -> Iterator[Bridge]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'hooks.sqlite3'}"
-        migrate_now(url)
+        fresh_sqlite(url)
     else:
         url = request.getfixturevalue("postgres_url")
     settings = make_settings(
@@ -201,7 +201,7 @@ def test_signatures(
 
 def test_no_secret_configured_is_503(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
-    migrate_now(url)
+    fresh_sqlite(url)
     app = create_app(make_settings(database_url=url))
     with TestClient(app) as client:
         response = client.post(URL, content=b"{}", headers={HEADER: sign(b"{}", "x", NOW)})

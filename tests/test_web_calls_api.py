@@ -11,24 +11,25 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import (
-    API_TOKEN,
-    AUTH_TOKEN,
-    BEARER,
-    ELEVENLABS_KEY,
-    OUR_NUMBER,
-    PUBLIC,
-    Upstreams,
-    outbound_settings,
-    post_signed,
-    twilio_form,
-)
 from defusedxml.ElementTree import fromstring
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.secret import Secret
+from tests.helpers import (
+    API_TOKEN,
+    AUTH_TOKEN,
+    BEARER,
+    ELEVENLABS_KEY,
+    OUR_NUMBER,
+    PUBLIC,
+    SECRET_PIN,
+    Upstreams,
+    outbound_settings,
+    post_signed,
+    twilio_form,
+)
 
 CALLEE = "+14155550123"
 
@@ -150,7 +151,7 @@ def test_twilio_mode_creates_the_call_and_registers_it_when_answered(
         json={
             "to": CALLEE,
             "agent_id": "agent_reminders",
-            "dynamic_variables": {"name": "Ada", "secret__pin": "8642"},
+            "dynamic_variables": {"name": "Ada", "secret__pin": SECRET_PIN},
             "conversation_initiation_client_data": {
                 "conversation_config_override": {"agent": {"first_message": "Hi Ada"}}
             },
@@ -174,7 +175,7 @@ def test_twilio_mode_creates_the_call_and_registers_it_when_answered(
     ]
     answer_url = call.param("Url")
     assert answer_url and answer_url.startswith(f"{PUBLIC}/twilio/outbound-answer?call=")
-    assert "8642" not in answer_url
+    assert SECRET_PIN not in answer_url
 
     # While the call rings, the secret sits in the database only in sealed form.
     engine = create_engine(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
@@ -184,7 +185,7 @@ def test_twilio_mode_creates_the_call_and_registers_it_when_answered(
             default=str,
         )
     engine.dispose()
-    assert "Ada" in stored and "8642" not in stored
+    assert "Ada" in stored and SECRET_PIN not in stored
 
     reply = answer(client, answer_url, CallSid=body["call_sid"], AnsweredBy="human")
     assert verbs(reply) == ["Connect"]
@@ -196,7 +197,7 @@ def test_twilio_mode_creates_the_call_and_registers_it_when_answered(
             "direction": "outbound",
             "conversation_initiation_client_data": {
                 "conversation_config_override": {"agent": {"first_message": "Hi Ada"}},
-                "dynamic_variables": {"name": "Ada", "secret__pin": "8642"},
+                "dynamic_variables": {"name": "Ada", "secret__pin": SECRET_PIN},
             },
         }
     ]

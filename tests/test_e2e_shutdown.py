@@ -14,18 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import (
+
+from bridge.fakes import FakeElevenLabs
+from tests.helpers import (
     AUTH_TOKEN,
     ELEVENLABS_KEY,
     SETTINGS_VARIABLES,
     free_port,
     running_server,
-    sign,
     start_server_process,
     twilio_form,
+    twilio_signature,
 )
-
-from bridge.fakes import FakeElevenLabs
 
 ROOT = Path(__file__).parent.parent
 UPSTREAM_LATENCY = 2.0
@@ -85,7 +85,9 @@ def test_sigterm_lets_calls_in_flight_finish_and_takes_no_new_work(
                     httpx.post(
                         f"{base}/twilio/inbound",
                         data=form,
-                        headers={"X-Twilio-Signature": sign(f"{base}/twilio/inbound", form)},
+                        headers={
+                            "X-Twilio-Signature": twilio_signature(f"{base}/twilio/inbound", form)
+                        },
                         timeout=30,
                     )
                 )
@@ -109,7 +111,9 @@ def test_sigterm_lets_calls_in_flight_finish_and_takes_no_new_work(
                 httpx.post(
                     f"{base}/twilio/inbound",
                     data=late,
-                    headers={"X-Twilio-Signature": sign(f"{base}/twilio/inbound", late)},
+                    headers={
+                        "X-Twilio-Signature": twilio_signature(f"{base}/twilio/inbound", late)
+                    },
                     timeout=UPSTREAM_LATENCY + 1,
                 )
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SETTINGS_VARIABLES, clear_settings_environment, run_cli
 from defusedxml.ElementTree import fromstring
 
 from bridge.cli import main
+from tests.helpers import SETTINGS_VARIABLES, clear_settings_environment, run_cli
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = Path(__file__).parent / "data" / "routes_example.toml"

@@ -12,13 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
-    API_TOKEN,
-    BEARER,
-    clear_settings_environment,
-    make_settings,
-    run_cli,
-)
 from sqlalchemy import insert, select, update
 
 import bridge.app
@@ -27,6 +20,13 @@ from bridge.calllog.records import CallRecords
 from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
+from tests.helpers import (
+    API_TOKEN,
+    BEARER,
+    clear_settings_environment,
+    make_settings,
+    run_cli,
+)
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CALLER = "+14155550123"
@@ -60,7 +60,7 @@ class Log:
             await connection.execute(insert(calls).values(values))
         return values
 
-    async def page(self, **params: object) -> dict[str, Any]:
+    async def page(self, **params: Any) -> dict[str, Any]:
         response = await self.client.get("/calls", params={"rule": self.tag, **params})
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PUBLIC, make_settings, migrate_now, sign, twilio_form
 from sqlalchemy import create_engine, func, select, text
 from starlette.testclient import TestClient
 
@@ -19,6 +18,7 @@ from bridge.calllog.writer import CallLogWriter
 from bridge.fakes import FakeElevenLabs
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
+from tests.helpers import PUBLIC, fresh_sqlite, make_settings, twilio_form, twilio_signature
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ async def test_a_batch_is_written_in_one_flush(writer: CallLogWriter) -> None:
 
 def test_calls_answered_by_the_server_are_in_the_log_after_shutdown(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
-    migrate_now(url)
+    fresh_sqlite(url)
     fake = FakeElevenLabs(api_key="test-elevenlabs-key")
     app = create_app(make_settings(database_url=url), transport=httpx.ASGITransport(app=fake.app))
     sids = ["CA" + uuid.uuid4().hex for _ in range(3)]
@@ -90,7 +90,7 @@ def test_calls_answered_by_the_server_are_in_the_log_after_shutdown(tmp_path: Pa
             response = client.post(
                 "/twilio/inbound",
                 data=form,
-                headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/inbound", form)},
+                headers={"X-Twilio-Signature": twilio_signature(f"{PUBLIC}/twilio/inbound", form)},
             )
             assert response.status_code == 200
     engine = create_engine(url)

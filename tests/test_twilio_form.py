@@ -5,9 +5,9 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from conftest import twilio_form
 
 from bridge.twilio.form import Form
+from tests.helpers import twilio_form
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,20 @@
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import httpx
+import httpx2
 import pytest
-from conftest import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.fakes.elevenlabs import register_twiml
 from bridge.secret import Secret
 from bridge.web.twilio_requests import MAX_BODY_BYTES
+from tests.helpers import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings, twilio_signature
 
 INBOUND_URL = f"{PUBLIC}/twilio/inbound"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -33,13 +31,6 @@ CALL = [
     ("Caller", CALLER),
     ("Called", "+15551234567"),
 ]
-
-
-def twilio_signature(url: str, pairs: list[tuple[str, str]], token: str = AUTH_TOKEN) -> str:
-    """What Twilio sends: base64 HMAC-SHA1 over the URL and the sorted name+value pairs."""
-    data = url + "".join(name + value for name, value in sorted(pairs))
-    digest = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 def test_signature_helper_matches_twilio_vector() -> None:
@@ -97,7 +88,7 @@ def post(
     signed_url: str | None = None,
     signature: str | None = None,
     headers: dict[str, str] | None = None,
-) -> httpx.Response:
+) -> httpx2.Response:
     """POST a form; signed over `signed_url` (default: PUBLIC + path) unless `signature`."""
     all_headers = {"content-type": FORM_TYPE, **(headers or {})}
     if signature is None:
@@ -107,14 +98,14 @@ def post(
     return client.post(path, content=urlencode(pairs), headers=all_headers)
 
 
-def assert_twiml(response: httpx.Response) -> None:
+def assert_twiml(response: httpx2.Response) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     assert response.text.lstrip().startswith("<?xml")
     assert "<Response>" in response.text
 
 
-def assert_forbidden(response: httpx.Response) -> None:
+def assert_forbidden(response: httpx2.Response) -> None:
     assert response.status_code == 403
     assert response.text == "invalid Twilio signature\n"
     assert AUTH_TOKEN not in response.text

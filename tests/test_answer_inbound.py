@@ -9,8 +9,8 @@ from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 import httpx
+import httpx2
 import pytest
-from conftest import ELEVENLABS_KEY, PUBLIC, make_settings, post_signed, sign, twilio_form
 from defusedxml.ElementTree import fromstring
 from starlette.testclient import TestClient
 
@@ -19,6 +19,14 @@ from bridge.fakes import FakeElevenLabs
 from bridge.routing import parse_routes
 from bridge.secret import Secret
 from bridge.settings import Settings
+from tests.helpers import (
+    ELEVENLABS_KEY,
+    PUBLIC,
+    make_settings,
+    post_signed,
+    twilio_form,
+    twilio_signature,
+)
 
 DEADLINE = 1.0
 
@@ -27,18 +35,18 @@ def settings(**changes: object) -> Settings:
     return make_settings(**{"inbound_deadline": DEADLINE, **changes})
 
 
-def post_call(client: TestClient, **form_changes: str) -> tuple[httpx.Response, float]:
+def post_call(client: TestClient, **form_changes: str) -> tuple[httpx2.Response, float]:
     form = twilio_form(**form_changes)
     started = time.monotonic()
     response = client.post(
         "/twilio/inbound",
         data=form,
-        headers={"X-Twilio-Signature": sign(f"{PUBLIC}/twilio/inbound", form)},
+        headers={"X-Twilio-Signature": twilio_signature(f"{PUBLIC}/twilio/inbound", form)},
     )
     return response, time.monotonic() - started
 
 
-def verbs(response: httpx.Response) -> list[str]:
+def verbs(response: httpx2.Response) -> list[str]:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     root: Element = fromstring(response.text)

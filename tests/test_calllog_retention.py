@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from sqlalchemy import insert, select
 
 from bridge.calllog.retention import PRUNED, prune
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
+from tests.helpers import run_cli
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

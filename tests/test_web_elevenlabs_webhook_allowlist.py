@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_settings
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.secret import Secret
 from bridge.settings import Settings, SettingsError
+from tests.helpers import make_settings
 
 
 @pytest.mark.parametrize(

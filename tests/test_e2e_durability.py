@@ -14,25 +14,25 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import (
-    API_TOKEN,
-    AUTH_TOKEN,
-    ELEVENLABS_KEY,
-    SETTINGS_VARIABLES,
-    free_port,
-    make_settings,
-    migrate_now,
-    running_server,
-    sign,
-    start_server_process,
-    twilio_form,
-)
 
 from bridge.app import create_app
 from bridge.elevenlabs.webhook_signature import HEADER
 from bridge.elevenlabs.webhook_signature import sign as sign_webhook
 from bridge.fakes import FakeElevenLabs
 from bridge.secret import Secret
+from tests.helpers import (
+    API_TOKEN,
+    AUTH_TOKEN,
+    ELEVENLABS_KEY,
+    SETTINGS_VARIABLES,
+    free_port,
+    fresh_sqlite,
+    make_settings,
+    running_server,
+    start_server_process,
+    twilio_form,
+    twilio_signature,
+)
 
 WEBHOOK_SECRET = "wsec_durability"
 BEARER = {"authorization": f"Bearer {API_TOKEN}"}
@@ -55,7 +55,7 @@ def transcription(conversation_id: str, summary: str) -> bytes:
 
 def test_a_restart_between_a_call_and_its_webhooks_loses_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'restart.sqlite3'}"
-    migrate_now(url)
+    fresh_sqlite(url)
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY)
@@ -73,7 +73,7 @@ def test_a_restart_between_a_call_and_its_webhooks_loses_nothing(tmp_path: Path)
             answered = httpx.post(
                 f"{base}/twilio/inbound",
                 data=form,
-                headers={"X-Twilio-Signature": sign(f"{public}/twilio/inbound", form)},
+                headers={"X-Twilio-Signature": twilio_signature(f"{public}/twilio/inbound", form)},
             )
         assert answered.status_code == 200
         conversation_id = answered.text.split('name="conversation_id" value="')[1].split('"')[0]
@@ -86,7 +86,9 @@ def test_a_restart_between_a_call_and_its_webhooks_loses_nothing(tmp_path: Path)
             status = httpx.post(
                 f"{base}/twilio/status",
                 data=status_form,
-                headers={"X-Twilio-Signature": sign(f"{public}/twilio/status", status_form)},
+                headers={
+                    "X-Twilio-Signature": twilio_signature(f"{public}/twilio/status", status_form)
+                },
             )
             body = transcription(conversation_id, "Asked about opening hours.")
             webhook = httpx.post(
@@ -146,7 +148,7 @@ def test_two_processes_write_to_one_postgres_without_loss_or_duplicates(
             for sid in sids:
                 for status, sequence in statuses:
                     form = twilio_form(CallSid=sid, CallStatus=status, SequenceNumber=str(sequence))
-                    signature = sign("https://bridge.example.com/twilio/status", form)
+                    signature = twilio_signature("https://bridge.example.com/twilio/status", form)
                     # Each callback goes to both processes: one stores it, one finds a replay.
                     for base in two_bridges:
                         posts.append(

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_TOKEN, make_settings, migrate_now, running_server
 from sqlalchemy import insert
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -29,6 +28,7 @@ from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
 from bridge.web import ui
+from tests.helpers import API_TOKEN, fresh_sqlite, make_settings, running_server
 
 EVIL = "<script>alert('x')</script>"
 SUMMARY = "Caller asked about opening hours & parking"
@@ -90,7 +90,7 @@ def make_app(database_url: str, token: str = API_TOKEN) -> Starlette:
 @pytest.fixture
 def database_file(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'bridge.sqlite3'}"
-    migrate_now(url)
+    fresh_sqlite(url)
     return url
 
 

@@ -1,0 +1,328 @@
+"""What tests share: settings, real servers on loopback, signed Twilio webhooks,
+migrated databases. Fixtures and hooks stay in conftest.py; everything else is here."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from alembic import command
+
+from bridge.fakes import FakeElevenLabs, FakeTwilio
+from bridge.secret import Secret
+from bridge.settings import Settings
+from bridge.storage.migrate import alembic_config
+
+AUTH_TOKEN = "test-twilio-auth-token"
+ELEVENLABS_KEY = "test-elevenlabs-key"
+PUBLIC = "https://bridge.example.com"
+
+
+# Every variable Settings.from_env reads: tests that build settings from the
+# environment clear them all first.
+SETTINGS_VARIABLES = (
+    "ELEVENLABS_API_KEY",
+    "ELEVENLABS_AGENT_ID",
+    "ELEVENLABS_AGENT_PHONE_NUMBER_ID",
+    "ELEVENLABS_API_BASE",
+    "ELEVENLABS_WEBHOOK_SECRET",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_PREVIOUS_AUTH_TOKEN",
+    "TWILIO_PHONE_NUMBER",
+    "TWILIO_API_BASE",
+    "PUBLIC_BASE_URL",
+    "BRIDGE_API_TOKEN",
+    "ROUTES_FILE",
+    "DATABASE_URL",
+    "PORT",
+    "INBOUND_DEADLINE_SECONDS",
+    "TRUST_FORWARDED_HEADERS",
+    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
+    "UPSTREAM_MAX_CONNECTIONS",
+    "UPSTREAM_TRANSPORT",
+    "OUTBOUND_ALLOWED_COUNTRIES",
+    "SESSION_SECRET",
+    "METRICS_TOKEN",
+    "CALL_AUDIO_DIR",
+    "RETENTION_DAYS",
+    "ELEVENLABS_WEBHOOK_ALLOWED_IPS",
+    "LOG_LEVEL",
+    # Not a server setting: the CLI's default --url (the sandbox's env.sh sets it).
+    "CALLBRIDGE_URL",
+)
+
+
+def clear_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`callbridge ARGV...` in process: exit code, stdout, stderr."""
+    from bridge.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# The outbound side: a bridge that places calls through in-process fakes.
+API_TOKEN = "test-bridge-api-token"
+ACCOUNT_SID = "AC" + "a" * 32
+OUR_NUMBER = "+14155550100"
+BEARER = {"authorization": f"Bearer {API_TOKEN}"}
+# A secret dynamic variable's value, for checking it is shown and stored nowhere. The
+# ':' and '!' keep it out of anything the bridge makes up (hex ids, base64url sealed
+# blobs, timestamps), so "not in" can only fail if the secret itself leaked.
+SECRET_PIN = "never-shown:pin!"
+
+
+def make_settings(**changes: object) -> Settings:
+    """Settings for a bridge that Twilio reaches at PUBLIC, with every secret set."""
+    values: dict[str, object] = {
+        "elevenlabs_api_key": Secret(ELEVENLABS_KEY),
+        "elevenlabs_agent_id": "agent_default",
+        "twilio_auth_token": Secret(AUTH_TOKEN),
+        "public_base_url": PUBLIC,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_server(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def start_server_process(
+    command: list[str], env: dict[str, str], base: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """A server in a process of its own, its output in `log`, once `base`/healthz answers."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def twilio_form(**overrides: str) -> dict[str, str]:
+    """A realistic "A call comes in" webhook form."""
+    form = {
+        "AccountSid": "AC" + "a" * 32,
+        "ApiVersion": "2010-04-01",
+        "CallSid": "CA" + "1" * 32,
+        "CallStatus": "ringing",
+        "Called": "+15557650000",
+        "CalledCountry": "US",
+        "CalledState": "CA",
+        "Caller": "+15551234567",
+        "CallerCountry": "US",
+        "CallerState": "NY",
+        "Direction": "inbound",
+        "From": "+15551234567",
+        "FromCity": "NEW YORK",
+        "FromCountry": "US",
+        "FromState": "NY",
+        "FromZip": "10001",
+        "To": "+15557650000",
+        "ToCountry": "US",
+        "ToState": "CA",
+    }
+    form.update(overrides)
+    return form
+
+
+def twilio_signature(
+    url: str,
+    params: Mapping[str, str] | Iterable[tuple[str, str]],
+    token: str = AUTH_TOKEN,
+) -> str:
+    """What Twilio sends in X-Twilio-Signature: base64 HMAC-SHA1 over the URL and the
+    name+value pairs sorted (a repeated name once per value).
+
+    The one signer every test uses. It is written out here, apart from the code under
+    test and from the Twilio SDK, and checked against Twilio's published vector.
+    """
+    pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
+    data = url + "".join(name + value for name, value in sorted(pairs))
+    digest = hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def post_signed(client: Any, path: str, form: dict[str, str], public: str = PUBLIC) -> Any:
+    """POST a form to `path` as Twilio would, signed for `public` + `path`."""
+    headers = {"X-Twilio-Signature": twilio_signature(public + path, form)}
+    return client.post(path, data=form, headers=headers)
+
+
+def in_thread(work: Callable[[], object]) -> None:
+    """Run `work` in a thread of its own: it may start an event loop, even when the
+    caller is inside one (async tests)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def migrate_now(database_url: str) -> None:
+    """Run the migrations on a test database, for real: for PostgreSQL, and for the tests
+    whose subject is migrating. Other tests take a copy of the template (`fresh_sqlite`)."""
+    in_thread(lambda: command.upgrade(alembic_config(database_url), "head"))
+
+
+# The migrated SQLite schema, made once per test process and copied for each test that
+# wants a database of its own: migrating takes ~100 ms, a copy well under 1 ms.
+_template_dir: tempfile.TemporaryDirectory[str] | None = None
+
+
+def _sqlite_template() -> Path:
+    global _template_dir
+    if _template_dir is None:
+        directory = tempfile.TemporaryDirectory(prefix="callbridge-schema-")
+        template = Path(directory.name) / "template.sqlite3"
+        migrate_now(f"sqlite:///{template}")
+        # A plain file copy is a whole database only with no write-ahead log beside it.
+        assert not template.with_name(template.name + "-wal").exists()
+        _template_dir = directory
+    return Path(_template_dir.name) / "template.sqlite3"
+
+
+def sqlite_path(database_url: str) -> Path:
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix):
+        raise ValueError(f"not a SQLite file URL: {database_url}")
+    return Path(database_url.removeprefix(prefix))
+
+
+def fresh_sqlite(database_url: str) -> str:
+    """Make `database_url` (a SQLite file) a database at the newest schema, copied from
+    the template; returns the URL. A file that exists already keeps its rows: it is
+    upgraded in place, as `callbridge db upgrade` would."""
+    path = sqlite_path(database_url)
+    if path.exists():
+        migrate_now(database_url)
+        return database_url
+    shutil.copyfile(_sqlite_template(), path)
+    return database_url
+
+
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+class Routed(httpx.AsyncBaseTransport):
+    """Sends each upstream host to its fake, in process."""
+
+    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
+        self.routes = routes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.routes[request.url.host].handle_async_request(request)
+
+
+class Upstreams:
+    """Fake ElevenLabs and Twilio APIs, reached at elevenlabs.test and twilio.test."""
+
+    def __init__(self) -> None:
+        self.elevenlabs = FakeElevenLabs(api_key=ELEVENLABS_KEY)
+        self.twilio = FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        self.transport = Routed(
+            {
+                "elevenlabs.test": httpx.ASGITransport(app=self.elevenlabs.app),
+                "twilio.test": httpx.ASGITransport(app=self.twilio.app),
+            }
+        )
+
+    def dialled(self) -> Counter[str]:
+        """How many times Twilio was asked to call each number."""
+        return Counter(call.param("To") or "" for call in self.twilio.calls.values())
+
+
+def outbound_settings(tmp_path: Path, **changes: object) -> Settings:
+    """Settings for placing calls through `Upstreams`, with a database in tmp_path."""
+    values: dict[str, object] = {
+        "bridge_api_token": Secret(API_TOKEN),
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_phone_number": OUR_NUMBER,
+        "twilio_api_base": "http://twilio.test",
+        "elevenlabs_api_base": "http://elevenlabs.test",
+        "elevenlabs_agent_phone_number_id": "phnum_test",
+        "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
+    }
+    values.update(changes)
+    settings = make_settings(**values)
+    fresh_sqlite(settings.database_url)
+    return settings
+
+
+# Campaigns: the example contacts file, its valid numbers, and reading a results ledger.
+CONTACTS = Path(__file__).parent / "data" / "contacts.csv"
+GOOD = [f"+1415555011{digit}" for digit in range(6)]
+
+
+def results_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
