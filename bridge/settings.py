@@ -74,7 +74,7 @@ class Settings:
     retention_days: int = 0
     # Where post-call audio from ElevenLabs is written (use persistent storage).
     call_audio_dir: Path = Path("call-audio")
-    # Signs the seed-003 session cookie; empty: derived from BRIDGE_API_TOKEN.
+    # Signs the AI caller's session cookie; empty: derived from BRIDGE_API_TOKEN.
     session_secret: Secret = field(default_factory=lambda: Secret(""))
     # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
     metrics_token: Secret = field(default_factory=lambda: Secret(""))
