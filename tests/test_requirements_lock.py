@@ -24,7 +24,7 @@ def lock_lines() -> list[str]:
 
 
 def pins() -> dict[str, Version]:
-    pinned = {}
+    pinned: dict[str, Version] = {}
     for line in lock_lines():
         if line == ".":
             continue
