@@ -9,7 +9,7 @@ import phonenumbers
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-# The E.164 shape of seed 003 (`^\+[1-9]\d{7,14}$`), with ASCII digits spelled out:
+# The E.164 shape the AI caller API states (`^\+[1-9]\d{7,14}$`), ASCII digits only:
 # Python's and pydantic's `\d` also match other scripts' digits, such as "٤".
 E164_PATTERN = r"^\+[1-9][0-9]{7,14}$"
 E164 = re.compile(E164_PATTERN)

@@ -1,4 +1,4 @@
-"""The AI caller API of seed 003: POST /api/context and POST /api/call."""
+"""The AI caller API (README: "The AI caller API"): POST /api/context and POST /api/call."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ Reply = Callable[[httpx.Request], httpx.Response]
 
 
 def prompt(description: str, scenario: str) -> str:
-    """Seed 003's caller prompt, written out rather than built from the module's constants."""
+    """The documented caller prompt, written out rather than built from the module's constants."""
     return (
         "You are simulating a real customer contacting the business below. The other side is "
         "the company, an operator, or an IVR. Stay in character as the caller/customer, try to "
@@ -119,7 +119,7 @@ def set_context(client: TestClient, **body: object) -> Any:
     return client.post("/api/context", json=body, headers=AUTH)
 
 
-# --- seed 003's errors, word for word -------------------------------------------------------
+# --- the documented errors, word for word ---------------------------------------------------
 
 
 @pytest.mark.parametrize(

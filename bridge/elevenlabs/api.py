@@ -58,7 +58,7 @@ class ElevenLabsAPI:
         to_number: str,
         client_data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """`{success, message, conversation_id, callSid}` (seed 000)."""
+        """`{success, message, conversation_id, callSid}` (POST /v1/convai/twilio/outbound-call)."""
         body = _outbound_body(agent_id, agent_phone_number_id, to_number, client_data)
         return await self._request("POST", TWILIO_OUTBOUND_PATH, body)
 
@@ -71,7 +71,7 @@ class ElevenLabsAPI:
         client_data: dict[str, Any] | None = None,
         telephony_call_config: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """`{success, message, conversation_id, sip_call_id}` (seed 002)."""
+        """`{success, message, conversation_id, sip_call_id}` (ElevenLabs API reference)."""
         body = _outbound_body(agent_id, agent_phone_number_id, to_number, client_data)
         if telephony_call_config:
             body["telephony_call_config"] = telephony_call_config

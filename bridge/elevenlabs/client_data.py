@@ -1,6 +1,6 @@
-"""`conversation_initiation_client_data`, validated against the schema of seed 000
-(ElevenLabs' outbound-call OpenAPI), so a typo is a 422 here rather than a call
-that silently ignores an override."""
+"""`conversation_initiation_client_data`, validated against ElevenLabs' OpenAPI schema
+(API reference: POST /v1/convai/twilio/outbound-call), so a typo is a 422 here rather
+than a call that silently ignores an override."""
 
 from __future__ import annotations
 

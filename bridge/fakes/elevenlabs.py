@@ -1,5 +1,6 @@
 """A stand-in for the ElevenLabs API: `register-call`, the native outbound calls
-(Twilio and SIP trunk, seeds 000 and 002) and reading and patching agents
+(`POST /v1/convai/twilio/outbound-call` and `/v1/convai/sip-trunk/outbound-call`
+in the ElevenLabs API reference) and reading and patching agents
 (`GET`/`PATCH /v1/convai/agents/{agent_id}`), rejecting malformed bodies with
 FastAPI's 422 `{"detail": [{"loc": ["body", ...], "msg": ..., "type": ...}]}`.
 
@@ -320,7 +321,7 @@ def _check_register_body(body: Any, loc: Loc) -> list[Problem]:
     return problems
 
 
-# --- the outbound-call bodies, per the OpenAPI schema of seed 000 -------------------
+# --- the outbound-call bodies, per ElevenLabs' OpenAPI schema (api.elevenlabs.io) -----
 # A check takes a value and where it is, and returns what is wrong with it. Types are
 # checked strictly (no "1" for 1, no 1 for true) so that the bridge's bugs show here.
 

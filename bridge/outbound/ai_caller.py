@@ -1,4 +1,4 @@
-"""The AI caller of seed 003: an ElevenLabs agent that phones a business as a customer.
+"""The AI caller: an ElevenLabs agent that phones a business as a customer.
 
 Plain logic, no Starlette: which number, business description and scenario a call
 uses, the prompt and first message the agent gets, the response body, and the
@@ -97,7 +97,7 @@ def normalize_scenario(text: str) -> str:
 
 
 def caller_prompt(description: str, scenario: str) -> str:
-    """The agent's system prompt: seed 003's text, with each filled-in field on its own line."""
+    """The agent's system prompt: fixed text, with each filled-in field on its own line."""
     return (
         f"{PROMPT_INTRO}\n"
         f"Business description: {description}\n"

@@ -2,8 +2,10 @@
 
 - `twilio`: Twilio's REST API creates the call with an answer URL on the bridge;
   the conversation is registered only when someone (or something) answers.
-- `elevenlabs`: ElevenLabs' native Twilio outbound call (seeds 000, 001).
-- `sip`: ElevenLabs' SIP-trunk outbound call (seed 002).
+- `elevenlabs`: ElevenLabs' native Twilio outbound call (ElevenLabs API reference:
+  POST /v1/convai/twilio/outbound-call).
+- `sip`: ElevenLabs' SIP-trunk outbound call (ElevenLabs API reference:
+  POST /v1/convai/sip-trunk/outbound-call).
 """
 
 from __future__ import annotations

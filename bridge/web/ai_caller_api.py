@@ -1,4 +1,4 @@
-"""`POST /api/context` and `POST /api/call`: the AI caller API of seed 003.
+"""`POST /api/context` and `POST /api/call`: the AI caller API (README: "The AI caller API").
 
 Both need `Authorization: Bearer <BRIDGE_API_TOKEN>` and take a JSON object of at
 most 64 KiB (any content type; 413 past the cap, 400 when it is not a JSON object).
