@@ -376,16 +376,13 @@ def test_call_over_http_token(
     [
         ("bridge.example.com", 2, "callbridge: --url 'bridge.example.com': expected a URL like "),
         ("ftp://bridge.example.com", 2, "callbridge: --url 'ftp://bridge.example.com': expected"),
-        (
-            f"http://127.0.0.1:{free_port()}",
-            1,
-            "callbridge: call not placed: cannot reach the bridge",
-        ),
+        ("http://127.0.0.1:{port}", 1, "callbridge: call not placed: cannot reach the bridge"),
     ],
 )
 def test_call_over_http_bad_url(
     capsys: pytest.CaptureFixture[str], url: str, code: int, error: str
 ) -> None:
+    url = url.format(port=free_port())  # a port nothing listens on, chosen when the test runs
     result = run(capsys, "call", CALLEE, "--url", url, "--token", API_TOKEN)
     assert result[:2] == (code, "")
     assert result[2].startswith(error)
