@@ -7,15 +7,19 @@ import base64
 import csv
 import hashlib
 import hmac
+import json
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +27,15 @@ import httpx
 import pytest
 import uvicorn
 from alembic import command
+from sqlalchemy import insert, select
 
+from bridge.elevenlabs.webhook_signature import HEADER as ELEVENLABS_HEADER
+from bridge.elevenlabs.webhook_signature import sign as sign_elevenlabs
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.secret import Secret
 from bridge.settings import Settings
 from bridge.storage.migrate import alembic_config
+from bridge.storage.tables import call_events, calls
 
 AUTH_TOKEN = "test-twilio-auth-token"
 ELEVENLABS_KEY = "test-elevenlabs-key"
@@ -326,3 +334,61 @@ GOOD = [f"+1415555011{digit}" for digit in range(6)]
 def results_rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as file:
         return list(csv.DictReader(file))
+
+
+# --- the call log behind a running app (post-call webhook tests) ---------------
+
+
+@dataclass
+class CallLogBridge:
+    """A TestClient'd app with its database: post signed ElevenLabs webhooks, add and
+    read the call records they land on."""
+
+    client: Any
+    database: Any
+    secret: str
+    audio_dir: Path | None = None
+    url: str = "/elevenlabs/webhook"
+
+    def run(self, query: Any) -> list[Any]:
+        async def go() -> list[Any]:
+            engine = await self.database.engine()
+            async with engine.begin() as connection:
+                result = await connection.execute(query)
+                return list(result) if result.returns_rows else []
+
+        return list(self.client.portal.call(go))
+
+    def add_call(self, direction: str = "inbound", **values: Any) -> str:
+        call_id = uuid.uuid4().hex
+        self.run(
+            insert(calls).values(
+                id=call_id, direction=direction, created_at=datetime.now(UTC), **values
+            )
+        )
+        return call_id
+
+    def call(self, call_id: str) -> Any:
+        (row,) = self.run(select(calls).where(calls.c.id == call_id))
+        return row
+
+    def events(self, where: Any) -> list[Any]:
+        return self.run(select(call_events).where(where).order_by(call_events.c.id))
+
+    def post(
+        self,
+        payload: dict[str, Any],
+        *,
+        secret: str | None = None,
+        stamp: int | None = None,
+        body: bytes | None = None,
+        header: str | None = "",
+    ) -> Any:
+        """POST `payload` signed with `secret` (default: the app's) at `stamp` (now);
+        `header=None` sends no signature, `body` replaces what is sent."""
+        raw = json.dumps(payload).encode()
+        if header == "":
+            when = int(time.time()) if stamp is None else stamp
+            header = sign_elevenlabs(raw, secret or self.secret, when)
+        headers = {ELEVENLABS_HEADER: header} if header is not None else {}
+        return self.client.post(self.url, content=raw if body is None else body, headers=headers)

@@ -9,76 +9,28 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.elevenlabs.webhook_signature import HEADER, sign
 from bridge.secret import Secret
-from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls
+from bridge.storage.tables import call_events
 from bridge.web import elevenlabs_webhook
-from tests.helpers import fresh_sqlite, make_settings
+from tests.helpers import CallLogBridge, fresh_sqlite, make_settings
 
 SECRET = "wsec_test_current"
 OLD_SECRET = "wsec_test_previous"
 URL = "/elevenlabs/webhook"
 
 
-@dataclass
-class Bridge:
-    client: TestClient
-    database: Database
-
-    def run(self, query: Any) -> list[Any]:
-        async def go() -> list[Any]:
-            engine = await self.database.engine()
-            async with engine.begin() as connection:
-                result = await connection.execute(query)
-                return list(result) if result.returns_rows else []
-
-        return self.client.portal.call(go)  # type: ignore[union-attr]
-
-    def add_call(self, **values: Any) -> str:
-        call_id = uuid.uuid4().hex
-        self.run(
-            insert(calls).values(
-                id=call_id, direction="inbound", created_at=datetime.now(UTC), **values
-            )
-        )
-        return call_id
-
-    def call(self, call_id: str) -> Any:
-        (row,) = self.run(select(calls).where(calls.c.id == call_id))
-        return row
-
+class Bridge(CallLogBridge):
     def events(self, conversation_id: str) -> list[Any]:
-        return self.run(
-            select(call_events)
-            .where(call_events.c.dedupe_key.like(f"elevenlabs:%:{conversation_id}:%"))
-            .order_by(call_events.c.id)
-        )
-
-    def post(
-        self,
-        payload: dict[str, Any],
-        *,
-        secret: str = SECRET,
-        stamp: int | None = None,
-        body: bytes | None = None,
-        header: str | None = "",
-    ) -> Any:
-        raw = json.dumps(payload).encode()
-        if header == "":
-            header = sign(raw, secret, int(time.time()) if stamp is None else stamp)
-        headers = {HEADER: header} if header is not None else {}
-        return self.client.post(URL, content=raw if body is None else body, headers=headers)
+        return super().events(call_events.c.dedupe_key.like(f"elevenlabs:%:{conversation_id}:%"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -97,7 +49,7 @@ def bridge(
     )
     app = create_app(settings)
     with TestClient(app) as client:
-        yield Bridge(client, app.state.database)
+        yield Bridge(client, app.state.database, SECRET)
 
 
 def new_ids() -> tuple[str, str]:
