@@ -21,7 +21,9 @@ from typing import Any, cast
 import httptools
 import httpx
 
-MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+from bridge.transport.limits import MAX_RESPONSE_BYTES, ResponseTooLarge, response_limit
+
+__all__ = ["MAX_RESPONSE_BYTES", "PooledTransport"]
 Origin = tuple[str, str, int]
 
 
@@ -35,6 +37,7 @@ class _Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.size = 0
+        self.limit = MAX_RESPONSE_BYTES
         self.status = 0
         self.closed = False
         self.reusable = False
@@ -76,8 +79,8 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
-        if self.size > MAX_RESPONSE_BYTES:
-            self._fail(httpx.RemoteProtocolError("response body too large"))
+        if self.size > self.limit:
+            self._fail(ResponseTooLarge(self.limit))
             self.close()
             return
         self.body.append(body)
@@ -93,9 +96,10 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(None)
 
     # used by the transport
-    async def exchange(self, raw_request: bytes, read_timeout: float | None) -> None:
+    async def exchange(self, raw_request: bytes, read_timeout: float | None, limit: int) -> None:
         assert self.transport is not None
         self.headers, self.body, self.size, self.status = [], [], 0, 0
+        self.limit = limit
         self.reusable = self.ends_at_close = False
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(raw_request)
@@ -156,7 +160,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 origin, timeouts.get("connect")
             )
             try:
-                await connection.exchange(raw, timeouts.get("read"))
+                await connection.exchange(raw, timeouts.get("read"), response_limit(request))
             except BaseException:
                 connection.close()
                 raise
