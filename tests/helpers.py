@@ -392,3 +392,69 @@ class CallLogBridge:
             header = sign_elevenlabs(raw, secret or self.secret, when)
         headers = {ELEVENLABS_HEADER: header} if header is not None else {}
         return self.client.post(self.url, content=raw if body is None else body, headers=headers)
+
+
+# --- an upstream that fails after the request arrived (transport fault tests) ------
+
+
+@dataclass
+class FaultyUpstream:
+    """A loopback HTTP server that reads each whole request, counts it, then either
+    drops the connection ("drop") or answers 200 one byte every 0.1 s ("drip") until
+    the client hangs up, noting how many bytes of body that took."""
+
+    url: str
+    received: list[bytes]
+    dripped: list[int]
+
+
+@contextmanager
+def faulty_upstream(fault: str) -> Iterator[FaultyUpstream]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    upstream = FaultyUpstream(f"http://127.0.0.1:{listener.getsockname()[1]}", [], [])
+    stopping = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            while len(body) < length:
+                body += conn.recv(65536)
+            upstream.received.append(head + b"\r\n\r\n" + body)
+            if fault == "drip":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{")
+                sent = 0
+                while sent < 999 and not stopping.wait(0.1):
+                    try:
+                        conn.sendall(b" ")
+                    except OSError:
+                        break
+                    sent += 1
+                upstream.dripped.append(sent)
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield upstream
+    finally:
+        stopping.set()
+        thread.join(timeout=5)
+        listener.close()

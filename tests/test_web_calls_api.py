@@ -26,6 +26,7 @@ from tests.helpers import (
     PUBLIC,
     SECRET_PIN,
     Upstreams,
+    faulty_upstream,
     outbound_settings,
     post_signed,
     twilio_form,
@@ -361,6 +362,38 @@ def test_an_uncertain_failure_keeps_its_key_so_nobody_is_rung_twice(
     retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
     assert retry.status_code == 502 and retry.json() == first.json()
     assert retry.headers["idempotent-replayed"] == "true"
+
+
+@pytest.mark.parametrize("transport", ["pooled", "aiohttp"])
+@pytest.mark.parametrize("mode", ["twilio", "elevenlabs", "sip"])
+@pytest.mark.parametrize("fault", ["drop", "drip"])
+def test_an_upstream_lost_after_the_request_left_gets_one_call_for_three_retries(
+    tmp_path: Path, transport: str, mode: str, fault: str
+) -> None:
+    with faulty_upstream(fault) as upstream:
+        settings = outbound_settings(
+            tmp_path,
+            twilio_api_base=upstream.url,
+            elevenlabs_api_base=upstream.url,
+            upstream_transport=transport,
+        )
+        app = create_app(settings)
+        # The bridge's 15 s upstream timeout, shortened so the dripping answer runs out.
+        dialer = app.state.dialer
+        for client in (dialer.twilio._http, dialer.elevenlabs._http):
+            client.timeout = httpx.Timeout(0.5)
+        headers = {**BEARER, "Idempotency-Key": f"{mode}-{fault}"}
+        with TestClient(app) as client:
+            answers = [
+                client.post("/calls", json={"to": CALLEE, "mode": mode}, headers=headers)
+                for _ in range(3)
+            ]
+    assert len(upstream.received) == 1
+    # The 0.5 s timeout ended a dripping answer (the client hung up), as it ends any other.
+    assert all(sent < 30 for sent in upstream.dripped)
+    assert [answer.status_code for answer in answers] == [502, 502, 502]
+    assert [answer.json()["placed"] for answer in answers] == ["unknown"] * 3
+    assert [answer.headers.get("idempotent-replayed") for answer in answers[1:]] == ["true"] * 2
 
 
 @pytest.mark.anyio
