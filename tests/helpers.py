@@ -3,6 +3,7 @@ migrated databases. Fixtures and hooks stay in conftest.py; everything else is h
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import hashlib
@@ -16,8 +17,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -458,3 +459,34 @@ def faulty_upstream(fault: str) -> Iterator[FaultyUpstream]:
         stopping.set()
         thread.join(timeout=5)
         listener.close()
+
+
+@asynccontextmanager
+async def answering_upstream(body: bytes, content_type: str) -> AsyncIterator[str]:
+    """A loopback HTTP server answering every request 200 with `body`; yields its URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                    % (content_type.encode(), len(body))
+                    + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()

@@ -22,7 +22,7 @@ from bridge.twilio.rest import (
     TwilioError,
     TwilioREST,
 )
-from tests.helpers import running_server
+from tests.helpers import answering_upstream, running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -282,6 +282,27 @@ async def test_over_real_http_and_a_hanging_twilio_times_out(fake: FakeTwilio) -
         await transport.aclose()
     assert caught.value.status is None
     assert "timed out" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["pooled", "aiohttp"])
+@pytest.mark.parametrize(("padding", "read"), [(1_000, True), (100_000, False)])
+async def test_a_created_calls_answer_is_read_up_to_64_kib(
+    kind: str, padding: int, read: bool
+) -> None:
+    body = json.dumps({"sid": CALL_SID, "status": "queued", "padding": "x" * padding})
+    transport = make_transport(kind)
+    async with answering_upstream(body.encode(), "application/json") as base_url:
+        twilio = rest(transport, api_base=base_url)
+        try:
+            if read:
+                assert (await call(twilio)).sid == CALL_SID
+            else:
+                with pytest.raises(TwilioError) as caught:
+                    await call(twilio)
+                # Not read, so not known: the call may well have been created.
+                assert caught.value.status is None and not caught.value.not_sent
+        finally:
+            await transport.aclose()
 
 
 # --- moving a live call --------------------------------------------------------------

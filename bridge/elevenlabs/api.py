@@ -12,6 +12,7 @@ import httpx
 from bridge.elevenlabs.errors import error_message
 from bridge.secret import Secret
 from bridge.transport.factory import USER_AGENT
+from bridge.transport.limits import CALL_RESPONSE_BYTES, MAX_RESPONSE_BYTES, RESPONSE_LIMIT
 
 TWILIO_OUTBOUND_PATH = "/v1/convai/twilio/outbound-call"
 SIP_OUTBOUND_PATH = "/v1/convai/sip-trunk/outbound-call"
@@ -60,7 +61,7 @@ class ElevenLabsAPI:
     ) -> dict[str, Any]:
         """`{success, message, conversation_id, callSid}` (POST /v1/convai/twilio/outbound-call)."""
         body = _outbound_body(agent_id, agent_phone_number_id, to_number, client_data)
-        return await self._request("POST", TWILIO_OUTBOUND_PATH, body)
+        return await self._request("POST", TWILIO_OUTBOUND_PATH, body, CALL_RESPONSE_BYTES)
 
     async def sip_outbound_call(
         self,
@@ -75,18 +76,27 @@ class ElevenLabsAPI:
         body = _outbound_body(agent_id, agent_phone_number_id, to_number, client_data)
         if telephony_call_config:
             body["telephony_call_config"] = telephony_call_config
-        return await self._request("POST", SIP_OUTBOUND_PATH, body)
+        return await self._request("POST", SIP_OUTBOUND_PATH, body, CALL_RESPONSE_BYTES)
 
     async def _request(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> dict[str, Any]:
-        """One API call, with or without a JSON body; the answer must be a JSON object.
+        """One API call, with or without a JSON body; the answer must be a JSON object
+        of at most `max_bytes` (a longer one is read no further: an error, not sent False).
 
         Every failure is an ElevenLabsError: `status` None when there was no HTTP
         answer, and `not_sent` when the request surely never reached ElevenLabs."""
         try:
             response = await self._http.request(
-                method, path, json=body, headers={"xi-api-key": self._api_key.reveal()}
+                method,
+                path,
+                json=body,
+                headers={"xi-api-key": self._api_key.reveal()},
+                extensions={RESPONSE_LIMIT: max_bytes},
             )
         except (httpx.ConnectTimeout, httpx.PoolTimeout):
             raise ElevenLabsError("timed out connecting", not_sent=True) from None

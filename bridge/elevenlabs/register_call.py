@@ -18,12 +18,16 @@ from bridge.elevenlabs.register_request import REGISTER_CALL_PATH as REGISTER_CA
 from bridge.elevenlabs.register_request import RegisterCallRequest as RegisterCallRequest
 from bridge.secret import Secret
 from bridge.transport.factory import USER_AGENT
+from bridge.transport.limits import RESPONSE_LIMIT, ResponseTooLarge
 from twiml import CheckedTwiML, InvalidTwiML, check_twiml
 
 # Leave at least this much of the deadline for a second attempt to be worth making.
 MIN_RETRY_BUDGET = 0.5
 RETRY_PAUSE = 0.1
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# register-call answers a few hundred bytes of TwiML (or a short JSON error); a longer
+# body is not read (an answer 10 MB long once held that much memory per call).
+MAX_RESPONSE_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,10 @@ class ElevenLabsClient:
                     attempts=attempt,
                     latency=time.monotonic() - started,
                 ) from None
+            except ResponseTooLarge as exc:
+                raise RegisterCallError(
+                    "too_large", str(exc), attempts=attempt, latency=time.monotonic() - started
+                ) from None
             except httpx.TransportError as exc:
                 error = RegisterCallError(
                     "connect_error",
@@ -128,7 +136,8 @@ class ElevenLabsClient:
             headers=headers,
             stream=httpx.ByteStream(body),
             extensions={
-                "timeout": {"connect": limit, "read": limit, "write": limit, "pool": limit}
+                "timeout": {"connect": limit, "read": limit, "write": limit, "pool": limit},
+                RESPONSE_LIMIT: MAX_RESPONSE_BYTES,
             },
         )
         outgoing.read()  # the body is in memory: lets transports send it with a length

@@ -22,6 +22,7 @@ from twilio.rest import Client
 
 from bridge.secret import Secret
 from bridge.transport.factory import USER_AGENT
+from bridge.transport.limits import CALL_RESPONSE_BYTES, MAX_RESPONSE_BYTES, RESPONSE_LIMIT
 
 TWILIO_ORIGIN = "https://api.twilio.com"
 MAX_TWIML_CHARS = 4000  # Twilio rejects longer inline TwiML (error 32018)
@@ -73,10 +74,17 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK has n
     status are logged: never headers (Basic auth) nor bodies.
     """
 
-    def __init__(self, http: httpx.AsyncClient, *, api_base: str = TWILIO_ORIGIN) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_base: str = TWILIO_ORIGIN,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
         super().__init__(logger, True)
         self._http = http
         self._api_base = api_base.rstrip("/")
+        self._extensions = {RESPONSE_LIMIT: max_response_bytes}
         self.last_response: Response | None = None
 
     def url_for(self, uri: str) -> str:
@@ -107,6 +115,7 @@ class HttpxTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK has n
             auth=auth,
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             follow_redirects=allow_redirects,
+            extensions=self._extensions,
         )
         logger.debug("%s %s -> %d", method.upper(), url, response.status_code)
         self.last_response = Response(response.status_code, response.text, response.headers)
@@ -159,7 +168,7 @@ class TwilioREST:
         def create(client: Any) -> Any:
             return client.calls.create_async(to=to, from_=from_, url=url, method="POST", **options)
 
-        response = await self._sdk(create)
+        response = await self._sdk(create, CALL_RESPONSE_BYTES)
         raw = json_object(response)
         sid, status = raw.get("sid"), raw.get("status")
         if not isinstance(sid, str) or not isinstance(status, str):
@@ -173,13 +182,20 @@ class TwilioREST:
         # The SDK puts the sid into the URL path unescaped.
         if not CALL_SID.fullmatch(call_sid):
             raise ValueError(f"{call_sid!r} is not a Twilio call SID")
-        await self._sdk(lambda client: client.calls(call_sid).update_async(twiml=twiml))
+        await self._sdk(
+            lambda client: client.calls(call_sid).update_async(twiml=twiml), CALL_RESPONSE_BYTES
+        )
 
-    async def _sdk(self, operation: Callable[[Any], Awaitable[Any]]) -> Response:
-        """Run one SDK operation; returns the HTTP response it ended with."""
+    async def _sdk(
+        self, operation: Callable[[Any], Awaitable[Any]], max_bytes: int = MAX_RESPONSE_BYTES
+    ) -> Response:
+        """Run one SDK operation; returns the HTTP response it ended with (a body longer
+        than `max_bytes` is not read: an error, not sent False)."""
         # A client per operation (about 0.1 ms) so that `last_response` is this
         # operation's own even with calls in flight concurrently.
-        http_client = HttpxTwilioClient(self._http, api_base=self._api_base)
+        http_client = HttpxTwilioClient(
+            self._http, api_base=self._api_base, max_response_bytes=max_bytes
+        )
         client = Client(
             self._account_sid,
             self._auth_token.reveal(),
