@@ -99,6 +99,45 @@ def test_upstream_faults_give_fallback_twiml_within_the_deadline(
         assert f"reason={reason}" in line
 
 
+STREAM = '<Stream url="wss://api.elevenlabs.io/s"><Parameter name="conversation_id" value="c"/>'
+
+
+@pytest.mark.parametrize(
+    "twiml",
+    [
+        "<Response><Dial>+19005550100</Dial><Redirect>https://evil.example/t</Redirect></Response>",
+        f"<Response><Connect>{STREAM}</Stream></Connect><Dial>+19005550100</Dial></Response>",
+        f"<Response><Connect>{STREAM}</Stream></Connect><Redirect>https://e.example</Redirect>"
+        "</Response>",
+        f'<Response><Connect action="https://evil.example/t">{STREAM}</Stream></Connect></Response>',
+        "<Response><Play>https://evil.example/a.mp3</Play></Response>",
+        "<Response><Say>Please call +1 900 555 0100</Say></Response>",
+        '<Response><Connect><Stream url="ws://plain.example/s"/></Connect></Response>',
+    ],
+    ids=[
+        "dial-redirect",
+        "stream-then-dial",
+        "stream-then-redirect",
+        "connect-action",
+        "play",
+        "say",
+        "plain-ws",
+    ],
+)
+def test_register_call_twiml_other_than_a_stream_gives_the_fallback(
+    twiml: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(
+        settings(), transport=httpx.MockTransport(lambda request: httpx.Response(200, text=twiml))
+    )
+    with caplog.at_level(logging.INFO, logger="bridge.calls"), TestClient(app) as client:
+        response, _ = post_call(client)
+    assert verbs(response) == FALLBACK_SAY
+    assert "evil" not in response.text and "900" not in response.text
+    line = next(r.getMessage() for r in caplog.records if r.name == "bridge.calls")
+    assert "outcome=fallback" in line and "reason=unexpected_twiml" in line
+
+
 def test_slow_upstream_within_the_deadline_still_connects() -> None:
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY, latency=0.3)
     app = create_app(settings(), transport=httpx.ASGITransport(app=fake.app))

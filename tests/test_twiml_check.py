@@ -105,6 +105,49 @@ def test_accepted(
     assert fromstring(checked.xml).tag.endswith("Response")
 
 
+@pytest.mark.parametrize("body", [GOOD, NO_PARAMETER, NAMESPACED, GOOD.encode()])
+def test_stream_only_accepts_what_register_call_gives(body: str | bytes) -> None:
+    checked = check_twiml(body, stream_only=True)
+    assert checked.verbs == ("Connect",) and checked.stream_url
+
+
+S = '<Stream url="wss://x.test/s">'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<Response><Dial>+19005550100</Dial><Redirect>https://e.test</Redirect></Response>",
+        f"<Response><Connect>{S}</Stream></Connect><Dial>+19005550100</Dial></Response>",
+        f"<Response><Redirect>https://e.test</Redirect><Connect>{S}</Stream></Connect></Response>",
+        f"<Response><Connect>{S}</Stream></Connect><Connect>{S}</Stream></Connect></Response>",
+        f"<Response><Connect>{S}</Stream>{S}</Stream></Connect></Response>",
+        f'<Response><Connect action="https://e.test">{S}</Stream></Connect></Response>',
+        f'<Response action="https://e.test"><Connect>{S}</Stream></Connect></Response>',
+        "<Response><Connect><Conversation/></Connect></Response>",
+        "<Response><Connect/></Response>",
+        "<Response/>",
+        SAY_ONLY,
+        STREAM_OUTSIDE_CONNECT,
+        STREAM_WITHOUT_URL,
+        HTTP_STREAM,
+        OTHER_PARAMETERS,  # ws://, not wss://
+        '<Response><Connect><Stream url="wss://x.test/s" bogus="1"/></Connect></Response>',
+        f"<Response><Connect>{S}<Say>hi</Say></Stream></Connect></Response>",
+        f'<Response><Connect>{S}<Parameter name="a" value="b"><Dial>1</Dial></Parameter>'
+        "</Stream></Connect></Response>",
+        f'<Response><Connect>{S}<Parameter name="a" action="b"/></Stream></Connect></Response>',
+        f"<Response>Call +19005550100<Connect>{S}</Stream></Connect></Response>",
+        f"<Response><Connect>{S}</Stream></Connect>tail text</Response>",
+    ],
+)
+def test_stream_only_refuses_anything_else(body: str) -> None:
+    with pytest.raises(InvalidTwiML) as caught:
+        check_twiml(body, stream_only=True)
+    assert caught.value.reason == "unexpected_twiml"
+    check_twiml(body)  # acceptable without stream_only: only the shape is wrong
+
+
 def test_xml_is_original_text_not_reserialised() -> None:
     checked = check_twiml("  " + GOOD)
     assert checked.xml == GOOD.strip()

@@ -18,10 +18,16 @@ from defusedxml.ElementTree import fromstring
 
 __all__ = ["CheckedTwiML", "InvalidTwiML", "Reason", "check_twiml", "parse_twiml"]
 
-Reason = Literal["empty", "not_xml", "wrong_root", "unsafe_xml", "too_large", "no_stream"]
+Reason = Literal[
+    "empty", "not_xml", "wrong_root", "unsafe_xml", "too_large", "no_stream", "unexpected_twiml"
+]
 
 _EXCERPT_CHARS = 40
 DEFAULT_MAX_BYTES = 64_000
+# What register-call's <Stream> may carry. Nothing on <Response> or <Connect> (an
+# `action` there would hand the call to another document once the stream ends).
+_STREAM_ATTRIBUTES = frozenset({"url", "name", "track", "statusCallback", "statusCallbackMethod"})
+_PARAMETER_ATTRIBUTES = frozenset({"name", "value"})
 
 
 class InvalidTwiML(ValueError):
@@ -136,17 +142,65 @@ def _read(body: str | bytes, max_bytes: int) -> tuple[str, Element]:
     return text, _parse(text)
 
 
+def _tags(elements: list[Element]) -> str:
+    return ", ".join(f"<{_local(element.tag)}>" for element in elements[:5]) or "none"
+
+
+def _stream_only_problem(root: Element) -> str | None:
+    """Why ``root`` is not exactly what register-call produces, or None:
+    ``<Response><Connect><Stream url="wss://...">`` with ``<Parameter>`` children only."""
+    if root.attrib:
+        return "<Response> has attributes"
+    verbs = list(root)
+    if len(verbs) != 1 or _local(verbs[0].tag) != "Connect":
+        return "verbs are " + _tags(verbs)
+    connect = verbs[0]
+    if connect.attrib:
+        return "<Connect> has attributes"
+    nouns = list(connect)
+    if len(nouns) != 1 or _local(nouns[0].tag) != "Stream":
+        return "<Connect> holds " + (
+            ", ".join(f"<{_local(n.tag)}>" for n in nouns[:5]) or "nothing"
+        )
+    stream = nouns[0]
+    if not _STREAM_ATTRIBUTES.issuperset(stream.attrib):
+        return "<Stream> has unexpected attributes"
+    if not stream.get("url", "").lower().startswith("wss://"):
+        return "the <Stream> url is not wss://"
+    for parameter in stream:
+        if (
+            _local(parameter.tag) != "Parameter"
+            or len(parameter)
+            or not _PARAMETER_ATTRIBUTES.issuperset(parameter.attrib)
+        ):
+            return f"<Stream> holds <{_local(parameter.tag)}>"
+    for element in root.iter():
+        if (element.text or "").strip() or (element.tail or "").strip():
+            return f"text in <{_local(element.tag)}>"
+    return None
+
+
 def check_twiml(
-    body: str | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, require_stream: bool = False
+    body: str | bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    require_stream: bool = False,
+    stream_only: bool = False,
 ) -> CheckedTwiML:
     """Check ``body`` is TwiML safe to hand to Twilio; raise ``InvalidTwiML`` if not.
 
     With ``require_stream`` the document must also hold a ``<Connect><Stream>``
-    whose url is ``wss://`` or ``ws://``.
+    whose url is ``wss://`` or ``ws://``. With ``stream_only`` it must be exactly
+    what register-call produces and nothing else (reason ``unexpected_twiml``):
+    ``<Response><Connect><Stream url="wss://...">`` whose only children are
+    ``<Parameter name value>``; no other verb (a ``<Dial>`` or ``<Redirect>`` from
+    a compromised or intercepted answer would bypass the toll-fraud guard).
     """
     text, root = _read(body, max_bytes)
     if _local(root.tag) != "Response":
         raise InvalidTwiML("wrong_root", f"root element is <{_local(root.tag)}>, not <Response>")
+    if stream_only and (problem := _stream_only_problem(root)) is not None:
+        raise InvalidTwiML("unexpected_twiml", problem)
 
     stream = _first_stream(root)
     stream_url = stream.get("url") if stream is not None else None

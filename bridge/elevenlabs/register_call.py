@@ -172,10 +172,12 @@ class ElevenLabsClient:
                 latency=latency,
             )
         try:
-            checked = check_twiml(response.content)
+            checked = check_twiml(response.content, stream_only=True)
         except InvalidTwiML as exc:
+            # unexpected_twiml: well-formed, but not the stream register-call gives.
+            reason = exc.reason if exc.reason == "unexpected_twiml" else "bad_twiml"
             raise RegisterCallError(
-                "bad_twiml", str(exc), status=status, attempts=attempts, latency=latency
+                reason, str(exc), status=status, attempts=attempts, latency=latency
             ) from None
         return Registered(twiml=checked, status=status, attempts=attempts, latency=latency)
 
