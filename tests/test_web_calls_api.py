@@ -109,6 +109,10 @@ def test_the_api_needs_the_bearer_token(
             ["conversation_initiation_client_data.conversation_config_override.tts.stability"],
         ),
         ({"to": CALLEE, "machine_detection": True, "on_machine": "message"}, ["(body)"]),
+        *(
+            ({"to": CALLEE, "on_machine": "message", "machine_message": text}, ["machine_message"])
+            for text in ["   ", "\n\t ", "Call us\x00 back", "Call us\x1b[2J back", "beep\x7f"]
+        ),
     ],
 )
 def test_bad_requests_list_every_field(

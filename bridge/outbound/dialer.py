@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge import phone
 from bridge.elevenlabs.api import ElevenLabsAPI, ElevenLabsError
@@ -30,6 +31,9 @@ from bridge.twilio.rest import TwilioError, TwilioREST
 
 Mode = Literal["twilio", "elevenlabs", "sip"]
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+# Control characters (XML cannot carry most of them, so the callee would get the
+# generic failure), lone surrogates and non-characters; tab and newlines are fine.
+_NOT_SPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 class OutboundRequest(BaseModel):
@@ -48,6 +52,16 @@ class OutboundRequest(BaseModel):
     ring_timeout: int = Field(default=30, ge=5, le=600)
     record: bool = False
     telephony_call_config: dict[str, Any] | None = None
+
+    @field_validator("machine_message")
+    @classmethod
+    def _speakable(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value.strip():
+                raise ValueError("must not be blank")
+            if _NOT_SPEAKABLE.search(value):
+                raise ValueError("must not contain control characters")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> OutboundRequest:
