@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -21,6 +22,7 @@ class Keys:
     """IdempotencyKeys, remembering what was asked of it."""
 
     begin_gives: Replay | KeyConflict | None = None
+    finish_fails: bool = False
     calls: list[tuple[Any, ...]] = field(default_factory=list)
 
     def fingerprint(self, scope: str, body: Any) -> str:
@@ -34,6 +36,8 @@ class Keys:
 
     async def finish(self, scope: str, key: str, status: int, body: dict[str, Any]) -> None:
         self.calls.append(("finish", key, status, body))
+        if self.finish_fails:
+            raise RuntimeError("database is down")
 
     async def release(self, scope: str, key: str) -> None:
         self.calls.append(("release", key))
@@ -155,12 +159,30 @@ async def test_a_call_not_placed_releases_the_key_only_when_it_surely_was_not(
 
 
 @pytest.mark.anyio
+async def test_a_failed_dial_is_a_json_unknown_and_keeps_the_key() -> None:
+    world = World(dialer=Dialer(outcome=RuntimeError("the database went away")))
+    assert await world.place("key-1") == Placed(500, OUTCOME_UNKNOWN)
+    assert OUTCOME_UNKNOWN["placed"] == "unknown"
+    assert world.keys.calls[-1] == ("finish", "key-1", 500, OUTCOME_UNKNOWN)
+    assert world.counted("unknown") == 1
+
+
+@pytest.mark.anyio
 async def test_an_interrupted_dial_keeps_the_key_as_unknown() -> None:
-    world = World(dialer=Dialer(outcome=RuntimeError("bug")))
-    with pytest.raises(RuntimeError):
+    world = World(dialer=Dialer(outcome=asyncio.CancelledError()))
+    with pytest.raises(asyncio.CancelledError):
         await world.place("key-1")
     assert world.keys.calls[-1] == ("finish", "key-1", 500, OUTCOME_UNKNOWN)
     assert world.counted("unknown") == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome", [RuntimeError("dial failed"), dict(PLACED)])
+async def test_a_key_that_cannot_be_finished_is_still_a_json_answer(
+    outcome: dict[str, Any] | Exception,
+) -> None:
+    world = World(keys=Keys(finish_fails=True), dialer=Dialer(outcome=outcome))
+    assert await world.place("key-1") == Placed(500, OUTCOME_UNKNOWN)
 
 
 @pytest.mark.anyio

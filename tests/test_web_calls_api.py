@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
+from bridge.outbound.pending import PendingCalls
 from bridge.secret import Secret
 from tests.helpers import (
     API_TOKEN,
@@ -484,12 +485,46 @@ def test_a_bridge_failure_mid_dial_keeps_the_key_so_nobody_is_rung_twice(
 
     monkeypatch.setattr(dialer, "place", place_then_crash)
     headers = {**BEARER, "Idempotency-Key": "crash"}
-    with pytest.raises(RuntimeError):
-        client.post("/calls", json={"to": CALLEE}, headers=headers)
+    first = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert first.status_code == 500 and first.json()["placed"] == "unknown"
     monkeypatch.setattr(dialer, "place", real_place)
     retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
     assert retry.status_code == 500
     assert retry.json()["placed"] == "unknown"
+    assert len(upstreams.twilio.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("failing", "status", "placed", "calls"),
+    [
+        # Before dialling: nothing was dialled, and a retry may dial.
+        ("add", 503, False, 0),
+        # Once Twilio created the call: it may exist, and a retry must not dial again.
+        ("set_call_sid", 500, "unknown", 1),
+    ],
+)
+def test_bookkeeping_that_fails_is_a_json_answer_saying_whether_the_call_exists(
+    client: TestClient,
+    upstreams: Upstreams,
+    monkeypatch: pytest.MonkeyPatch,
+    failing: str,
+    status: int,
+    placed: object,
+    calls: int,
+) -> None:
+    async def database_down(*args: object, **kwargs: object) -> None:
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(PendingCalls, failing, database_down)
+    headers = {**BEARER, "Idempotency-Key": f"bookkeeping-{failing}"}
+    response = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["placed"] == placed and response.json()["error"]
+    assert len(upstreams.twilio.calls) == calls
+    monkeypatch.undo()
+    retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
+    assert retry.status_code == (201 if placed is False else status)
     assert len(upstreams.twilio.calls) == 1
 
 

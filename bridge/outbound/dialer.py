@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -29,7 +30,11 @@ from bridge.storage.database import Database
 from bridge.twilio.paths import OUTBOUND_ANSWER_PATH, STATUS_PATH
 from bridge.twilio.rest import TwilioError, TwilioREST
 
+logger = logging.getLogger("bridge.outbound")
+
 Mode = Literal["twilio", "elevenlabs", "sip"]
+NOT_STORED = "The call could not be stored before dialling; nothing was dialled."
+
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 # Control characters (XML cannot carry most of them, so the callee would get the
 # generic failure), lone surrogates and non-characters; tab and newlines are fine.
@@ -166,16 +171,11 @@ class Dialer:
             raise NotPlaced(503, f"mode 'twilio' needs {', '.join(missing) or 'Twilio'} to be set")
         pending_id = secrets.token_hex(16)
         pending = PendingCalls(self.database)
-        await pending.add(
-            id=pending_id,
-            agent_id=agent_id,
-            from_number=self.settings.twilio_phone_number,
-            to_number=request.to,
-            client_data=self.sealer.seal(request.client_data()),
-            on_machine=request.on_machine if request.machine_detection else "agent",
-            machine_message=request.machine_message,
-            created_at=self.now(),
-        )
+        try:
+            await self._store_pending(pending, pending_id, request, agent_id)
+        except Exception:
+            logger.exception("event=pending_call_not_stored")
+            raise NotPlaced(503, NOT_STORED) from None
         base = self.settings.public_base_url
         try:
             created = await self.twilio.create_call(
@@ -194,8 +194,24 @@ class Dialer:
                 # Kept otherwise: if Twilio did create the call, its answer still works.
                 await pending.drop(pending_id)
             raise NotPlaced(502, str(exc), upstream_status=exc.status, definite=definite) from None
+        # A failure here (the database) leaves the outcome to the caller: "unknown".
         await pending.set_call_sid(pending_id, created.sid)
         return {"call_sid": created.sid, "conversation_id": None, "status": created.status}
+
+    async def _store_pending(
+        self, pending: PendingCalls, pending_id: str, request: OutboundRequest, agent_id: str
+    ) -> None:
+        assert self.sealer is not None
+        await pending.add(
+            id=pending_id,
+            agent_id=agent_id,
+            from_number=self.settings.twilio_phone_number,
+            to_number=request.to,
+            client_data=self.sealer.seal(request.client_data()),
+            on_machine=request.on_machine if request.machine_detection else "agent",
+            machine_message=request.machine_message,
+            created_at=self.now(),
+        )
 
     async def _via_elevenlabs(
         self, request: OutboundRequest, agent_id: str, mode: Mode

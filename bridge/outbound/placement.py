@@ -8,8 +8,11 @@ a phone twice:
 - a key already finished answers the stored response again (`replayed`);
 - a key in use by another request, or reused with another body, is a KeyConflict;
 - a call definitely not placed releases the key, so a retry may try again;
-- a call that may have been placed (a timeout, an interruption) keeps the key
-  with that answer, so every retry learns it instead of placing a second call.
+- a call that may have been placed (a timeout, an interruption, bookkeeping that
+  failed once the upstream had the call) keeps the key with that answer, so every
+  retry learns it instead of placing a second call.
+
+Whatever fails, the answer is JSON with `placed`: true (201), false or "unknown".
 """
 
 from __future__ import annotations
@@ -89,16 +92,25 @@ class Placement:
                 else:
                     await self.keys.finish(SCOPE, key, failure.status, failure.body())
             return Placed(failure.status, failure.body())
+        except Exception:
+            # The bridge failed while dialling (its bookkeeping, say, once the upstream
+            # had created the call): the call may exist.
+            logger.exception("event=call_outcome_unknown to=%s", phone.mask(call.to))
+            requested.labels(call.mode or self.dialer.default_mode(), "unknown").inc()
+            await self._keep_unknown(key)
+            return Placed(500, OUTCOME_UNKNOWN)
         except BaseException:
             requested.labels(call.mode or self.dialer.default_mode(), "unknown").inc()
-            if key is not None:
-                # The bridge failed or was interrupted while dialling: the call may exist.
-                # Every retry with this key gets that answer rather than a second ring.
-                await asyncio.shield(self.keys.finish(SCOPE, key, 500, OUTCOME_UNKNOWN))
+            await self._keep_unknown(key)
             raise
         requested.labels(placed["mode"], "placed").inc()
         if key is not None:
-            await self.keys.finish(SCOPE, key, 201, placed)
+            try:
+                await self.keys.finish(SCOPE, key, 201, placed)
+            except Exception:
+                # Placed, but a retry would find the key still in progress: say so.
+                logger.exception("event=call_outcome_unrecorded call_sid=%s", placed["call_sid"])
+                return Placed(500, OUTCOME_UNKNOWN)
         try:
             await self.records.record_placed(placed, idempotency_key=key)
         except Exception:
@@ -106,6 +118,16 @@ class Placement:
             logger.exception("event=call_log_failed call_sid=%s", placed.get("call_sid"))
         log("call_placed", to=call.to, mode=placed["mode"], call_sid=placed.get("call_sid"))
         return Placed(201, placed)
+
+    async def _keep_unknown(self, key: str | None) -> None:
+        """Every retry with this key gets "unknown" rather than a second ring."""
+        if key is None:
+            return
+        try:
+            await asyncio.shield(self.keys.finish(SCOPE, key, 500, OUTCOME_UNKNOWN))
+        except Exception:
+            # Left in progress: retries are refused (409) until the key expires.
+            logger.exception("event=idempotency_key_not_finished")
 
 
 def log(event: str, **fields: object) -> None:
