@@ -28,6 +28,7 @@ from tests.helpers import (
     SECRET_PIN,
     Upstreams,
     faulty_upstream,
+    free_port,
     outbound_settings,
     post_signed,
     twilio_form,
@@ -526,6 +527,25 @@ def test_bookkeeping_that_fails_is_a_json_answer_saying_whether_the_call_exists(
     retry = client.post("/calls", json={"to": CALLEE}, headers=headers)
     assert retry.status_code == (201 if placed is False else status)
     assert len(upstreams.twilio.calls) == 1
+
+
+@pytest.mark.parametrize("transport", ["pooled", "aiohttp"])
+@pytest.mark.parametrize(("fault", "transferred"), [("drop", "unknown"), ("refused", False)])
+def test_a_transfer_lost_after_the_request_left_may_have_happened(
+    tmp_path: Path, transport: str, fault: str, transferred: object
+) -> None:
+    with faulty_upstream("drop") as upstream:
+        url = upstream.url
+        if fault == "refused":
+            url = f"http://127.0.0.1:{free_port()}"
+        settings = outbound_settings(tmp_path, twilio_api_base=url, upstream_transport=transport)
+        with TestClient(create_app(settings)) as client:
+            response = client.post(
+                f"/calls/CA{'0' * 32}/transfer", json={"to": "+14155550199"}, headers=BEARER
+            )
+    assert response.status_code == 502
+    assert response.json()["transferred"] == transferred
+    assert len(upstream.received) == (1 if fault == "drop" else 0)
 
 
 @pytest.mark.parametrize(

@@ -70,11 +70,15 @@ async def transfer(
     try:
         await twilio.redirect_call(call_sid, twiml=document)
     except TwilioError as exc:
+        # Refused (4xx) or never sent: the call goes on as it was. Anything else (a
+        # timeout, a connection lost once the request left, a 5xx) may have moved it.
+        surely_not = exc.not_sent or (exc.status is not None and 400 <= exc.status < 500)
+        log("transfer_failed", call_sid=call_sid, to=request.to, reason=str(exc))
         return Transferred(
             404 if exc.status == 404 else 502,
             {
                 "error": f"Twilio API error ({exc.status}): {exc.message}",
-                "transferred": False,
+                "transferred": False if surely_not else "unknown",
                 "upstream_status": exc.status,
             },
         )
