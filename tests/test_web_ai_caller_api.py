@@ -19,6 +19,7 @@ from bridge.outbound import ai_caller
 from bridge.secret import Secret
 from bridge.settings import Settings
 from bridge.web import ai_caller_api
+from tests.helpers import faulty_upstream, free_port
 
 TOKEN = "test-bridge-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -783,3 +784,26 @@ def test_routes_are_exported() -> None:
         ("/api/context", {"POST"}),
         ("/api/call", {"POST"}),
     ]
+
+
+# --- an ElevenLabs lost after the request left, on both transports ----------------------------
+
+
+@pytest.mark.parametrize("transport", ["pooled", "aiohttp"])
+@pytest.mark.parametrize(("fault", "result"), [("drop", "unknown"), ("refused", "not_placed")])
+def test_a_call_lost_after_the_request_left_is_counted_as_unknown(
+    transport: str, fault: str, result: str
+) -> None:
+    with faulty_upstream("drop") as upstream:
+        url = upstream.url if fault == "drop" else f"http://127.0.0.1:{free_port()}"
+        settings = make_settings(elevenlabs_api_base=url, upstream_transport=transport)
+        app = create_app(settings)
+        app.router.routes.extend(ai_caller_api.routes)
+        with TestClient(app) as client:
+            response = call(client, to_number=NUMBER, business_description=PIZZA)
+    assert response.status_code == 502
+    assert response.json()["error"].startswith("Could not reach ElevenLabs: ")
+    counted = app.state.metrics.registry.get_sample_value(
+        "callbridge_outbound_requests_total", {"mode": "ai_caller", "result": result}
+    )
+    assert counted == 1
