@@ -85,7 +85,10 @@ class LimitedAiohttpTransport(httpx.AsyncBaseTransport):
                 finally:
                     await response.aclose()
         except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
-            raise _classified(exc, progress.connected) from exc
+            classified = _classified(exc, progress.connected)
+            if classified is exc:
+                raise
+            raise classified from exc
         finally:
             _progress.reset(token)
         return httpx.Response(
