@@ -344,3 +344,21 @@ def test_browser_signs_in_lists_and_opens_a_call(tmp_path: Path, database_file: 
         )
         browser.wait_for(f"document.body.innerText.includes({json.dumps(SAID)})")
         assert browser.evaluate("location.pathname") == f"/ui/calls/{call_sid}"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic é".encode("latin-1"),
+        b"Basic \xff\xfe",
+        b"Basic " + base64.b64encode("admin:é".encode("latin-1")),
+        b"Basic " + base64.b64encode("admin:pässwörd".encode()),
+    ],
+    ids=["latin-1-header", "raw-bytes", "latin-1-credentials", "utf-8-password"],
+)
+def test_a_non_ascii_basic_credential_is_refused_with_401(
+    client: TestClient, authorization: bytes
+) -> None:
+    response = client.get("/ui/calls", headers={"authorization": authorization})  # type: ignore[dict-item]
+    assert response.status_code == 401
+    assert "Wrong token" in response.text

@@ -9,7 +9,6 @@ logout POSTs are refused when their Origin (or Referer) names another host.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import time
@@ -65,7 +64,7 @@ def _basic_password(authorization: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, a non-ASCII header
         return ""
     _, colon, password = decoded.partition(":")
     return password if colon else ""
