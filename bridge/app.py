@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bridge import forwarded
 from bridge.answer.inbound import InboundBridge
 from bridge.answer.outbound import OutboundAnswerer
 from bridge.calllog.records import CallRecords
@@ -53,8 +54,10 @@ class BridgeApp(Starlette):
     def __init__(self, *, webhooks: Mapping[str, ASGIApp], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.webhooks = webhooks
+        self.trusted_proxies = 0  # TRUSTED_PROXY_COUNT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        forwarded.behind_proxies(scope, self.trusted_proxies)  # the client's address, scheme
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self.webhooks.get(scope["path"])
             if endpoint is not None:
@@ -182,6 +185,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.trusted_proxies = settings.trusted_proxy_count
     app.state.table = table
     app.state.inbound = inbound
     app.state.elevenlabs_api = elevenlabs_api
