@@ -93,7 +93,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 # The outbound side: a bridge that places calls through in-process fakes.
-API_TOKEN = "test-bridge-api-token"
+API_TOKEN = "test-bridge-api-token-5f0c2a9e7d41b8c3"
 ACCOUNT_SID = "AC" + "a" * 32
 OUR_NUMBER = "+14155550100"
 BEARER = {"authorization": f"Bearer {API_TOKEN}"}

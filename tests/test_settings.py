@@ -15,7 +15,7 @@ from bridge.settings import Settings, SettingsError
 
 ELEVENLABS_KEY = "el-key-5d2a8b41c9"
 AUTH_TOKEN = "tw-auth-9f3c1e77aa"
-API_TOKEN = "api-token-0b6e2f55dd"
+API_TOKEN = "api-token-0b6e2f55dd-4c1a9e7b3f2d8a60"
 WEBHOOK_SECRET = "wsec-7a1d93c0ee"
 SECRETS = (ELEVENLABS_KEY, AUTH_TOKEN, API_TOKEN, WEBHOOK_SECRET)
 
@@ -399,3 +399,25 @@ def test_plain_http_is_fine_on_loopback_only(public_base_url: str, warned: bool)
     settings = Settings(public_base_url=public_base_url)
     notes = settings.missing()
     assert any(note.startswith("PUBLIC_BASE_URL is not https") for note in notes) is warned
+
+
+GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+@pytest.mark.parametrize("name", ["BRIDGE_API_TOKEN", "METRICS_TOKEN", "SESSION_SECRET"])
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [("Q", True), ("x" * 31, True), (" " + "x" * 31 + " ", True), ("x" * 32, False), ("", False)],
+    ids=["one-character", "31", "31-padded", "32", "unset"],
+)
+def test_the_bridges_own_tokens_are_at_least_32_characters(
+    name: str, value: str, refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(SettingsError) as raised:
+            Settings.from_env({name: value})
+        assert f"{name}: is shorter than 32 characters" in str(raised.value)
+        assert GENERATE in str(raised.value)
+        assert value.strip() not in str(raised.value).replace(GENERATE, "")
+    else:
+        assert Settings.from_env({name: value}) is not None
