@@ -38,6 +38,7 @@ from bridge.twilio import paths
 from bridge.twilio.rest import TwilioREST
 from bridge.web import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, metrics_api, ui
 from bridge.web import twilio_webhooks as webhooks
+from bridge.web.throttle import LoginThrottle
 
 logger = logging.getLogger("bridge")
 GC_THRESHOLD = 10_000
@@ -202,6 +203,9 @@ def create_app(
     app.state.call_records = CallRecords(database)
     app.state.call_log_writer = call_log_writer
     app.state.metrics = metrics
+    app.state.login_throttle = LoginThrottle(
+        failures=ui.LOGIN_FAILURES, window=ui.LOGIN_WINDOW_SECONDS
+    )
     return app
 
 

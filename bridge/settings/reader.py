@@ -18,7 +18,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The bridge's own tokens are guessed online only if short; 32 characters of
 # token_urlsafe carry 192 bits.
 MIN_TOKEN_LENGTH = 32
-GENERATE_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+HOW_TO_GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -47,7 +47,7 @@ class EnvReader:
             self._problem(
                 name,
                 f"is shorter than {MIN_TOKEN_LENGTH} characters; generate one with: "
-                f"{GENERATE_TOKEN}",
+                f"{HOW_TO_GENERATE}",
             )
             return Secret("")
         return value
