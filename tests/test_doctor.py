@@ -1368,3 +1368,36 @@ def test_cli_without_any_settings(
         by_status.setdefault(item["status"], []).append(item["name"])
     assert "settings.ELEVENLABS_API_KEY" in by_status["fail"]
     assert set(NETWORK_CHECKS) - {"elevenlabs.agent.agent_default"} <= set(by_status["skip"])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TWILIO_AUTH_TOKEN", "a"),
+        ("ELEVENLABS_API_KEY", "sk_1234567890ab"),
+        ("ELEVENLABS_WEBHOOK_SECRET", "wsec_short"),
+        ("ELEVENLABS_WEBHOOK_SECRET", f"{WEBHOOK_SECRET},wsec_old"),
+        ("TWILIO_PREVIOUS_AUTH_TOKEN", "prev-token"),
+    ],
+)
+def test_implausibly_short_upstream_secrets_are_flagged(
+    world: World, variable: str, value: str
+) -> None:
+    world.env[variable] = value
+    report = world.run()
+    result = check(report, f"settings.{variable}")
+    assert result.status == "fail"
+    assert "shorter than 16 characters" in result.detail
+    assert variable in result.fix
+    for part in value.split(","):
+        if len(part) >= 4:  # shorter ones are not searched for (results.MIN_SECRET_LENGTH)
+            assert part not in render_text(report) and part not in render_json(report)
+
+
+def test_upstream_secrets_of_a_plausible_length_pass(world: World) -> None:
+    world.env["TWILIO_PREVIOUS_AUTH_TOKEN"] = "p" * 32
+    report = world.run()
+    assert check(report, "settings.TWILIO_AUTH_TOKEN").status == "pass"
+    assert check(report, "settings.ELEVENLABS_API_KEY").status == "pass"
+    assert "settings.TWILIO_PREVIOUS_AUTH_TOKEN" not in statuses(report)
+    assert "settings.ELEVENLABS_WEBHOOK_SECRET" not in statuses(report)
