@@ -38,6 +38,7 @@ from bridge.twilio import paths
 from bridge.twilio.rest import TwilioREST
 from bridge.web import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, metrics_api, ui
 from bridge.web import twilio_webhooks as webhooks
+from bridge.web.auth import token_matches
 from bridge.web.throttle import LoginThrottle
 
 logger = logging.getLogger("bridge")
@@ -153,9 +154,11 @@ def create_app(
                 logger.warning("!!! %s !!!", note.text)
             else:
                 logger.warning("%s", note.text)
+        app.state.ready = True
         try:
             yield
         finally:
+            app.state.ready = False
             if elevenlabs_api is not None:
                 await elevenlabs_api.aclose()
             await call_log_writer.stop()
@@ -186,6 +189,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.ready = False  # until the lifespan has started (database checked)
     app.trusted_proxies = settings.trusted_proxy_count
     app.state.table = table
     app.state.inbound = inbound
@@ -210,16 +214,20 @@ def create_app(
 
 
 async def healthz(request: Request) -> JSONResponse:
-    """The process is up; configuration problems are listed, never secret values."""
+    """Liveness and readiness for anyone; the configuration notes and routing only
+    with BRIDGE_API_TOKEN or METRICS_TOKEN (they say, e.g., that signatures are not
+    checked). Never secret values."""
     settings: Settings = request.app.state.settings
-    table: RoutingTable = request.app.state.table
-    return JSONResponse(
-        {
-            "status": "ok",
-            "problems": settings.missing(),
-            "routes": {"source": table.source, "rules": len(table.rules)},
-        }
-    )
+    body: dict[str, Any] = {"status": "ok", "ready": request.app.state.ready}
+    authorization = request.headers.get("authorization")
+    if any(
+        token and token_matches(authorization, token.reveal())
+        for token in (settings.bridge_api_token, settings.metrics_token)
+    ):
+        table: RoutingTable = request.app.state.table
+        body["problems"] = settings.missing()
+        body["routes"] = {"source": table.source, "rules": len(table.rules)}
+    return JSONResponse(body)
 
 
 def tune_garbage_collector() -> None:

@@ -334,13 +334,16 @@ def no_network(request: httpx.Request) -> httpx.Response:
 
 
 def test_healthz_lists_problems_when_unconfigured() -> None:
-    app = create_app(Settings(), transport=httpx.MockTransport(no_network))
+    # Unconfigured but for METRICS_TOKEN: the details are for a token holder only.
+    token = "m" * 32
+    settings = Settings(metrics_token=Secret(token))
+    app = create_app(settings, transport=httpx.MockTransport(no_network))
     with TestClient(app) as client:
-        response = client.get("/healthz")
+        response = client.get("/healthz", headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["problems"] == Settings().missing()
+    assert body["problems"] == settings.missing() == Settings().missing()
     assert len(body["problems"]) == 5
     assert body["routes"] == {"source": "(no routing file)", "rules": 0}
 
@@ -352,7 +355,7 @@ def test_healthz_never_shows_secrets() -> None:
     )
     app = create_app(settings, transport=httpx.MockTransport(no_network))
     with TestClient(app) as client:
-        response = client.get("/healthz")
+        response = client.get("/healthz", headers={"authorization": f"Bearer {API_TOKEN}"})
     assert response.status_code == 200
     assert response.json()["problems"] == settings.missing()
     for secret in SECRETS:
