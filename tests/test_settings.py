@@ -36,7 +36,8 @@ FULL_ENV = {
     "PORT": "5000",
     "INBOUND_DEADLINE_SECONDS": "3.5",
     "TRUST_FORWARDED_HEADERS": "true",
-    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE": "yes",
+    # Not "yes": refused with a public https PUBLIC_BASE_URL (see below).
+    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE": "no",
     "UPSTREAM_MAX_CONNECTIONS": "50",
     "LOG_LEVEL": "debug",
 }
@@ -92,7 +93,7 @@ def test_every_variable_is_read() -> None:
     assert settings.port == 5000
     assert settings.inbound_deadline == 3.5
     assert settings.trust_forwarded_headers is True
-    assert settings.skip_twilio_signature is True
+    assert settings.skip_twilio_signature is False
     assert settings.upstream_max_connections == 50
     assert settings.log_level == "DEBUG"
     assert settings.elevenlabs_configured
@@ -306,7 +307,7 @@ def test_missing_never_contains_secrets() -> None:
 
 
 def test_summary_shows_secrets_only_as_set_or_not_set() -> None:
-    shown = dict(full_settings().summary())
+    shown = dict(dataclasses.replace(full_settings(), skip_twilio_signature=True).summary())
     assert shown["ELEVENLABS_API_KEY"] == "set"
     assert shown["TWILIO_AUTH_TOKEN"] == "set"
     assert shown["BRIDGE_API_TOKEN"] == "set"
@@ -424,3 +425,26 @@ def test_the_bridges_own_tokens_are_at_least_32_characters(
         assert value.strip() not in str(raised.value).replace(GENERATE, "")
     else:
         assert Settings.from_env({name: value}) is not None
+
+
+@pytest.mark.parametrize(
+    ("public", "skip", "refused"),
+    [
+        ("https://bridge.example.com", "true", True),
+        ("https://bridge.example.com:8443", "yes", True),
+        ("https://bridge.example.com", "false", False),
+        ("http://127.0.0.1:8000", "true", False),
+        ("https://localhost:8443", "true", False),
+        ("https://192.168.1.20", "true", False),
+        ("", "true", False),
+    ],
+)
+def test_the_insecure_skip_flag_is_refused_for_a_public_https_origin(
+    public: str, skip: str, refused: bool
+) -> None:
+    environ = {"PUBLIC_BASE_URL": public, "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE": skip}
+    if refused:
+        with pytest.raises(SettingsError, match="BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE: "):
+            Settings.from_env(environ)
+    else:
+        assert Settings.from_env(environ).skip_twilio_signature is (skip == "true")

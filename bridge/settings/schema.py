@@ -21,7 +21,7 @@ from pathlib import Path
 from bridge import phone
 from bridge.secret import Secret
 from bridge.settings import diagnostics
-from bridge.settings.problems import SettingsError
+from bridge.settings.problems import Problem, SettingsError
 from bridge.settings.reader import EnvReader, IPNetwork
 
 DEFAULT_ELEVENLABS_API_BASE = "https://api.elevenlabs.io"
@@ -115,6 +115,17 @@ class Settings:
             retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
             elevenlabs_webhook_allowed_ips=reader.networks("ELEVENLABS_WEBHOOK_ALLOWED_IPS"),
         )
+        if settings.skip_twilio_signature and not diagnostics.twilio_cannot_reach(
+            settings.public_base_url
+        ):
+            # A deployment Twilio reaches: skipping the check would open it to anyone.
+            reader.problems.append(
+                Problem(
+                    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
+                    "cannot be on while PUBLIC_BASE_URL is a public https origin; it is for "
+                    "local development only (unset it, or use the sandbox)",
+                )
+            )
         if reader.problems:
             raise SettingsError(reader.problems)
         return settings
