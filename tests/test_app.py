@@ -3,14 +3,13 @@ configuration problems and routing are for a holder of a token."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.secret import Secret
+from bridge.settings import Settings
 from tests.helpers import API_TOKEN, make_settings
 
 METRICS_TOKEN = "metrics-token-" + "m" * 32
@@ -20,17 +19,14 @@ def no_network(request: httpx.Request) -> httpx.Response:
     raise AssertionError(f"unexpected upstream request {request.url}")
 
 
-def risky_settings(**changes: object):  # type: ignore[no-untyped-def]
+def risky_settings() -> Settings:
     """A bridge whose notes would help an attacker: rotation, no signature check."""
-    return dataclasses.replace(
-        make_settings(
-            bridge_api_token=Secret(API_TOKEN),
-            metrics_token=Secret(METRICS_TOKEN),
-            twilio_previous_auth_token=Secret("previous-token-value-xyz"),
-            skip_twilio_signature=True,
-            public_base_url="",
-        ),
-        **changes,
+    return make_settings(
+        bridge_api_token=Secret(API_TOKEN),
+        metrics_token=Secret(METRICS_TOKEN),
+        twilio_previous_auth_token=Secret("previous-token-value-xyz"),
+        skip_twilio_signature=True,
+        public_base_url="",
     )
 
 

@@ -16,6 +16,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 25
 # Its proxy-header handling is off: it would take the leftmost X-Forwarded-For, which
 # the client writes; the app reads the proxies' headers itself (TRUSTED_PROXY_COUNT).
 UVICORN_OPTIONS: dict[str, Any] = {
+    # httptools with a time and size limit for request heads (bridge.web.connections).
+    "http": "bridge.web.connections:Protocol",
     "proxy_headers": False,
     "timeout_keep_alive": 5,
     "limit_concurrency": 1000,
