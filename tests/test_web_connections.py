@@ -131,3 +131,9 @@ def test_a_slow_body_gets_408_and_the_connection_is_closed(server: tuple[str, in
         )
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+
+
+def test_a_malformed_request_still_gets_uvicorns_400(server: tuple[str, int]) -> None:
+    with connection(server) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 400 ")
