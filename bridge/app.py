@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bridge import forwarded
 from bridge.answer.inbound import InboundBridge
 from bridge.answer.outbound import OutboundAnswerer
 from bridge.calllog.records import CallRecords
@@ -37,6 +38,8 @@ from bridge.twilio import paths
 from bridge.twilio.rest import TwilioREST
 from bridge.web import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, metrics_api, ui
 from bridge.web import twilio_webhooks as webhooks
+from bridge.web.auth import token_matches
+from bridge.web.throttle import LoginThrottle
 
 logger = logging.getLogger("bridge")
 GC_THRESHOLD = 10_000
@@ -53,8 +56,10 @@ class BridgeApp(Starlette):
     def __init__(self, *, webhooks: Mapping[str, ASGIApp], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.webhooks = webhooks
+        self.trusted_proxies = 0  # TRUSTED_PROXY_COUNT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        forwarded.behind_proxies(scope, self.trusted_proxies)  # the client's address, scheme
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self.webhooks.get(scope["path"])
             if endpoint is not None:
@@ -149,9 +154,11 @@ def create_app(
                 logger.warning("!!! %s !!!", note.text)
             else:
                 logger.warning("%s", note.text)
+        app.state.ready = True
         try:
             yield
         finally:
+            app.state.ready = False
             if elevenlabs_api is not None:
                 await elevenlabs_api.aclose()
             await call_log_writer.stop()
@@ -182,6 +189,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.ready = False  # until the lifespan has started (database checked)
+    app.trusted_proxies = settings.trusted_proxy_count
     app.state.table = table
     app.state.inbound = inbound
     app.state.elevenlabs_api = elevenlabs_api
@@ -198,20 +207,27 @@ def create_app(
     app.state.call_records = CallRecords(database)
     app.state.call_log_writer = call_log_writer
     app.state.metrics = metrics
+    app.state.login_throttle = LoginThrottle(
+        failures=ui.LOGIN_FAILURES, window=ui.LOGIN_WINDOW_SECONDS
+    )
     return app
 
 
 async def healthz(request: Request) -> JSONResponse:
-    """The process is up; configuration problems are listed, never secret values."""
+    """Liveness and readiness for anyone; the configuration notes and routing only
+    with BRIDGE_API_TOKEN or METRICS_TOKEN (they say, e.g., that signatures are not
+    checked). Never secret values."""
     settings: Settings = request.app.state.settings
-    table: RoutingTable = request.app.state.table
-    return JSONResponse(
-        {
-            "status": "ok",
-            "problems": settings.missing(),
-            "routes": {"source": table.source, "rules": len(table.rules)},
-        }
-    )
+    body: dict[str, Any] = {"status": "ok", "ready": request.app.state.ready}
+    authorization = request.headers.get("authorization")
+    if any(
+        token and token_matches(authorization, token.reveal())
+        for token in (settings.bridge_api_token, settings.metrics_token)
+    ):
+        table: RoutingTable = request.app.state.table
+        body["problems"] = settings.missing()
+        body["routes"] = {"source": table.source, "rules": len(table.rules)}
+    return JSONResponse(body)
 
 
 def tune_garbage_collector() -> None:

@@ -63,6 +63,7 @@ SETTINGS_VARIABLES = (
     "PORT",
     "INBOUND_DEADLINE_SECONDS",
     "TRUST_FORWARDED_HEADERS",
+    "TRUSTED_PROXY_COUNT",
     "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
     "UPSTREAM_MAX_CONNECTIONS",
     "UPSTREAM_TRANSPORT",
@@ -93,7 +94,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 # The outbound side: a bridge that places calls through in-process fakes.
-API_TOKEN = "test-bridge-api-token"
+API_TOKEN = "test-bridge-api-token-5f0c2a9e7d41b8c3"
 ACCOUNT_SID = "AC" + "a" * 32
 OUR_NUMBER = "+14155550100"
 BEARER = {"authorization": f"Bearer {API_TOKEN}"}

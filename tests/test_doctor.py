@@ -1176,22 +1176,30 @@ def test_secrets_echoed_by_an_upstream_are_hidden(world: World) -> None:
 
 
 def test_every_secret_setting_is_kept_out_of_the_report() -> None:
-    environ = {name: f"value-of-{name.lower()}" for name in SECRET_VARIABLES}
+    # Long enough for the bridge's own tokens (32 characters at least).
+    environ = {name: f"value-of-{name.lower()}-{'x' * 32}" for name in SECRET_VARIABLES}
     settings = read_environment(environ).settings
     secret_fields = [f.name for f in fields(Settings) if get_type_hints(Settings)[f.name] is Secret]
     # Each Secret field is read from the variable the doctor hides.
     assert {f: getattr(settings, f).reveal() for f in secret_fields} == {
-        f: f"value-of-{f}" for f in secret_fields
+        f: f"value-of-{f}-{'x' * 32}" for f in secret_fields
     }
     assert {"METRICS_TOKEN", "SESSION_SECRET"} <= set(SECRET_VARIABLES)
+
+
+METRICS = "metrics-token-value-" + "m" * 20
+SESSION = "session-secret-value-" + "s" * 20
 
 
 @pytest.mark.parametrize(
     ("variable", "value", "echoed"),
     [
-        pytest.param("METRICS_TOKEN", "metrics-token-value", "metrics-token-value", id="metrics"),
+        pytest.param("METRICS_TOKEN", METRICS, METRICS, id="metrics"),
         pytest.param(
-            "SESSION_SECRET", "session-secret-value", "session-secret-value", id="session"
+            "SESSION_SECRET",
+            SESSION,
+            SESSION,
+            id="session",
         ),
         pytest.param(
             "ELEVENLABS_WEBHOOK_SECRET",
@@ -1360,3 +1368,36 @@ def test_cli_without_any_settings(
         by_status.setdefault(item["status"], []).append(item["name"])
     assert "settings.ELEVENLABS_API_KEY" in by_status["fail"]
     assert set(NETWORK_CHECKS) - {"elevenlabs.agent.agent_default"} <= set(by_status["skip"])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TWILIO_AUTH_TOKEN", "a"),
+        ("ELEVENLABS_API_KEY", "sk_1234567890ab"),
+        ("ELEVENLABS_WEBHOOK_SECRET", "wsec_short"),
+        ("ELEVENLABS_WEBHOOK_SECRET", f"{WEBHOOK_SECRET},wsec_old"),
+        ("TWILIO_PREVIOUS_AUTH_TOKEN", "prev-token"),
+    ],
+)
+def test_implausibly_short_upstream_secrets_are_flagged(
+    world: World, variable: str, value: str
+) -> None:
+    world.env[variable] = value
+    report = world.run()
+    result = check(report, f"settings.{variable}")
+    assert result.status == "fail"
+    assert "shorter than 16 characters" in result.detail
+    assert variable in result.fix
+    for part in value.split(","):
+        if len(part) >= 4:  # shorter ones are not searched for (results.MIN_SECRET_LENGTH)
+            assert part not in render_text(report) and part not in render_json(report)
+
+
+def test_upstream_secrets_of_a_plausible_length_pass(world: World) -> None:
+    world.env["TWILIO_PREVIOUS_AUTH_TOKEN"] = "p" * 32
+    report = world.run()
+    assert check(report, "settings.TWILIO_AUTH_TOKEN").status == "pass"
+    assert check(report, "settings.ELEVENLABS_API_KEY").status == "pass"
+    assert "settings.TWILIO_PREVIOUS_AUTH_TOKEN" not in statuses(report)
+    assert "settings.ELEVENLABS_WEBHOOK_SECRET" not in statuses(report)

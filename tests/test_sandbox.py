@@ -403,14 +403,15 @@ def test_the_command_runs_until_ctrl_c(tmp_path: Path) -> None:
                 return None
 
         eventually(healthy, "the sandbox's /healthz", timeout=20)
-        health = httpx.get(f"{base}/healthz").json()
-        # Everything is configured (plain http on loopback is fine).
-        assert health["problems"] == []
-        assert health["routes"]["rules"] == 5
         # The banner's env file works for a command in another terminal.
         exports = dict(
             re.findall(r"^export (\w+)=(\S+)$", (tmp_path / "sb" / "env.sh").read_text(), re.M)
         )
+        bearer = {"authorization": f"Bearer {exports['BRIDGE_API_TOKEN']}"}
+        health = httpx.get(f"{base}/healthz", headers=bearer).json()
+        # Everything is configured (plain http on loopback is fine).
+        assert health["problems"] == []
+        assert health["routes"]["rules"] == 5
         simulated = subprocess.run(
             [
                 sys.executable,

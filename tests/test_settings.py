@@ -15,7 +15,7 @@ from bridge.settings import Settings, SettingsError
 
 ELEVENLABS_KEY = "el-key-5d2a8b41c9"
 AUTH_TOKEN = "tw-auth-9f3c1e77aa"
-API_TOKEN = "api-token-0b6e2f55dd"
+API_TOKEN = "api-token-0b6e2f55dd-4c1a9e7b3f2d8a60"
 WEBHOOK_SECRET = "wsec-7a1d93c0ee"
 SECRETS = (ELEVENLABS_KEY, AUTH_TOKEN, API_TOKEN, WEBHOOK_SECRET)
 
@@ -36,7 +36,8 @@ FULL_ENV = {
     "PORT": "5000",
     "INBOUND_DEADLINE_SECONDS": "3.5",
     "TRUST_FORWARDED_HEADERS": "true",
-    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE": "yes",
+    # Not "yes": refused with a public https PUBLIC_BASE_URL (see below).
+    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE": "no",
     "UPSTREAM_MAX_CONNECTIONS": "50",
     "LOG_LEVEL": "debug",
 }
@@ -92,7 +93,7 @@ def test_every_variable_is_read() -> None:
     assert settings.port == 5000
     assert settings.inbound_deadline == 3.5
     assert settings.trust_forwarded_headers is True
-    assert settings.skip_twilio_signature is True
+    assert settings.skip_twilio_signature is False
     assert settings.upstream_max_connections == 50
     assert settings.log_level == "DEBUG"
     assert settings.elevenlabs_configured
@@ -306,7 +307,7 @@ def test_missing_never_contains_secrets() -> None:
 
 
 def test_summary_shows_secrets_only_as_set_or_not_set() -> None:
-    shown = dict(full_settings().summary())
+    shown = dict(dataclasses.replace(full_settings(), skip_twilio_signature=True).summary())
     assert shown["ELEVENLABS_API_KEY"] == "set"
     assert shown["TWILIO_AUTH_TOKEN"] == "set"
     assert shown["BRIDGE_API_TOKEN"] == "set"
@@ -334,13 +335,16 @@ def no_network(request: httpx.Request) -> httpx.Response:
 
 
 def test_healthz_lists_problems_when_unconfigured() -> None:
-    app = create_app(Settings(), transport=httpx.MockTransport(no_network))
+    # Unconfigured but for METRICS_TOKEN: the details are for a token holder only.
+    token = "m" * 32
+    settings = Settings(metrics_token=Secret(token))
+    app = create_app(settings, transport=httpx.MockTransport(no_network))
     with TestClient(app) as client:
-        response = client.get("/healthz")
+        response = client.get("/healthz", headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["problems"] == Settings().missing()
+    assert body["problems"] == settings.missing() == Settings().missing()
     assert len(body["problems"]) == 5
     assert body["routes"] == {"source": "(no routing file)", "rules": 0}
 
@@ -352,7 +356,7 @@ def test_healthz_never_shows_secrets() -> None:
     )
     app = create_app(settings, transport=httpx.MockTransport(no_network))
     with TestClient(app) as client:
-        response = client.get("/healthz")
+        response = client.get("/healthz", headers={"authorization": f"Bearer {API_TOKEN}"})
     assert response.status_code == 200
     assert response.json()["problems"] == settings.missing()
     for secret in SECRETS:
@@ -399,3 +403,48 @@ def test_plain_http_is_fine_on_loopback_only(public_base_url: str, warned: bool)
     settings = Settings(public_base_url=public_base_url)
     notes = settings.missing()
     assert any(note.startswith("PUBLIC_BASE_URL is not https") for note in notes) is warned
+
+
+GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+@pytest.mark.parametrize("name", ["BRIDGE_API_TOKEN", "METRICS_TOKEN", "SESSION_SECRET"])
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [("Q", True), ("x" * 31, True), (" " + "x" * 31 + " ", True), ("x" * 32, False), ("", False)],
+    ids=["one-character", "31", "31-padded", "32", "unset"],
+)
+def test_the_bridges_own_tokens_are_at_least_32_characters(
+    name: str, value: str, refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(SettingsError) as raised:
+            Settings.from_env({name: value})
+        assert f"{name}: is shorter than 32 characters" in str(raised.value)
+        assert GENERATE in str(raised.value)
+        assert value.strip() not in str(raised.value).replace(GENERATE, "")
+    else:
+        assert Settings.from_env({name: value}) is not None
+
+
+@pytest.mark.parametrize(
+    ("public", "skip", "refused"),
+    [
+        ("https://bridge.example.com", "true", True),
+        ("https://bridge.example.com:8443", "yes", True),
+        ("https://bridge.example.com", "false", False),
+        ("http://127.0.0.1:8000", "true", False),
+        ("https://localhost:8443", "true", False),
+        ("https://192.168.1.20", "true", False),
+        ("", "true", False),
+    ],
+)
+def test_the_insecure_skip_flag_is_refused_for_a_public_https_origin(
+    public: str, skip: str, refused: bool
+) -> None:
+    environ = {"PUBLIC_BASE_URL": public, "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE": skip}
+    if refused:
+        with pytest.raises(SettingsError, match="BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE: "):
+            Settings.from_env(environ)
+    else:
+        assert Settings.from_env(environ).skip_twilio_signature is (skip == "true")

@@ -46,3 +46,34 @@ def test_a_webhook_from_outside_the_allowlist_is_refused_before_anything_else() 
         response = client.post("/elevenlabs/webhook", content=b"{}")
     assert response.status_code == 403
     assert "ELEVENLABS_WEBHOOK_ALLOWED_IPS" in response.json()["error"]
+
+
+ALLOWED = "192.0.2.0/24"
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded_for", "allowed"),
+    [
+        (0, "192.0.2.7", False),  # the client wrote it; the peer is "testclient"
+        (1, "192.0.2.7", True),  # the router appended it
+        (1, "192.0.2.7, 198.51.100.4", False),  # spoofed leftmost, real rightmost
+        (1, "198.51.100.4, 192.0.2.7", True),
+        (2, "192.0.2.7, 198.51.100.4, 10.0.0.1", False),
+    ],
+)
+def test_the_allowlist_uses_the_address_the_trusted_proxies_saw(
+    proxies: int, forwarded_for: str, allowed: bool
+) -> None:
+    settings = make_settings(
+        elevenlabs_webhook_secret=Secret("wsec"),
+        trusted_proxy_count=proxies,
+        elevenlabs_webhook_allowed_ips=Settings.from_env(
+            {"ELEVENLABS_WEBHOOK_ALLOWED_IPS": ALLOWED}
+        ).elevenlabs_webhook_allowed_ips,
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/elevenlabs/webhook", content=b"{}", headers={"x-forwarded-for": forwarded_for}
+        )
+    # Allowed ones get as far as the signature check (401); refused ones get 403.
+    assert response.status_code == (401 if allowed else 403)

@@ -404,7 +404,7 @@ def test_an_auth_token_rotation_drops_no_call(upstream: Upstream) -> None:
         before_promotion = post(client, signature=twilio_signature(INBOUND_URL, CALL))
         after_promotion = post(client, signature=twilio_signature(INBOUND_URL, CALL, new))
         forged = post(client, signature=twilio_signature(INBOUND_URL, CALL, "someone-else"))
-        health = client.get("/healthz").json()
+        health = client.get("/healthz", headers={"authorization": "Bearer metrics"}).json()
         metrics = client.get("/metrics", headers={"authorization": "Bearer metrics"}).text
     assert_twiml(before_promotion)
     assert_twiml(after_promotion)

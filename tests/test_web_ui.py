@@ -344,3 +344,66 @@ def test_browser_signs_in_lists_and_opens_a_call(tmp_path: Path, database_file: 
         )
         browser.wait_for(f"document.body.innerText.includes({json.dumps(SAID)})")
         assert browser.evaluate("location.pathname") == f"/ui/calls/{call_sid}"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic é".encode("latin-1"),
+        b"Basic \xff\xfe",
+        b"Basic " + base64.b64encode("admin:é".encode("latin-1")),
+        b"Basic " + base64.b64encode("admin:pässwörd".encode()),
+    ],
+    ids=["latin-1-header", "raw-bytes", "latin-1-credentials", "utf-8-password"],
+)
+def test_a_non_ascii_basic_credential_is_refused_with_401(
+    client: TestClient, authorization: bytes
+) -> None:
+    response = client.get("/ui/calls", headers={b"authorization": authorization})
+    assert response.status_code == 401
+    assert "Wrong token" in response.text
+
+
+def proxied_client(database_file: str) -> TestClient:
+    """Behind one trusted proxy, so each test request can come from its own address."""
+    settings = make_settings(
+        bridge_api_token=Secret(API_TOKEN), database_url=database_file, trusted_proxy_count=1
+    )
+    return TestClient(bridge.app.create_app(settings), follow_redirects=False)
+
+
+def form_login(client: TestClient, token: str, address: str) -> Any:
+    return client.post("/ui/login", data={"token": token}, headers={"x-forwarded-for": address})
+
+
+def basic_login(client: TestClient, token: str, address: str) -> Any:
+    return client.get("/ui/calls", headers={**basic(token), "x-forwarded-for": address})
+
+
+@pytest.mark.parametrize("attempt", [form_login, basic_login], ids=["form", "basic"])
+def test_wrong_tokens_are_throttled_per_client_address(database_file: str, attempt: Any) -> None:
+    with proxied_client(database_file) as client:
+        for _ in range(ui.LOGIN_FAILURES):
+            assert attempt(client, "nope", "203.0.113.9").status_code == 401
+        # Then even the right token waits, from that address only.
+        refused = attempt(client, API_TOKEN, "203.0.113.9")
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= ui.LOGIN_WINDOW_SECONDS
+        assert "set-cookie" not in refused.headers and SHOWN not in refused.text
+        assert attempt(client, API_TOKEN, "198.51.100.4").status_code in (200, 303)
+
+
+def test_signing_out_ends_the_session_on_the_server(client: TestClient, database_file: str) -> None:
+    add_call(database_file)
+    signed_in = client.post("/ui/login", data={"token": API_TOKEN})
+    cookie = signed_in.cookies[ui.COOKIE]
+    assert SHOWN in client.get("/ui/calls").text
+    client.post("/ui/logout")
+    # A copy of the cookie (another tab, a stolen one) no longer works.
+    client.cookies.set(ui.COOKIE, cookie)
+    page = client.get("/ui/calls")
+    assert SHOWN not in page.text and 'name="token"' in page.text
+    # Signing in again gives a new session that works.
+    client.cookies.clear()
+    client.post("/ui/login", data={"token": API_TOKEN})
+    assert SHOWN in client.get("/ui/calls").text

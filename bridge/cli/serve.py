@@ -12,6 +12,17 @@ from bridge.cli.db import upgrade_database
 # Heroku allows 30 s between SIGTERM and SIGKILL; Twilio waits 15 s at most for a
 # webhook, so everything in flight finishes well inside this.
 GRACEFUL_SHUTDOWN_SECONDS = 25
+# uvicorn's limits, the same in the Procfile (tests/test_cli_serve.py compares them).
+# Its proxy-header handling is off: it would take the leftmost X-Forwarded-For, which
+# the client writes; the app reads the proxies' headers itself (TRUSTED_PROXY_COUNT).
+UVICORN_OPTIONS: dict[str, Any] = {
+    # httptools with a time and size limit for request heads (bridge.web.connections).
+    "http": "bridge.web.connections:Protocol",
+    "proxy_headers": False,
+    "timeout_keep_alive": 5,
+    "limit_concurrency": 1000,
+    "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+}
 METRICS_DIRECTORY_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOCAL_HOST = "127.0.0.1"
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - where a platform such as Heroku routes requests
@@ -78,10 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
             host=host,
             port=port,
             workers=workers,
-            proxy_headers=True,
-            forwarded_allow_ips="*",
             log_level=settings.log_level.lower(),
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **UVICORN_OPTIONS,
         )
     finally:
         if metrics_directory is not None:

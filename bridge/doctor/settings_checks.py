@@ -77,8 +77,26 @@ NOTHING_SET = (
 )
 
 
+# Upstream secrets are made by Twilio and ElevenLabs (Twilio's auth tokens are 32
+# characters, ElevenLabs' keys and webhook secrets longer): a shorter value is a
+# copy-paste accident or a placeholder, and every request it signs is refused.
+PLAUSIBLE_SECRET_LENGTH = 16
+UPSTREAM_SECRETS = {
+    "TWILIO_AUTH_TOKEN": "the account's Auth Token (console.twilio.com > Account info)",
+    "TWILIO_PREVIOUS_AUTH_TOKEN": "the Auth Token Twilio may still sign with, or unset it",
+    "ELEVENLABS_API_KEY": "a key from elevenlabs.io (Developers > API keys)",
+    "ELEVENLABS_WEBHOOK_SECRET": "the secret ElevenLabs shows for the post-call webhook",
+}
+
+
 def check_settings(env: Environment) -> list[CheckResult]:
     results = [_check_needed(env, needed) for needed in NEEDED]
+    needed_names = {needed.name for needed in NEEDED}
+    for name in UPSTREAM_SECRETS:
+        if name not in needed_names and name not in env.problems:
+            short = _too_short(env, name)
+            if short is not None:
+                results.append(short)
     if not any(env.is_set(needed.name) for needed in NEEDED):
         # A first run: say where to start before the list of what is missing.
         results.insert(0, failed(*NOTHING_SET))
@@ -98,7 +116,7 @@ def _check_needed(env: Environment, needed: Needed) -> CheckResult:
     if not env.is_set(needed.name):
         return failed(name, title, needed.unset, needed.fix)
     if needed.secret:
-        return passed(name, title, "set")
+        return _too_short(env, needed.name) or passed(name, title, "set")
     if needed.name == "PUBLIC_BASE_URL":
         # As the bridge uses it: normalised (no trailing slash), and reachable by Twilio.
         value = env.settings.public_base_url
@@ -107,3 +125,22 @@ def _check_needed(env: Environment, needed: Needed) -> CheckResult:
             return failed(name, title, f"{value} {cannot}", needed.fix)
         return passed(name, title, value)
     return passed(name, title, env.environ[needed.name].strip())
+
+
+def _too_short(env: Environment, variable: str) -> CheckResult | None:
+    """A failure when a set upstream secret (any of a comma-separated rotation) is
+    implausibly short; never shows the value."""
+    raw = env.environ.get(variable, "")
+    parts = raw.split(",") if variable == "ELEVENLABS_WEBHOOK_SECRET" else [raw]
+    lengths = [len(part.strip()) for part in parts if part.strip()]
+    if variable not in UPSTREAM_SECRETS or not lengths:
+        return None
+    if min(lengths) >= PLAUSIBLE_SECRET_LENGTH:
+        return None
+    return failed(
+        f"settings.{variable}",
+        f"settings {variable}",
+        f"set, but shorter than {PLAUSIBLE_SECRET_LENGTH} characters ({min(lengths)}): "
+        "not a real one",
+        f"set {variable} to {UPSTREAM_SECRETS[variable]}",
+    )

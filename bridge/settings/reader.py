@@ -15,6 +15,10 @@ from bridge.secret import Secret
 from bridge.settings.problems import Problem
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The bridge's own tokens are guessed online only if short; 32 characters of
+# token_urlsafe carry 192 bits.
+MIN_TOKEN_LENGTH = 32
+HOW_TO_GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -35,6 +39,18 @@ class EnvReader:
 
     def secret(self, name: str) -> Secret:
         return Secret(self.env.get(name, "").strip())
+
+    def token(self, name: str) -> Secret:
+        """One of the bridge's own tokens: unset, or at least MIN_TOKEN_LENGTH characters."""
+        value = self.secret(name)
+        if value and len(value.reveal()) < MIN_TOKEN_LENGTH:
+            self._problem(
+                name,
+                f"is shorter than {MIN_TOKEN_LENGTH} characters; generate one with: "
+                f"{HOW_TO_GENERATE}",
+            )
+            return Secret("")
+        return value
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name) or default

@@ -21,7 +21,7 @@ from pathlib import Path
 from bridge import phone
 from bridge.secret import Secret
 from bridge.settings import diagnostics
-from bridge.settings.problems import SettingsError
+from bridge.settings.problems import Problem, SettingsError
 from bridge.settings.reader import EnvReader, IPNetwork
 
 DEFAULT_ELEVENLABS_API_BASE = "https://api.elevenlabs.io"
@@ -55,6 +55,9 @@ class Settings:
     # another app of the same account. Behind uvicorn's --proxy-headers (the Procfile),
     # the scheme is already right and Host is the public one on Heroku.
     trust_forwarded_headers: bool = False
+    # How many proxies in front of the bridge append to X-Forwarded-For (Heroku: 1, its
+    # router). 0: the socket peer is the client, and X-Forwarded-For/-Proto are ignored.
+    trusted_proxy_count: int = 0
     skip_twilio_signature: bool = False
     upstream_max_connections: int = 500
     upstream_transport: str = "pooled"
@@ -88,7 +91,7 @@ class Settings:
             twilio_phone_number=reader.phone("TWILIO_PHONE_NUMBER"),
             twilio_api_base=reader.url("TWILIO_API_BASE", DEFAULT_TWILIO_API_BASE),
             public_base_url=reader.origin("PUBLIC_BASE_URL"),
-            bridge_api_token=reader.secret("BRIDGE_API_TOKEN"),
+            bridge_api_token=reader.token("BRIDGE_API_TOKEN"),
             routes_file=reader.path("ROUTES_FILE"),
             database_url=reader.text("DATABASE_URL") or DEFAULT_DATABASE_URL,
             port=reader.integer("PORT", 8000, low=1, high=65535),
@@ -96,6 +99,7 @@ class Settings:
                 "INBOUND_DEADLINE_SECONDS", DEFAULT_INBOUND_DEADLINE, 0.5, MAX_INBOUND_DEADLINE
             ),
             trust_forwarded_headers=reader.flag("TRUST_FORWARDED_HEADERS", False),
+            trusted_proxy_count=reader.integer("TRUSTED_PROXY_COUNT", 0, low=0, high=10),
             skip_twilio_signature=reader.flag("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", False),
             upstream_max_connections=reader.integer(
                 "UPSTREAM_MAX_CONNECTIONS", 500, low=1, high=100_000
@@ -105,12 +109,23 @@ class Settings:
             ),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             outbound_allowed_countries=reader.regions("OUTBOUND_ALLOWED_COUNTRIES"),
-            session_secret=reader.secret("SESSION_SECRET"),
-            metrics_token=reader.secret("METRICS_TOKEN"),
+            session_secret=reader.token("SESSION_SECRET"),
+            metrics_token=reader.token("METRICS_TOKEN"),
             call_audio_dir=reader.path("CALL_AUDIO_DIR") or Path("call-audio"),
             retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
             elevenlabs_webhook_allowed_ips=reader.networks("ELEVENLABS_WEBHOOK_ALLOWED_IPS"),
         )
+        if settings.skip_twilio_signature and not diagnostics.twilio_cannot_reach(
+            settings.public_base_url
+        ):
+            # A deployment Twilio reaches: skipping the check would open it to anyone.
+            reader.problems.append(
+                Problem(
+                    "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
+                    "cannot be on while PUBLIC_BASE_URL is a public https origin; it is for "
+                    "local development only (unset it, or use the sandbox)",
+                )
+            )
         if reader.problems:
             raise SettingsError(reader.problems)
         return settings

@@ -6,6 +6,7 @@ Request on their hot path, share it with the endpoints that have a Request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -14,9 +15,13 @@ from starlette.requests import Request
 from starlette.types import Receive
 
 MAX_BODY_BYTES = 64 * 1024
+# A whole body must arrive within this (a slowly dripping one holds a socket and a
+# task): Twilio gives up on a webhook after 15 s, Heroku's router after 30 s.
+BODY_READ_SECONDS = 20.0
 NOT_JSON = "Request body must be valid JSON."
 NOT_OBJECT = "Request body must be a JSON object."
 DISCONNECTED = "Client disconnected."
+TOO_SLOW = "Request body was not received in time."
 
 
 def too_large(limit: int) -> str:
@@ -33,8 +38,16 @@ class BadBody(Exception):
 
 
 async def read_capped(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
-    """The whole body, read no further than `limit` bytes; else BadBody (413, or 400
-    when the client went away)."""
+    """The whole body, read no further than `limit` bytes; else BadBody (413, 400
+    when the client went away, 408 when it took over BODY_READ_SECONDS)."""
+    try:
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            return await _read_capped(headers, receive, limit)
+    except TimeoutError:
+        raise BadBody(408, TOO_SLOW) from None
+
+
+async def _read_capped(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
     declared = headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise BadBody(413, too_large(limit))

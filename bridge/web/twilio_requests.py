@@ -27,7 +27,11 @@ logger = logging.getLogger(__name__)
 # Twilio's webhooks are a few KB; anything much larger is not from Twilio.
 MAX_BODY_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
-_SHORT = {413: "request body too large\n", 400: "client disconnected\n"}
+_SHORT = {
+    413: "request body too large\n",
+    400: "client disconnected\n",
+    408: "request body too slow\n",
+}
 
 
 @dataclass(frozen=True)

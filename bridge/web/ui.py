@@ -2,16 +2,20 @@
 
 Signing in takes BRIDGE_API_TOKEN, through the login form (which sets a signed,
 HttpOnly, SameSite=Strict session cookie) or HTTP Basic auth (any user name, the
-token as password). Every value from the database is HTML-escaped; the login and
+token as password). After LOGIN_FAILURES wrong tokens in LOGIN_WINDOW_SECONDS from
+one client address (bridge.forwarded), that address gets 429 for a while
+(bridge.web.throttle); signing out ends the session for every copy of its cookie
+(bridge.web.ui_sessions). Every value from the database is HTML-escaped; the login and
 logout POSTs are refused when their Origin (or Referer) names another host.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+import functools
 import hashlib
 import hmac
+import secrets
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -22,15 +26,17 @@ from starlette.routing import Route
 from bridge import forwarded, signed
 from bridge.calllog.queries import BadFilter, find_call, list_calls, parse_filter
 from bridge.settings import Settings
-from bridge.web import bodies
+from bridge.web import bodies, ui_sessions
 from bridge.web import ui_pages as pages
-from bridge.web.auth import guarded, token_equals
+from bridge.web.auth import Endpoint, token_equals
 from bridge.web.bodies import BadBody
 
 COOKIE = "callbridge_ui"
 COOKIE_PATH = "/ui"
 SESSION_SECONDS = 12 * 3600
 MAX_FORM_BYTES = 4096
+LOGIN_FAILURES = 10
+LOGIN_WINDOW_SECONDS = 60
 _KEY_LABEL = b"callbridge ui session v1"
 
 # Sessions.
@@ -43,17 +49,27 @@ def _key(settings: Settings) -> bytes:
 
 
 def dump_session(key: bytes, now: float | None = None) -> str:
-    """A signed `{"exp": <unix time>}` (`bridge.signed`)."""
+    """A signed `{"exp": <unix time>, "sid": <random id>}` (`bridge.signed`)."""
     expires = int((time.time() if now is None else now) + SESSION_SECONDS)
-    return signed.dump({"exp": expires}, key)
+    return signed.dump({"exp": expires, "sid": secrets.token_urlsafe(16)}, key)
+
+
+def _session(cookie: str | None, key: bytes, now: float | None = None) -> tuple[str, int] | None:
+    """(id, expiry) of a well-signed session cookie that has not expired."""
+    data = signed.load(cookie, key)
+    if not isinstance(data, dict):
+        return None
+    expires, session_id = data.get("exp"), data.get("sid")
+    if not isinstance(expires, int) or not isinstance(session_id, str) or not session_id:
+        return None
+    if (time.time() if now is None else now) >= expires:
+        return None
+    return session_id, expires
 
 
 def session_valid(cookie: str | None, key: bytes, now: float | None = None) -> bool:
-    data = signed.load(cookie, key)
-    expires = data.get("exp") if isinstance(data, dict) else None
-    if not isinstance(expires, int):
-        return False
-    return (time.time() if now is None else now) < expires
+    """Signed and not expired (whether it was signed out is `ui_sessions.revoked`)."""
+    return _session(cookie, key, now) is not None
 
 
 def _basic_password(authorization: str | None) -> str | None:
@@ -65,29 +81,56 @@ def _basic_password(authorization: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, a non-ASCII header
         return ""
     _, colon, password = decoded.partition(":")
     return password if colon else ""
 
 
-def _refuse_unless_signed_in(request: Request) -> Response | None:
+async def _refuse_unless_signed_in(request: Request) -> Response | None:
     """None when the request may see the call log; else the page to answer with."""
     settings: Settings = request.app.state.settings
     token = settings.bridge_api_token.reveal()
     if not token:
         return pages.disabled()
-    if session_valid(request.cookies.get(COOKIE), _key(settings)):
+    session = _session(request.cookies.get(COOKIE), _key(settings))
+    if session is not None and not await ui_sessions.revoked(
+        request.app.state.database, session[0]
+    ):
         return None
     password = _basic_password(request.headers.get("authorization"))
     if password is None:
         return pages.login_page()
-    if token_equals(password, token):
+    return _refuse_wrong_token(request, password, token)
+
+
+def _refuse_wrong_token(request: Request, given: str, token: str) -> Response | None:
+    """None for the right token; else 401, or 429 while the address is throttled."""
+    throttle = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(address)
+    if wait is not None:
+        refused = pages.login_page(f"Too many wrong tokens: try again in {wait} s", 429)
+        refused.headers["retry-after"] = str(wait)
+        return refused
+    if token_equals(given, token):
+        throttle.succeeded(address)
         return None
+    throttle.failed(address)
     return pages.login_page("Wrong token", 401)
 
 
-signed_in = guarded(_refuse_unless_signed_in)
+def signed_in(endpoint: Endpoint) -> Endpoint:
+    """Run the endpoint only for a signed-in request; else send the refusal page."""
+
+    @functools.wraps(endpoint)
+    async def checked(request: Request) -> Response:
+        refused = await _refuse_unless_signed_in(request)
+        if refused is not None:
+            return refused
+        return await endpoint(request)
+
+    return checked
 
 
 def _origin(request: Request) -> tuple[str, str]:
@@ -139,8 +182,9 @@ async def login(request: Request) -> Response:
         return pages.disabled()
     if not _same_site(request):
         return pages.cross_site()
-    if not token_equals(await _form_token(request), token):
-        return pages.login_page("Wrong token", 401)
+    refused = _refuse_wrong_token(request, await _form_token(request), token)
+    if refused is not None:
+        return refused
     response = RedirectResponse("/ui/calls", status_code=303, headers=pages.HEADERS)
     response.set_cookie(
         COOKIE,
@@ -157,6 +201,11 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     if not _same_site(request):
         return pages.cross_site()
+    settings: Settings = request.app.state.settings
+    if settings.bridge_api_token:
+        session = _session(request.cookies.get(COOKIE), _key(settings))
+        if session is not None:
+            await ui_sessions.revoke(request.app.state.database, *session)
     response = RedirectResponse("/ui/calls", status_code=303, headers=pages.HEADERS)
     response.delete_cookie(
         COOKIE, path=COOKIE_PATH, secure=_https(request), httponly=True, samesite="strict"
