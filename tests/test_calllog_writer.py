@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
@@ -298,3 +299,75 @@ async def test_a_record_without_a_call_sid_written_twice_is_one_record(
             )
         ).scalar()
     assert records == 1
+
+
+@pytest.mark.anyio
+async def test_a_caller_id_with_nul_is_stored_without_it(writer: CallLogWriter) -> None:
+    # PostgreSQL refuses NUL in text (asyncpg: a plain DBAPIError); one such call must
+    # neither be lost nor hold up the log.
+    sids = ["CA" + uuid.uuid4().hex for _ in range(3)]
+    for sid, caller in [
+        (sids[0], "+1415\x005550123"),
+        (sids[1] + "\x00", "+14155550123"),
+        (sids[2], "+14155550123"),
+    ]:
+        writer.add(Call(call_sid=sid, from_number=caller, to_number="+1"), answer())
+    assert await writer.flush() == 3
+    engine = await writer.database.engine()
+    async with engine.connect() as connection:
+        stored = dict(
+            (
+                await connection.execute(
+                    select(calls.c.call_sid, calls.c.from_number).where(calls.c.call_sid.in_(sids))
+                )
+            ).all()
+        )
+    assert stored == dict.fromkeys(sids, "+14155550123")
+
+
+RECORD_ERRORS = [
+    pytest.param(DBAPIError("INSERT ...", {}, Exception("invalid byte")), id="generic-dbapi"),
+    pytest.param(DataError("INSERT ...", {}, ValueError("value too long")), id="data-error"),
+    pytest.param(ValueError("Out of range float values are not JSON compliant"), id="value"),
+    pytest.param(RecursionError("maximum recursion depth exceeded"), id="recursion"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("error", RECORD_ERRORS)
+async def test_a_record_that_fails_alone_is_given_up_whatever_the_error(
+    writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    dropped: list[int] = []
+    writer.on_dropped = dropped.append
+    sids = ["CA" + uuid.uuid4().hex for _ in range(5)]
+    for sid in sids:
+        writer.add(inbound_call(sid), answer())
+    real_write = writer._write
+
+    async def refuse_the_poison(entries: list[Any]) -> None:
+        if any(entry.call.call_sid == sids[2] for entry in entries):
+            raise error
+        await real_write(entries)
+
+    monkeypatch.setattr(writer, "_write", refuse_the_poison)
+    assert await writer.flush() == 4
+    assert dropped == [1] and writer.pending == 0
+    assert await stored_counts(writer, sids[:2] + sids[3:]) == (4, 4)
+
+
+@pytest.mark.anyio
+async def test_a_locked_or_lost_database_drops_nothing(
+    writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "database is locked" while a plain SELECT still works: an outage, not a record's.
+    writer.on_dropped = lambda count: pytest.fail("nothing is dropped")
+    writer.add(inbound_call("CA" + uuid.uuid4().hex), answer())
+
+    async def locked(entries: list[Any]) -> None:
+        raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(writer, "_write", locked)
+    with pytest.raises(OperationalError):
+        await writer.flush()
+    assert writer.pending == 1

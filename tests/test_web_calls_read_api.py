@@ -457,3 +457,11 @@ def test_cli_show_finds_nothing(
     code, out, err = run_cli(capsys, "calls", "show", "CA" + uuid.uuid4().hex)
     assert (code, out) == (1, "")
     assert "No call" in err
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["CA%00", "%00", "CA" + "0" * 32 + "%00"])
+async def test_a_key_with_nul_is_404(log: Log, key: str) -> None:
+    # PostgreSQL refuses NUL in text; nothing stored has one (bridge.calllog.records).
+    response = await log.client.get(f"/calls/{key}")
+    assert response.status_code == 404

@@ -344,3 +344,10 @@ def test_browser_signs_in_lists_and_opens_a_call(tmp_path: Path, database_file: 
         )
         browser.wait_for(f"document.body.innerText.includes({json.dumps(SAID)})")
         assert browser.evaluate("location.pathname") == f"/ui/calls/{call_sid}"
+
+
+@pytest.mark.parametrize("key", ["CA%00", "%00"])
+def test_a_key_with_nul_is_404(database_url: str, key: str) -> None:
+    with TestClient(make_app(database_url), follow_redirects=False) as client:
+        response = client.get(f"/ui/calls/{key}", headers=basic(API_TOKEN))
+    assert response.status_code == 404

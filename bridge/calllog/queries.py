@@ -132,6 +132,8 @@ async def list_calls(database: Database, wanted: CallFilter) -> Page:
 async def find_call(database: Database, key: str) -> dict[str, Any] | None:
     """A call by Twilio call SID, else the bridge's id, else its conversation id: the
     record, its events in order and its transcript. None when nothing matches."""
+    if "\x00" in key:  # never stored (bridge.calllog.records), and PostgreSQL refuses it
+        return None
     engine = await database.engine()
     async with engine.connect() as connection:
         row = None
