@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.call import Answer, Call
-from bridge.calllog.writer import CallLogWriter
+from bridge.calllog.writer import CallLogWriter, QueueFull
 from bridge.fakes import FakeElevenLabs
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
@@ -371,3 +372,57 @@ async def test_a_locked_or_lost_database_drops_nothing(
     with pytest.raises(OperationalError):
         await writer.flush()
     assert writer.pending == 1
+
+
+class FlakyWrite:
+    """A call-log write that fails its first `failures` tries, each after `delay` s."""
+
+    def __init__(self, failures: int, delay: float = 0.0) -> None:
+        self.failures = failures
+        self.delay = delay
+        self.tries = 0
+        self.stored = 0
+
+    async def __call__(self) -> str:
+        self.tries += 1
+        await asyncio.sleep(self.delay)
+        if self.tries <= self.failures:
+            raise OperationalError("INSERT ...", {}, Exception("database is down"))
+        self.stored += 1
+        return "stored"
+
+
+STORES = [
+    # failures, delay, what store answers, queued after it
+    pytest.param(0, 0.0, "stored", 0, id="at-once"),
+    pytest.param(1, 0.0, None, 1, id="fails-then-queued"),
+    pytest.param(0, 0.2, None, 0, id="slow-but-stored"),
+    pytest.param(1, 0.2, None, 0, id="slow-then-fails-then-queued"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("failures", "delay", "answer", "queued"), STORES)
+async def test_store_keeps_what_it_cannot_write_until_it_is_written(
+    writer: CallLogWriter, failures: int, delay: float, answer: str | None, queued: int
+) -> None:
+    writer.store_wait = 0.05
+    write = FlakyWrite(failures, delay)
+    assert await writer.store("event=test", write) == answer
+    assert writer.pending == queued
+    await writer.drain()
+    assert (write.stored, writer.pending) == (1, 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("delay", [0.0, 0.2], ids=["fails", "slow"])
+async def test_store_with_a_full_queue_is_refused(writer: CallLogWriter, delay: float) -> None:
+    dropped: list[int] = []
+    writer.on_dropped = dropped.append
+    writer.store_wait = 0.05
+    writer.max_pending = 1
+    writer.add(inbound_call("CA" + uuid.uuid4().hex), answer())
+    with pytest.raises(QueueFull):
+        await writer.store("event=test", FlakyWrite(1, delay))
+    await writer.drain()
+    assert writer.pending == 0

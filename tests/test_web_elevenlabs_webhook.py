@@ -17,6 +17,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
+from bridge.calllog.records import CallRecords
 from bridge.elevenlabs.webhook_signature import HEADER, sign
 from bridge.secret import Secret
 from bridge.storage.tables import call_events
@@ -366,3 +367,18 @@ def test_json_non_numbers_are_400(bridge: Bridge, constant: str) -> None:
     response = bridge.post({}, body=raw, header=sign(raw, SECRET, int(time.time())))
     assert response.status_code == 400
     assert bridge.events(conversation_id) == []
+
+
+def test_an_event_neither_stored_nor_kept_is_503(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def database_down(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("database is down")
+
+    writer = bridge.client.app.state.call_log_writer
+    monkeypatch.setattr(writer, "max_pending", 0)
+    monkeypatch.setattr(CallRecords, "record_elevenlabs_event", database_down)
+    conversation_id, sid = new_ids()
+    response = bridge.post(transcription(conversation_id, sid))
+    assert response.status_code == 503
+    assert "try again" in response.json()["error"]
