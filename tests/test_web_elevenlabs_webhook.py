@@ -324,25 +324,21 @@ def test_a_bad_signature_header_is_refused_before_the_body_is_read(
     assert sent == []
 
 
-def nested(depth: int) -> Any:
-    value: Any = "deep"
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 @pytest.mark.parametrize(("depth", "status"), [(50, 200), (500, 400), (950, 400)])
 def test_deeply_nested_lists_are_stored_or_400(bridge: Bridge, depth: int, status: int) -> None:
     conversation_id, sid = new_ids()
     payload = transcription(conversation_id, sid)
     payload["data"]["conversation_initiation_client_data"] = {
-        "dynamic_variables": {"secret__pin": "1234", "tree": nested(depth)}
+        "dynamic_variables": {"secret__pin": "1234", "tree": "TREE"}
     }
-    response = bridge.post(payload)
+    # Written out by hand: json.dumps itself recurses.
+    tree = "[" * depth + '"deep"' + "]" * depth
+    raw = json.dumps(payload).replace('"TREE"', tree).encode()
+    response = bridge.post({}, body=raw, header=sign(raw, SECRET, int(time.time())))
     assert response.status_code == status
     events = bridge.events(conversation_id)
     assert len(events) == (1 if status == 200 else 0)
-    assert "1234" not in json.dumps([event.data for event in events])
+    assert "1234" not in repr([event.data for event in events])
 
 
 def test_nul_characters_are_stored_without_them(bridge: Bridge) -> None:

@@ -139,10 +139,10 @@ class CallLogWriter:
             if not self.defer(label, write):
                 raise QueueFull(label)
             return None
-        if self.pending >= self.max_pending:
-            raise QueueFull(label)
         self._in_flight.add(task)
         task.add_done_callback(lambda finished: self._settle(finished, label, write))
+        if self.pending >= self.max_pending:
+            raise QueueFull(label)  # it may still be stored; if it fails, it is dropped
         return None
 
     def _settle(
