@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
+from bridge.calllog import post_call
 from bridge.calllog.retention import PRUNED, prune
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
@@ -91,3 +93,49 @@ def test_prune_command_needs_a_number_of_days(capsys: pytest.CaptureFixture[str]
     assert code == 2 and "RETENTION_DAYS" in err
     code, out, _ = run_cli(capsys, "db", "prune", "--days", "30")
     assert code == 0 and out.startswith("older than 30 days:")
+
+
+def audio_webhook(conversation_id: str) -> dict[str, object]:
+    return {
+        "type": "post_call_audio",
+        "event_timestamp": int(NOW.timestamp()),
+        "data": {"conversation_id": conversation_id, "full_audio": "SUQz"},
+    }
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("with_a_call_record", [True, False], ids=["call", "api-call-no-record"])
+async def test_prune_deletes_every_stored_audio_file(
+    database: Database, tmp_path: Path, with_a_call_record: bool
+) -> None:
+    # /api/call conversations have no call record: the event is all that names the file.
+    conversation_id = "conv_" + uuid.uuid4().hex
+    if with_a_call_record:
+        call_id = await add_call(database, timedelta(days=40), None)
+        engine = await database.engine()
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(calls).where(calls.c.id == call_id).values(conversation_id=conversation_id)
+            )
+    payload = audio_webhook(conversation_id)
+    await post_call.record(
+        database,
+        payload,
+        json.dumps(payload).encode(),
+        audio_dir=tmp_path,
+        now=lambda: NOW - timedelta(days=40),
+    )
+    audio = tmp_path / f"{conversation_id}.mp3"
+    assert audio.exists()
+
+    result = await prune(database, days=30, now=NOW)
+
+    assert result.audio_files == 1 and not audio.exists()
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        data = (
+            await connection.execute(
+                select(call_events.c.data).where(call_events.c.conversation_id == conversation_id)
+            )
+        ).scalar_one()
+    assert data == PRUNED

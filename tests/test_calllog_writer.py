@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.call import Answer, Call
-from bridge.calllog.writer import CallLogWriter
+from bridge.calllog.writer import CallLogWriter, QueueFull
 from bridge.fakes import FakeElevenLabs
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
@@ -298,3 +300,129 @@ async def test_a_record_without_a_call_sid_written_twice_is_one_record(
             )
         ).scalar()
     assert records == 1
+
+
+@pytest.mark.anyio
+async def test_a_caller_id_with_nul_is_stored_without_it(writer: CallLogWriter) -> None:
+    # PostgreSQL refuses NUL in text (asyncpg: a plain DBAPIError); one such call must
+    # neither be lost nor hold up the log.
+    sids = ["CA" + uuid.uuid4().hex for _ in range(3)]
+    for sid, caller in [
+        (sids[0], "+1415\x005550123"),
+        (sids[1] + "\x00", "+14155550123"),
+        (sids[2], "+14155550123"),
+    ]:
+        writer.add(Call(call_sid=sid, from_number=caller, to_number="+1"), answer())
+    assert await writer.flush() == 3
+    engine = await writer.database.engine()
+    async with engine.connect() as connection:
+        stored = dict(
+            (
+                await connection.execute(
+                    select(calls.c.call_sid, calls.c.from_number).where(calls.c.call_sid.in_(sids))
+                )
+            ).all()
+        )
+    assert stored == dict.fromkeys(sids, "+14155550123")
+
+
+RECORD_ERRORS = [
+    pytest.param(DBAPIError("INSERT ...", {}, Exception("invalid byte")), id="generic-dbapi"),
+    pytest.param(DataError("INSERT ...", {}, ValueError("value too long")), id="data-error"),
+    pytest.param(ValueError("Out of range float values are not JSON compliant"), id="value"),
+    pytest.param(RecursionError("maximum recursion depth exceeded"), id="recursion"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("error", RECORD_ERRORS)
+async def test_a_record_that_fails_alone_is_given_up_whatever_the_error(
+    writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    dropped: list[int] = []
+    writer.on_dropped = dropped.append
+    sids = ["CA" + uuid.uuid4().hex for _ in range(5)]
+    for sid in sids:
+        writer.add(inbound_call(sid), answer())
+    real_write = writer._write
+
+    async def refuse_the_poison(entries: list[Any]) -> None:
+        if any(entry.call.call_sid == sids[2] for entry in entries):
+            raise error
+        await real_write(entries)
+
+    monkeypatch.setattr(writer, "_write", refuse_the_poison)
+    assert await writer.flush() == 4
+    assert dropped == [1] and writer.pending == 0
+    assert await stored_counts(writer, sids[:2] + sids[3:]) == (4, 4)
+
+
+@pytest.mark.anyio
+async def test_a_locked_or_lost_database_drops_nothing(
+    writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "database is locked" while a plain SELECT still works: an outage, not a record's.
+    writer.on_dropped = lambda count: pytest.fail("nothing is dropped")
+    writer.add(inbound_call("CA" + uuid.uuid4().hex), answer())
+
+    async def locked(entries: list[Any]) -> None:
+        raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(writer, "_write", locked)
+    with pytest.raises(OperationalError):
+        await writer.flush()
+    assert writer.pending == 1
+
+
+class FlakyWrite:
+    """A call-log write that fails its first `failures` tries, each after `delay` s."""
+
+    def __init__(self, failures: int, delay: float = 0.0) -> None:
+        self.failures = failures
+        self.delay = delay
+        self.tries = 0
+        self.stored = 0
+
+    async def __call__(self) -> str:
+        self.tries += 1
+        await asyncio.sleep(self.delay)
+        if self.tries <= self.failures:
+            raise OperationalError("INSERT ...", {}, Exception("database is down"))
+        self.stored += 1
+        return "stored"
+
+
+STORES = [
+    # failures, delay, what store answers, queued after it
+    pytest.param(0, 0.0, "stored", 0, id="at-once"),
+    pytest.param(1, 0.0, None, 1, id="fails-then-queued"),
+    pytest.param(0, 0.2, None, 0, id="slow-but-stored"),
+    pytest.param(1, 0.2, None, 0, id="slow-then-fails-then-queued"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("failures", "delay", "answer", "queued"), STORES)
+async def test_store_keeps_what_it_cannot_write_until_it_is_written(
+    writer: CallLogWriter, failures: int, delay: float, answer: str | None, queued: int
+) -> None:
+    writer.store_wait = 0.05
+    write = FlakyWrite(failures, delay)
+    assert await writer.store("event=test", write) == answer
+    assert writer.pending == queued
+    await writer.drain()
+    assert (write.stored, writer.pending) == (1, 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("delay", [0.0, 0.2], ids=["fails", "slow"])
+async def test_store_with_a_full_queue_is_refused(writer: CallLogWriter, delay: float) -> None:
+    dropped: list[int] = []
+    writer.on_dropped = dropped.append
+    writer.store_wait = 0.05
+    writer.max_pending = 1
+    writer.add(inbound_call("CA" + uuid.uuid4().hex), answer())
+    with pytest.raises(QueueFull):
+        await writer.store("event=test", FlakyWrite(1, delay))
+    await writer.drain()
+    assert writer.pending == 0

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 
 import bridge.app
 from bridge.call import Answer, Call
+from bridge.calllog.queries import Cursor, encode_cursor
 from bridge.calllog.records import CallRecords
 from bridge.secret import Secret
 from bridge.storage.database import Database
@@ -457,3 +458,26 @@ def test_cli_show_finds_nothing(
     code, out, err = run_cli(capsys, "calls", "show", "CA" + uuid.uuid4().hex)
     assert (code, out) == (1, "")
     assert "No call" in err
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key", ["CA%00", "%00", "CA" + "0" * 32 + "%00"])
+async def test_a_key_with_nul_is_404(log: Log, key: str) -> None:
+    # PostgreSQL refuses NUL in text; nothing stored has one (bridge.calllog.records).
+    response = await log.client.get(f"/calls/{key}")
+    assert response.status_code == 404
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"rule": "desk\x00"}, "rule"),
+        ({"cursor": encode_cursor(Cursor(datetime(2025, 3, 1, tzinfo=UTC), "a\x00"))}, "cursor"),
+    ],
+    ids=["rule", "cursor"],
+)
+async def test_a_filter_with_nul_is_400(log: Log, params: dict[str, str], field: str) -> None:
+    response = await log.client.get("/calls", params=params)
+    assert response.status_code == 400
+    assert field in response.text

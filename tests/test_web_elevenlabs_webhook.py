@@ -17,6 +17,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
+from bridge.calllog.records import CallRecords
 from bridge.elevenlabs.webhook_signature import HEADER, sign
 from bridge.secret import Secret
 from bridge.storage.tables import call_events
@@ -295,3 +296,85 @@ def test_unknown_types_are_stored_raw(bridge: Bridge) -> None:
         None,
         payload,
     )
+
+
+# Refused on the header alone: the body (here past the cap) is never read.
+REFUSED_BEFORE_READING = [
+    pytest.param(None, "Missing", id="missing-header"),
+    pytest.param("t=1,v0=zz", "Malformed", id="malformed-header"),
+    pytest.param(f"t={NOW - 3600},v0={'0' * 64}", "too old", id="stale"),
+    pytest.param(f"t={NOW + 3600},v0={'0' * 64}", "in the future", id="future"),
+]
+
+
+@pytest.mark.parametrize(("header", "reason"), REFUSED_BEFORE_READING)
+def test_a_bad_signature_header_is_refused_before_the_body_is_read(
+    bridge: Bridge, header: str | None, reason: str
+) -> None:
+    sent: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(21):
+            sent.append(1)
+            yield b" " * (1024 * 1024)
+
+    headers = {HEADER: header} if header is not None else {}
+    response = bridge.client.post(URL, content=body(), headers=headers)
+    assert response.status_code == 401 and reason in response.json()["error"]
+    assert sent == []
+
+
+@pytest.mark.parametrize(("depth", "status"), [(50, 200), (500, 400), (950, 400)])
+def test_deeply_nested_lists_are_stored_or_400(bridge: Bridge, depth: int, status: int) -> None:
+    conversation_id, sid = new_ids()
+    payload = transcription(conversation_id, sid)
+    payload["data"]["conversation_initiation_client_data"] = {
+        "dynamic_variables": {"secret__pin": "1234", "tree": "TREE"}
+    }
+    # Written out by hand: json.dumps itself recurses.
+    tree = "[" * depth + '"deep"' + "]" * depth
+    raw = json.dumps(payload).replace('"TREE"', tree).encode()
+    response = bridge.post({}, body=raw, header=sign(raw, SECRET, int(time.time())))
+    assert response.status_code == status
+    events = bridge.events(conversation_id)
+    assert len(events) == (1 if status == 200 else 0)
+    assert "1234" not in repr([event.data for event in events])
+
+
+def test_nul_characters_are_stored_without_them(bridge: Bridge) -> None:
+    conversation_id, sid = new_ids()
+    call_id = bridge.add_call(call_sid=sid, conversation_id=conversation_id)
+    payload = transcription(conversation_id, sid)
+    payload["data"]["analysis"]["transcript_summary"] = "opening\u0000 hours"
+    payload["data"]["metadata"]["phone_call"]["external_number"] = "+1415\u00005550123"
+    payload["data"]["metadata"]["\u0000key"] = "\u0000"
+    response = bridge.post(payload)
+    assert response.status_code == 200
+    assert bridge.call(call_id).summary == "opening hours"
+    (event,) = bridge.events(conversation_id)
+    assert "\u0000" not in json.dumps(event.data)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_json_non_numbers_are_400(bridge: Bridge, constant: str) -> None:
+    conversation_id, sid = new_ids()
+    raw = json.dumps(transcription(conversation_id, sid)).replace("310", constant).encode()
+    assert constant.encode() in raw
+    response = bridge.post({}, body=raw, header=sign(raw, SECRET, int(time.time())))
+    assert response.status_code == 400
+    assert bridge.events(conversation_id) == []
+
+
+def test_an_event_neither_stored_nor_kept_is_503(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def database_down(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("database is down")
+
+    writer = bridge.client.app.state.call_log_writer
+    monkeypatch.setattr(writer, "max_pending", 0)
+    monkeypatch.setattr(CallRecords, "record_elevenlabs_event", database_down)
+    conversation_id, sid = new_ids()
+    response = bridge.post(transcription(conversation_id, sid))
+    assert response.status_code == 503
+    assert "try again" in response.json()["error"]

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import httpx2
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.fakes.elevenlabs import register_twiml
 from bridge.secret import Secret
+from bridge.storage.tables import calls
 from bridge.web.twilio_requests import MAX_BODY_BYTES
 from tests.helpers import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings, twilio_signature
 
@@ -413,3 +417,36 @@ def test_an_auth_token_rotation_drops_no_call(upstream: Upstream) -> None:
     assert AUTH_TOKEN not in str(health) and new not in str(health)
     # Only the webhook signed with the old token counts: the operator's sign to wait.
     assert "callbridge_signatures_with_previous_token_total 1.0" in metrics
+
+
+@pytest.mark.parametrize(
+    "field", ["From", "To", "CallSid", "CallStatus", "SequenceNumber", "AnsweredBy"]
+)
+def test_a_status_callback_with_nul_is_stored_without_it(database_url: str, field: str) -> None:
+    call_sid = "CA" + uuid.uuid4().hex
+    form = {
+        "CallSid": call_sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": CALLER,
+        "To": "+15551234567",
+        "CallStatus": "completed",
+        "SequenceNumber": "3",
+        "AnsweredBy": "human",
+        "Direction": "outbound-api",
+    }
+    form[field] = form[field][:2] + "\x00" + form[field][2:]
+    with TestClient(create_app(make_settings(database_url=database_url))) as client:
+        headers = {"X-Twilio-Signature": twilio_signature(f"{PUBLIC}/twilio/status", form)}
+        response = client.post("/twilio/status", data=form, headers=headers)
+        assert response.status_code == 200
+
+        async def stored() -> list[Any]:
+            engine = await client.app.state.database.engine()  # type: ignore[attr-defined]
+            async with engine.connect() as connection:
+                query = select(calls.c.call_sid, calls.c.from_number, calls.c.status).where(
+                    calls.c.call_sid == call_sid
+                )
+                return list(await connection.execute(query))
+
+        rows = client.portal.call(stored)  # type: ignore[union-attr]
+    assert [tuple(row) for row in rows] == [(call_sid, CALLER, "completed")]

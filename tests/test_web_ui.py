@@ -407,3 +407,10 @@ def test_signing_out_ends_the_session_on_the_server(client: TestClient, database
     client.cookies.clear()
     client.post("/ui/login", data={"token": API_TOKEN})
     assert SHOWN in client.get("/ui/calls").text
+
+
+@pytest.mark.parametrize("key", ["CA%00", "%00"])
+def test_a_key_with_nul_is_404(database_url: str, key: str) -> None:
+    with TestClient(make_app(database_url), follow_redirects=False) as client:
+        response = client.get(f"/ui/calls/{key}", headers=basic(API_TOKEN))
+    assert response.status_code == 404

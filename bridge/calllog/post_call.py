@@ -27,6 +27,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,37 @@ async def record(
 ) -> Stored:
     """Store one verified webhook (`payload`, parsed from `raw`) idempotently and
     apply it to its call."""
+    event = await prepare(payload, raw, audio_dir=audio_dir)
+    return await event.store(CallRecords(database, now=now))
+
+
+@dataclass(frozen=True, slots=True)
+class PostCallEvent:
+    """A webhook ready to store (its audio already written); storing it twice is
+    storing it once, so a failed store can be retried."""
+
+    kind: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    conversation_id: str | None
+    call_sid: str | None
+    changes: dict[str, Any]
+    failure: str | None
+
+    async def store(self, records: CallRecords) -> Stored:
+        return await records.record_elevenlabs_event(
+            kind=self.kind,
+            dedupe_key=self.dedupe_key,
+            payload=self.payload,
+            conversation_id=self.conversation_id,
+            call_sid=self.call_sid,
+            changes=self.changes,
+            failure=self.failure,
+        )
+
+
+async def prepare(payload: dict[str, Any], raw: bytes, *, audio_dir: Path) -> PostCallEvent:
+    """What to store for a verified webhook: secrets stripped, audio written to a file."""
     payload = strip_secret_variables(payload)
     kind = str(payload.get("type") or "unknown")
     data = payload.get("data")
@@ -69,8 +101,7 @@ async def record(
     failure = None
     if kind == "call_initiation_failure":
         failure = _text(data.get("failure_reason")) or _text(data.get("reason")) or "unknown"
-
-    return await CallRecords(database, now=now).record_elevenlabs_event(
+    return PostCallEvent(
         kind=kind,
         dedupe_key=dedupe_key,
         payload=payload,
@@ -82,17 +113,61 @@ async def record(
 
 
 def strip_secret_variables(value: Any) -> Any:
-    """`value` without `secret__*` keys in any mapping named `dynamic_variables`."""
-    if isinstance(value, list):
-        return [strip_secret_variables(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    cleaned: dict[str, Any] = {}
-    for key, item in value.items():
-        if key == "dynamic_variables" and isinstance(item, dict):
-            item = {k: v for k, v in item.items() if not is_secret_variable(k)}
-        cleaned[key] = strip_secret_variables(item)
-    return cleaned
+    """`value` without `secret__*` keys in any mapping named `dynamic_variables`.
+
+    Iterative, so that no nesting depth can exhaust Python's stack."""
+    root: list[Any] = [None]
+    # (the original container, the copy being filled, and where the copy goes)
+    stack: list[tuple[Any, list[Any] | dict[Any, Any], Any, Any]] = []
+
+    def place(item: Any, parent: Any, slot: Any) -> None:
+        if isinstance(item, dict):
+            copy: dict[Any, Any] = {}
+            stack.append((item, copy, parent, slot))
+        elif isinstance(item, list):
+            copy_list: list[Any] = []
+            stack.append((item, copy_list, parent, slot))
+        else:
+            _put(parent, slot, item)
+
+    place(value, root, 0)
+    while stack:
+        original, copy, parent, slot = stack.pop()
+        _put(parent, slot, copy)
+        if isinstance(original, dict):
+            for key, item in original.items():
+                if key == "dynamic_variables" and isinstance(item, dict):
+                    item = {k: v for k, v in item.items() if not is_secret_variable(k)}
+                assert isinstance(copy, dict)
+                copy[key] = None  # keeps the keys in order
+                place(item, copy, key)
+        else:
+            assert isinstance(copy, list)
+            copy.extend([None] * len(original))
+            for index, item in enumerate(original):
+                place(item, copy, index)
+    return root[0]
+
+
+def _put(parent: Any, slot: Any, item: Any) -> None:
+    parent[slot] = item
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in `value` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
 
 
 def _dedupe_key(kind: str, conversation_id: str | None, stamp: object, raw: bytes) -> str:

@@ -76,8 +76,8 @@ def parse_filter(params: Mapping[str, str]) -> CallFilter:
     if number is not None and not phone.is_e164(number):
         raise BadFilter("number", "number must be E.164, like +14155550123")
     rule = params.get("rule")
-    if rule is not None and not 1 <= len(rule) <= 100:
-        raise BadFilter("rule", "rule must be 1 to 100 characters")
+    if rule is not None and (not 1 <= len(rule) <= 100 or "\x00" in rule):
+        raise BadFilter("rule", "rule must be 1 to 100 characters, none of them NUL")
     since = _instant(params, "since")
     until = _instant(params, "until")
     if since is not None and until is not None and until <= since:
@@ -109,7 +109,7 @@ def decode_cursor(value: str) -> Cursor:
         call_id = data["id"]
     except (binascii.Error, ValueError, TypeError, KeyError, OverflowError):
         raise BadFilter("cursor", "cursor is not one this API returned") from None
-    if not isinstance(call_id, str) or not call_id:
+    if not isinstance(call_id, str) or not call_id or "\x00" in call_id:
         raise BadFilter("cursor", "cursor is not one this API returned")
     return Cursor(created_at, call_id)
 
@@ -132,6 +132,8 @@ async def list_calls(database: Database, wanted: CallFilter) -> Page:
 async def find_call(database: Database, key: str) -> dict[str, Any] | None:
     """A call by Twilio call SID, else the bridge's id, else its conversation id: the
     record, its events in order and its transcript. None when nothing matches."""
+    if "\x00" in key:  # never stored (bridge.calllog.records), and PostgreSQL refuses it
+        return None
     engine = await database.engine()
     async with engine.connect() as connection:
         row = None

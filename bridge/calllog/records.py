@@ -7,6 +7,11 @@ and retention's clearing (bridge.calllog.retention) all write through it. That i
 why it is longer than the other modules: the rules for these two tables (status
 order, first answer wins, dedupe keys) are all in one place.
 
+What it stores is first made storable (`storable`): NUL characters, which
+PostgreSQL refuses in text, are removed from every string, and JSON's non-numbers
+(NaN, Infinity), which it refuses in JSON, become null, so no caller-controlled value
+can make a record the database refuses.
+
 Writes are idempotent: an event with a `dedupe_key` that is already stored (a
 replayed status callback or webhook) changes nothing, and a call's status never
 moves backwards when Twilio's callbacks arrive out of order.
@@ -14,6 +19,8 @@ moves backwards when Twilio's callbacks arrive out of order.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,8 +96,12 @@ class CallRecords:
         self.database = database
         self.now = now
 
-    async def record_answer(self, call: Call, answer: Answer, *, kind: str) -> None:
-        """What the bridge answered a voice webhook with (inbound or outbound answer)."""
+    async def record_answer(
+        self, call: Call, answer: Answer, *, kind: str, dedupe_key: str | None = None
+    ) -> None:
+        """What the bridge answered a voice webhook with (inbound or outbound answer).
+        `dedupe_key` makes writing it again (a retry) change nothing."""
+        call, answer = storable_call(call), storable_answer(answer)
         engine = await self.database.engine()
         fields = {
             "rule": answer.rule,
@@ -113,12 +124,16 @@ class CallRecords:
                 .where(calls.c.id == call_id)
                 .values(**{k: v for k, v in fields.items() if v is not None})
             )
-            await self._event(connection, call_id, kind, answer_event_data(answer))
+            await self._event(
+                connection, call_id, kind, answer_event_data(answer), dedupe_key=dedupe_key
+            )
 
     async def record_placed(
         self, placed: Mapping[str, Any], *, idempotency_key: str | None
     ) -> None:
         """An outbound call the API placed (201 body of POST /calls)."""
+        placed = storable(dict(placed))
+        idempotency_key = storable(idempotency_key)
         engine = await self.database.engine()
         async with engine.begin() as connection:
             call_id = await self._call_id(
@@ -143,6 +158,7 @@ class CallRecords:
 
     async def record_status(self, form: Mapping[str, str]) -> bool:
         """A Twilio status callback. False when it was a duplicate (nothing changed)."""
+        form = storable(dict(form))
         call_sid = form.get("CallSid", "")
         status = form.get("CallStatus", "")
         if not call_sid or not status:
@@ -209,7 +225,7 @@ class CallRecords:
     async def record_answers(self, entries: Sequence[Answered]) -> None:
         """A batch of inbound answers in one transaction; writing it twice writes it once."""
         engine = await self.database.engine()
-        rows = [_answered_row(entry) for entry in entries]
+        rows = [storable(_answered_row(entry)) for entry in entries]
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         # One row per call: a retried webhook in the same batch adds only an event.
         unique = {row["call_sid"]: row for row in reversed(rows) if row["call_sid"]}
@@ -252,7 +268,7 @@ class CallRecords:
                     "kind": entry.kind,
                     "at": entry.at,
                     "dedupe_key": f"answer:{entry.token}",
-                    "data": answer_event_data(entry.answer),
+                    "data": answer_event_data(storable_answer(entry.answer)),
                 }
                 for entry, row in zip(entries, rows, strict=True)
             ]
@@ -275,6 +291,12 @@ class CallRecords:
         """An ElevenLabs webhook as an event (once per `dedupe_key`), matched to its call
         by conversation id, else by call SID; `changes` go on that call. `failure`
         fails the call unless it already ended (then it is only its error)."""
+        dedupe_key, payload, conversation_id = (
+            storable(dedupe_key),
+            storable(payload),
+            storable(conversation_id),
+        )
+        call_sid, changes, failure = storable(call_sid), storable(changes), storable(failure)
         engine = await self.database.engine()
         async with engine.begin() as connection:
             call_id, by_sid = await _match(connection, conversation_id, call_sid)
@@ -302,6 +324,33 @@ class CallRecords:
             if changes:
                 await connection.execute(update(calls).where(calls.c.id == call_id).values(changes))
         return Stored(duplicate=False, call_id=call_id)
+
+    async def audio_before(self, cutoff: datetime) -> list[str]:
+        """Every audio file a record before `cutoff` points to: a call's, and a
+        post-call audio event's (also of a conversation that matched no call)."""
+        engine = await self.database.engine()
+        async with engine.connect() as connection:
+            paths = {
+                str(path)
+                for (path,) in await connection.execute(
+                    select(calls.c.audio_path).where(
+                        and_(calls.c.created_at < cutoff, calls.c.audio_path.is_not(None))
+                    )
+                )
+            }
+            events = await connection.execute(
+                select(call_events.c.data).where(
+                    and_(
+                        call_events.c.at < cutoff,
+                        call_events.c.kind == "elevenlabs:post_call_audio",
+                    )
+                )
+            )
+            for (data,) in events:
+                path = _audio_path(data)
+                if path:
+                    paths.add(path)
+        return sorted(paths)
 
     async def clear_personal_data(self, cutoff: datetime, *, events_become: Any) -> Cleared:
         """Before `cutoff`: transcripts, analyses, summaries and audio paths cleared, and
@@ -440,6 +489,14 @@ async def _failed(connection: AsyncConnection, call_id: str, reason: str) -> dic
     return changes
 
 
+def _audio_path(data: Any) -> str | None:
+    """The file a stored post-call audio event names (`data.full_audio.path`)."""
+    inner = data.get("data") if isinstance(data, dict) else None
+    audio = inner.get("full_audio") if isinstance(inner, dict) else None
+    path = audio.get("path") if isinstance(audio, dict) else None
+    return path if isinstance(path, str) and path else None
+
+
 def _answered_row(entry: Answered) -> dict[str, Any]:
     call, answer = entry.call, entry.answer
     return fitted(
@@ -458,6 +515,40 @@ def _answered_row(entry: Answered) -> dict[str, Any]:
             "status_rank": 0,
             "created_at": entry.at,
         },
+    )
+
+
+def storable(value: Any) -> Any:
+    """`value` as the database takes it: NUL removed from every string (keys too),
+    non-finite floats as None, in any nesting of dicts, lists and tuples."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
+
+
+def storable_call(call: Call) -> Call:
+    return dataclasses.replace(
+        call,
+        call_sid=storable(call.call_sid),
+        from_number=storable(call.from_number),
+        to_number=storable(call.to_number),
+    )
+
+
+def storable_answer(answer: Answer) -> Answer:
+    return dataclasses.replace(
+        answer,
+        rule=storable(answer.rule),
+        reason=storable(answer.reason),
+        agent_id=storable(answer.agent_id),
+        conversation_id=storable(answer.conversation_id),
+        upstream_latency=storable(answer.upstream_latency),
     )
 
 

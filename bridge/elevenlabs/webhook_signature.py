@@ -16,6 +16,10 @@ whitespace separate secrets) while ElevenLabs may still sign with either, then
 set it to just `new`:
 
     verify(header, body, secrets_from(settings.elevenlabs_webhook_secret))
+
+An endpoint can refuse before it reads the body: `check_header` looks at the
+header's presence, shape and timestamp alone, and `BodyHasher` takes the body a
+chunk at a time as it arrives.
 """
 
 from __future__ import annotations
@@ -67,6 +71,55 @@ def sign(body: bytes, secret: Secret | str, timestamp: int) -> str:
     return f"t={timestamp},v0={_digest(_reveal(secret), str(timestamp), body)}"
 
 
+@dataclass(frozen=True, slots=True)
+class SignedHeader:
+    """A header fit to be checked against a body: `t` as sent, and the v0 digests."""
+
+    stamp: str
+    digests: list[bytes]
+
+
+def check_header(
+    header: str | None,
+    now: float | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    future_skew: float = DEFAULT_FUTURE_SKEW,
+) -> SignedHeader | Verdict:
+    """What can be told from the header alone: a refusing Verdict (missing, malformed,
+    stale, future), or the header to check the body against."""
+    if not header or not header.strip():
+        return Verdict(False, "missing_header")
+    parsed = _parse(header)
+    if parsed is None:
+        return Verdict(False, "malformed_header")
+    stamp, given = parsed
+    verdict = _timely(stamp, now, tolerance, future_skew)
+    return verdict if verdict is not None else SignedHeader(stamp, given)
+
+
+class BodyHasher:
+    """The HMACs of a body fed a chunk at a time, one per secret; `verdict` compares
+    them with a header's digests (every secret and every digest, constant time)."""
+
+    def __init__(self, secrets: Sequence[Secret | str], stamp: str) -> None:
+        keys = [key for key in (_reveal(secret) for secret in secrets) if key]
+        self._macs = [hmac.new(key.encode(), stamp.encode() + b".", hashlib.sha256) for key in keys]
+
+    def update(self, chunk: bytes) -> None:
+        for mac in self._macs:
+            mac.update(chunk)
+
+    def verdict(self, signed: SignedHeader) -> Verdict:
+        if not self._macs:
+            return Verdict(False, "no_secret")
+        matched = False
+        for mac in self._macs:
+            expected = mac.hexdigest().encode()
+            for candidate in signed.digests:
+                matched |= hmac.compare_digest(expected, candidate)
+        return Verdict(True, "valid") if matched else Verdict(False, "mismatch")
+
+
 def verify(
     header: str | None,
     body: bytes,
@@ -96,12 +149,19 @@ def verify(
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         return Verdict(False, "mismatch")
+    return _timely(stamp, now, tolerance, future_skew) or Verdict(True, "valid")
+
+
+def _timely(stamp: str, now: float | None, tolerance: float, future_skew: float) -> Verdict | None:
+    """A refusing Verdict when `stamp` is outside the window, else None."""
+    if tolerance < 0 or future_skew < 0:
+        raise ValueError("tolerance and future_skew must not be negative")
     current = time.time() if now is None else now
     if int(stamp) < current - tolerance:
         return Verdict(False, "stale_timestamp")
     if int(stamp) > current + future_skew:
         return Verdict(False, "future_timestamp")
-    return Verdict(True, "valid")
+    return None
 
 
 def _parse(header: str) -> tuple[str, list[bytes]] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -71,12 +71,29 @@ async def read(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return await read_capped(request.headers, request.receive, limit)
 
 
+async def read_feeding(request: Request, limit: int, feed: Callable[[bytes], None]) -> bytes:
+    """`read`, handing each chunk to `feed` as it arrives (a streamed HMAC)."""
+
+    async def receive() -> Any:
+        message = await request.receive()
+        if message["type"] == "http.request":
+            feed(message.get("body", b""))
+        return message
+
+    return await read_capped(request.headers, receive, limit)
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """`raw` as a JSON object; else BadBody (400)."""
     if not raw.strip():
         raise BadBody(400, NOT_OBJECT)
     try:
-        data = json.loads(raw)
+        # NaN and Infinity are not JSON (and PostgreSQL refuses them in JSON columns).
+        data = json.loads(raw, parse_constant=_not_a_number)
     except (ValueError, RecursionError):
         raise BadBody(400, NOT_JSON) from None
     if not isinstance(data, dict):

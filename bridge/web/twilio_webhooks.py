@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 
 import twiml
@@ -38,9 +39,16 @@ def _recorded(
     webhook: Webhook, call: Call, answer: Answer, kind: str
 ) -> Callable[[], Awaitable[None]]:
     records: CallRecords = webhook.state.call_records
+    writer: CallLogWriter = webhook.state.call_log_writer
+    # Fixed before the first try, so that a retried write is one event.
+    dedupe_key = f"{kind}:{secrets.token_hex(16)}"
+
+    async def write() -> None:
+        await records.record_answer(call, answer, kind=kind, dedupe_key=dedupe_key)
 
     async def record() -> None:
-        await records.record_answer(call, answer, kind=kind)
+        # Stored, or kept and retried until it is (bridge.calllog.writer).
+        await writer.store(f"event={kind} call_sid={call.call_sid or '-'}", write)
 
     return record
 
@@ -95,7 +103,7 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
     return Reply(answer.twiml, _recorded(webhook, call, answer, "outbound_answer"))
 
 
-async def _status(webhook: Webhook) -> str:
+async def _status(webhook: Webhook) -> Reply:
     form = webhook.form
     status = form.get("CallStatus")
     logger.info(
@@ -112,13 +120,25 @@ async def _status(webhook: Webhook) -> str:
     )
     answerer: OutboundAnswerer = webhook.state.outbound_answerer
     records: CallRecords = webhook.state.call_records
-    # Stored before the 200: Twilio retries a status callback that failed.
-    await records.record_status({name: form.get(name) for name in form})
-    try:
-        await answerer.forget(form.get("CallSid"), status)
-    except Exception:
-        logger.exception("event=status_cleanup_failed call_sid=%s", form.get("CallSid", "-"))
-    return EMPTY_RESPONSE
+    writer: CallLogWriter = webhook.state.call_log_writer
+    fields = {name: form.get(name) for name in form}
+    # Stored before the 200, or kept in memory and retried until stored when the
+    # database fails: Twilio does not retry a failed status callback by default. Only
+    # a full queue (QueueFull, counted in /metrics) makes it a 500.
+    await writer.store(
+        f"event=status call_sid={form.get('CallSid', '-')}",
+        lambda: records.record_status(fields),
+    )
+    call_sid = form.get("CallSid")
+
+    async def clean_up() -> None:
+        # After the 200: a slow or locked database must not hold Twilio's answer.
+        try:
+            await answerer.forget(call_sid, status)
+        except Exception:
+            logger.exception("event=status_cleanup_failed call_sid=%s", call_sid or "-")
+
+    return Reply(EMPTY_RESPONSE, clean_up)
 
 
 outbound_answer = TwilioWebhook(_outbound_answer)
