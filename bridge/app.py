@@ -181,6 +181,9 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    # No redirect from /path/ to /path: Starlette would build it from the scheme the
+    # server saw (http:// behind a TLS proxy), so such paths get 404 instead.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.table = table
     app.state.inbound = inbound
