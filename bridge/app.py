@@ -256,13 +256,18 @@ _built: dict[str, Starlette] = {}
 
 
 def _app_from_environment() -> Starlette:
+    import os
     import sys
 
     from bridge.routing import RoutesError
-    from bridge.settings import SettingsError
+    from bridge.settings import Problem, SettingsError, diagnostics
 
     try:
-        return create_app()
+        settings = Settings.from_env()
+        unguarded = diagnostics.unguarded_host(settings, os.environ)
+        if unguarded:
+            raise SettingsError([Problem("PUBLIC_BASE_URL", unguarded)])
+        return create_app(settings)
     except (SettingsError, RoutesError) as exc:
         print(f"callbridge: refusing to start:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,12 +6,47 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+import bridge.app
 from bridge.app import create_app
-from tests.helpers import BEARER, make_settings
+from tests.helpers import AUTH_TOKEN, BEARER, clear_settings_environment, make_settings
 
 
 def no_network(request: httpx.Request) -> httpx.Response:
     raise AssertionError(f"unexpected upstream request {request.url}")
+
+
+@pytest.mark.parametrize(
+    ("env", "starts"),
+    [
+        pytest.param({"PORT": "5000"}, False, id="port-nothing-else"),
+        pytest.param({"DYNO": "web.1"}, False, id="dyno-nothing-else"),
+        pytest.param({}, True, id="local"),
+        pytest.param({"PORT": "5000", "PUBLIC_BASE_URL": "https://b.example.com"}, True, id="pub"),
+        pytest.param({"PORT": "5000", "TWILIO_ALLOWED_HOSTS": "b.example.com"}, True, id="hosts"),
+        pytest.param({"DYNO": "web.1", "TRUST_FORWARDED_HEADERS": "true"}, True, id="forwarded"),
+    ],
+)
+def test_deployed_without_a_fixed_host_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    starts: bool,
+) -> None:
+    clear_settings_environment(monkeypatch)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if starts:
+        assert bridge.app._app_from_environment() is not None
+        return
+    with pytest.raises(SystemExit) as exited:
+        bridge.app._app_from_environment()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "refusing to start" in err
+    assert "PUBLIC_BASE_URL: must be set when deployed" in err
+    assert "TWILIO_ALLOWED_HOSTS" in err
+    assert AUTH_TOKEN not in err
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,9 @@ class Settings:
     # another app of the same account. Behind uvicorn's --proxy-headers (the Procfile),
     # the scheme is already right and Host is the public one on Heroku.
     trust_forwarded_headers: bool = False
+    # Without PUBLIC_BASE_URL: the only Host names (or name:port) webhooks are accepted
+    # for, so that one signed for another app cannot be replayed here (empty: any).
+    twilio_allowed_hosts: tuple[str, ...] = ()
     skip_twilio_signature: bool = False
     upstream_max_connections: int = 500
     upstream_transport: str = "pooled"
@@ -96,6 +99,7 @@ class Settings:
                 "INBOUND_DEADLINE_SECONDS", DEFAULT_INBOUND_DEADLINE, 0.5, MAX_INBOUND_DEADLINE
             ),
             trust_forwarded_headers=reader.flag("TRUST_FORWARDED_HEADERS", False),
+            twilio_allowed_hosts=reader.hosts("TWILIO_ALLOWED_HOSTS"),
             skip_twilio_signature=reader.flag("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", False),
             upstream_max_connections=reader.integer(
                 "UPSTREAM_MAX_CONNECTIONS", 500, low=1, high=100_000
