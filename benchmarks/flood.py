@@ -14,8 +14,9 @@ Same three processes as inbound_load.py, all on 127.0.0.1: this driver, the brid
    before the genuine webhooks and stopping when they are done.
 
 The junk mixes every kind below in turn: unsigned, malformed and wrongly signed normal
-forms, and worst-case forms (4,500 fields in 64 KB, 10,700 empty keys in 64 KB, 199 fields
-in 32 KB, each with a well-formed wrong signature, so only the check itself refuses them).
+forms, and worst-case forms (4,500 fields in 64 KB, 10,700 empty keys in 64 KB, 199
+fields in 32 KB with 1,990 %-escapes), each with a well-formed wrong signature so that
+only the check itself can refuse them.
 `--previous-token` also sets TWILIO_PREVIOUS_AUTH_TOKEN (the bridge then tries both tokens).
 
     python benchmarks/flood.py                      # defaults: 2000 genuine at 50, junk 1000/s
@@ -77,7 +78,8 @@ def junk_kinds() -> dict[str, tuple[bytes, str | None]]:
     fields_4500 = "&".join(f"P{n:04d}=v{n:06d}" for n in range(4500)).encode()
     # One empty name with 10,700 different values: the SDK sorts and joins them all.
     empty_keys = "&".join(f"={n:04x}" for n in range(10_700)).encode()
-    padding = "x" * (32 * 1024 // 199 - 8)
+    # Every cap reached (32 KB, 199 fields, 1,990 %-escapes): the costliest form checked.
+    padding = "%41" * 10 + "x" * (32 * 1024 // 199 - 38)
     at_caps = "&".join(f"F{n:03d}={padding}" for n in range(199)).encode()[: 32 * 1024]
     normal = _normal_form()
     return {
@@ -87,7 +89,7 @@ def junk_kinds() -> dict[str, tuple[bytes, str | None]]:
         "unsigned, 4,500 fields 64 KB": (fields_4500[: 64 * 1024], None),
         "wrong sig, 4,500 fields 64 KB": (fields_4500[: 64 * 1024], WRONG_SIGNATURE),
         "wrong sig, 10,700 empty keys 64 KB": (empty_keys[: 64 * 1024], WRONG_SIGNATURE),
-        "wrong sig, 199 fields 32 KB": (at_caps, WRONG_SIGNATURE),
+        "wrong sig, 199 fields 32 KB, 1990 %XX": (at_caps, WRONG_SIGNATURE),
     }
 
 

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.fakes.elevenlabs import register_twiml
 from bridge.secret import Secret
-from bridge.web.twilio_requests import MAX_BODY_BYTES, MAX_FIELDS
+from bridge.web.twilio_requests import MAX_BODY_BYTES, MAX_ESCAPES, MAX_FIELDS
 from tests.helpers import (
     AUTH_TOKEN,
     ELEVENLABS_KEY,
@@ -352,23 +352,37 @@ def test_largest_realistic_twilio_form_is_accepted_with_margin(
     form = largest_twilio_form()
     assert len(urlencode(form)) * 3 < MAX_BODY_BYTES
     assert len(form) * 2 < MAX_FIELDS
+    assert urlencode(form).count("%") * 10 < MAX_ESCAPES
     assert_twiml(post(client, pairs=form))
     assert len(upstream.requests) == 1
 
 
 @pytest.mark.parametrize(
-    "pairs",
+    ("pairs", "says"),
     [
-        pytest.param([*CALL, *((f"P{n}", "") for n in range(MAX_FIELDS))], id="many-fields"),
-        pytest.param([*CALL, *(("", "") for _ in range(MAX_FIELDS))], id="many-empty-keys"),
+        pytest.param(
+            [*CALL, *((f"P{n}", "") for n in range(MAX_FIELDS))],
+            "too many form fields\n",
+            id="many-fields",
+        ),
+        pytest.param(
+            [*CALL, *(("", "") for _ in range(MAX_FIELDS))],
+            "too many form fields\n",
+            id="many-empty-keys",
+        ),
+        pytest.param(
+            [*CALL, ("Pad", "\u00e9" * (MAX_ESCAPES // 2 + 1))],
+            "too many percent-escapes\n",
+            id="many-escapes",
+        ),
     ],
 )
-def test_too_many_fields_are_refused_even_when_signed(
-    client: TestClient, upstream: Upstream, pairs: list[tuple[str, str]]
+def test_forms_past_the_caps_are_refused_even_when_signed(
+    client: TestClient, upstream: Upstream, pairs: list[tuple[str, str]], says: str
 ) -> None:
     response = post(client, pairs=pairs)
     assert response.status_code == 413
-    assert response.text == "too many form fields\n"
+    assert response.text == says
     assert upstream.requests == []
 
 
