@@ -371,6 +371,10 @@ def test_either_token_signs_during_a_rotation(
         ("https://mycompany.com:8443/a", "https://mycompany.com/a", False),
         ("https://mycompany.com/a", "https://mycompany.com:8443/a", False),
         ("https://mycompany.com/a", "http://mycompany.com/a", False),
+        # A Host header the client made up: checked as it is, never an error.
+        ("https://mycompany.com:99999/a", "https://mycompany.com:99999/a", True),
+        ("https://mycompany.com:x/a", "https://mycompany.com/a", False),
+        ("ftp://mycompany.com/a", "ftp://mycompany.com:21/a", False),
     ],
 )
 @pytest.mark.parametrize("previous", [False, True], ids=["token", "previous-token"])
