@@ -188,6 +188,9 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    # No redirect from /path/ to /path: Starlette would build it from the scheme the
+    # server saw (http:// behind a TLS proxy), so such paths get 404 instead.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.ready = False  # until the lifespan has started (database checked)
     app.trusted_proxies = settings.trusted_proxy_count
@@ -269,13 +272,18 @@ _built: dict[str, Starlette] = {}
 
 
 def _app_from_environment() -> Starlette:
+    import os
     import sys
 
     from bridge.routing import RoutesError
-    from bridge.settings import SettingsError
+    from bridge.settings import Problem, SettingsError, diagnostics
 
     try:
-        return create_app()
+        settings = Settings.from_env()
+        unguarded = diagnostics.unguarded_host(settings, os.environ)
+        if unguarded:
+            raise SettingsError([Problem("PUBLIC_BASE_URL", unguarded)])
+        return create_app(settings)
     except (SettingsError, RoutesError) as exc:
         print(f"callbridge: refusing to start:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -64,6 +64,7 @@ SETTINGS_VARIABLES = (
     "INBOUND_DEADLINE_SECONDS",
     "TRUST_FORWARDED_HEADERS",
     "TRUSTED_PROXY_COUNT",
+    "TWILIO_ALLOWED_HOSTS",
     "BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE",
     "UPSTREAM_MAX_CONNECTIONS",
     "UPSTREAM_TRANSPORT",
@@ -76,6 +77,8 @@ SETTINGS_VARIABLES = (
     "LOG_LEVEL",
     # Not a server setting: the CLI's default --url (the sandbox's env.sh sets it).
     "CALLBRIDGE_URL",
+    # Not a setting: set on a platform, it makes the bridge refuse an unguarded Host.
+    "DYNO",
 )
 
 
@@ -194,6 +197,96 @@ def twilio_form(**overrides: str) -> dict[str, str]:
         "ToState": "CA",
     }
     form.update(overrides)
+    return form
+
+
+def largest_twilio_form() -> list[tuple[str, str]]:
+    """The largest voice webhook Twilio plausibly sends: every standard, geographic,
+    caller-name, forwarding, STIR/SHAKEN, status, answering-machine and dial field at
+    its longest plausible length, a CallToken with two PASSporTs, an AddOns result and
+    20 SIP headers. What the webhook body and field caps are sized from."""
+
+    def jwt(payload: int) -> str:
+        # header.payload.signature in base64url: ES256 PASSporTs run 600 to 1,200 chars.
+        return f"eyJ{'h' * 120}.eyJ{'p' * payload}.{'s' * 86}"
+
+    city, state, zip_code = "X" * 64, "X" * 32, "X" * 16
+    number = "+" + "9" * 15  # E.164: at most 15 digits
+    form: list[tuple[str, str]] = [
+        ("AccountSid", "AC" + "a" * 32),
+        ("ApiVersion", "2010-04-01"),
+        ("CallSid", "CA" + "1" * 32),
+        ("ParentCallSid", "CA" + "2" * 32),
+        ("CallStatus", "in-progress"),
+        ("Direction", "outbound-dial"),
+        ("CallerName", "X" * 64),
+        ("ForwardedFrom", number),
+        ("StirVerstat", "TN-Validation-Passed-A"),
+        ("StirStatus", "TN-Validation-Passed-A"),
+        ("StirPassportToken", jwt(900)),
+        (
+            "CallToken",
+            json.dumps(
+                {
+                    "parentCallInfoToken": jwt(700),
+                    "identityHeaderTokens": [jwt(900), jwt(900)],
+                }
+            ),
+        ),
+        (
+            "AddOns",
+            json.dumps(
+                {
+                    "status": "successful",
+                    "message": None,
+                    "code": None,
+                    "results": {
+                        "nomorobo_spamscore": {
+                            "request_sid": "XR" + "3" * 32,
+                            "status": "successful",
+                            "message": None,
+                            "code": None,
+                            "result": {"status": "success", "message": "x" * 256, "score": 1},
+                        }
+                    },
+                }
+            ),
+        ),
+        ("CallDuration", "86400"),
+        ("Duration", "1440"),
+        ("Timestamp", "Wed, 02 Dec 2026 07:47:38 +0000"),
+        ("CallbackSource", "call-progress-events"),
+        ("SequenceNumber", "99"),
+        ("SipResponseCode", "487"),
+        ("AnsweredBy", "machine_end_other"),
+        ("MachineDetectionDuration", "30000"),
+        ("DialCallSid", "CA" + "4" * 32),
+        ("DialCallStatus", "no-answer"),
+        ("DialCallDuration", "86400"),
+        ("DialBridged", "false"),
+        (
+            "RecordingUrl",
+            "https://api.twilio.com/2010-04-01/Accounts/AC"
+            + "a" * 32
+            + "/Recordings/RE"
+            + "5" * 32,
+        ),
+        ("RecordingSid", "RE" + "5" * 32),
+        ("RecordingDuration", "14400"),
+        ("SipDomain", "x" * 63 + ".sip.twilio.com"),
+        ("SipDomainSid", "SD" + "6" * 32),
+        ("SipCallId", "x" * 128 + "@203.0.113.10"),
+        ("SipSourceIp", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"),
+    ]
+    for side in ("Called", "Caller", "From", "To"):
+        form += [
+            (side, number),
+            (f"{side}City", city),
+            (f"{side}State", state),
+            (f"{side}Zip", zip_code),
+            (f"{side}Country", "US"),
+        ]
+    form += [(f"SipHeader_X-Custom-Header-{n:02d}", "x" * 128) for n in range(20)]
     return form
 
 

@@ -139,6 +139,12 @@ def test_settings_are_frozen() -> None:
         ("PUBLIC_BASE_URL", "https://bücher.example", "https://xn--bcher-kva.example"),
         ("PUBLIC_BASE_URL", "http://[::1]:8000", "http://[::1]:8000"),
         ("TWILIO_PHONE_NUMBER", "+442071234567", "+442071234567"),
+        ("TWILIO_ALLOWED_HOSTS", "", ()),
+        (
+            "TWILIO_ALLOWED_HOSTS",
+            " Bridge.Example.COM., b.example.com:8443 c.example.com",
+            ("bridge.example.com", "b.example.com:8443", "c.example.com"),
+        ),
     ],
 )
 def test_accepted_values(name: str, value: str, expected: object) -> None:
@@ -150,6 +156,7 @@ def test_accepted_values(name: str, value: str, expected: object) -> None:
         "LOG_LEVEL": "log_level",
         "PUBLIC_BASE_URL": "public_base_url",
         "TWILIO_PHONE_NUMBER": "twilio_phone_number",
+        "TWILIO_ALLOWED_HOSTS": "twilio_allowed_hosts",
     }[name]
     assert getattr(Settings.from_env({name: value}), attribute) == expected
 
@@ -195,6 +202,8 @@ def test_accepted_values(name: str, value: str, expected: object) -> None:
         ("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", "2"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_LEVEL", "CRITICAL"),
+        ("TWILIO_ALLOWED_HOSTS", "https://bridge.example.com"),
+        ("TWILIO_ALLOWED_HOSTS", "user@bridge.example.com"),
     ],
 )
 def test_malformed_value_names_the_variable(name: str, value: str) -> None:

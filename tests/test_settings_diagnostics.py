@@ -3,6 +3,7 @@ carry a severity (callers never parse the text)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import httpx
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.secret import Secret
 from bridge.settings import Note, Problem, Settings, SettingsError, Severity
+from tests.helpers import API_TOKEN, BEARER
 
 
 def test_settings_error_details_name_each_variable() -> None:
@@ -50,7 +52,8 @@ def test_a_message_with_a_colon_keeps_its_variable() -> None:
                 ("ELEVENLABS_API_KEY", Severity.NOTICE),
                 ("ELEVENLABS_AGENT_ID", Severity.NOTICE),
                 ("TWILIO_AUTH_TOKEN", Severity.NOTICE),
-                ("PUBLIC_BASE_URL", Severity.NOTICE),
+                # Any Host is accepted: a webhook signed for another app could be replayed.
+                ("PUBLIC_BASE_URL", Severity.DANGER),
                 ("BRIDGE_API_TOKEN", Severity.NOTICE),
             ],
             id="nothing-set",
@@ -96,3 +99,34 @@ def test_only_the_dangerous_note_is_shouted_at_startup(caplog: pytest.LogCapture
         "(local development only) !!!"
     ]
     assert any(r.getMessage().startswith("TWILIO_PREVIOUS_AUTH_TOKEN") for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("settings", "says", "severity"),
+    [
+        pytest.param(
+            Settings(twilio_allowed_hosts=("a.example.com", "b.example.com:8443")),
+            "accepted hosts (TWILIO_ALLOWED_HOSTS): a.example.com, b.example.com:8443",
+            Severity.NOTICE,
+            id="listed",
+        ),
+        pytest.param(Settings(), "any host is accepted", Severity.DANGER, id="any-host-shouted"),
+        pytest.param(
+            Settings(trust_forwarded_headers=True),
+            "any host is accepted",
+            Severity.DANGER,
+            id="any-forwarded-host-shouted",
+        ),
+    ],
+)
+def test_without_public_base_url_the_accepted_hosts_are_said(
+    settings: Settings, says: str, severity: Severity
+) -> None:
+    (note,) = [note for note in settings.notes() if note.variable == "PUBLIC_BASE_URL"]
+    assert says in note.text
+    assert note.severity is severity
+    # /healthz shows its problems to a holder of the API token only.
+    with_token = dataclasses.replace(settings, bridge_api_token=Secret(API_TOKEN))
+    app = create_app(with_token, transport=httpx.MockTransport(no_network))
+    with TestClient(app) as client:
+        assert note.text in client.get("/healthz", headers=BEARER).json()["problems"]

@@ -131,7 +131,7 @@ def test_plain_dict_loses_a_repeated_key_and_fails() -> None:
             "not-a-signature",
             TOKEN,
             False,
-            SignatureCheck(False, "mismatch"),
+            SignatureCheck(False, "malformed_signature"),
             id="garbage-signature",
         ),
         pytest.param(
@@ -359,3 +359,35 @@ def test_either_token_signs_during_a_rotation(
         previous_auth_token=previous,
     )
     assert result == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "signed_over", "ok"),
+    [
+        ("https://mycompany.com/a", "https://mycompany.com:443/a", True),
+        ("https://mycompany.com:443/a", "https://mycompany.com/a", True),
+        ("http://mycompany.com/a", "http://mycompany.com:80/a", True),
+        # Another port is another origin: no variant applies.
+        ("https://mycompany.com:8443/a", "https://mycompany.com/a", False),
+        ("https://mycompany.com/a", "https://mycompany.com:8443/a", False),
+        ("https://mycompany.com/a", "http://mycompany.com/a", False),
+        # A Host header the client made up: checked as it is, never an error.
+        ("https://mycompany.com:99999/a", "https://mycompany.com:99999/a", True),
+        ("https://mycompany.com:x/a", "https://mycompany.com/a", False),
+        ("ftp://mycompany.com/a", "ftp://mycompany.com:21/a", False),
+    ],
+)
+@pytest.mark.parametrize("previous", [False, True], ids=["token", "previous-token"])
+def test_only_the_default_port_variant_is_accepted(
+    url: str, signed_over: str, ok: bool, previous: bool
+) -> None:
+    old = Secret("old-token")
+    signature = twilio_signature(signed_over, SDK_PARAMS, (old if previous else TOKEN).reveal())
+    result = check_signature(
+        url=url,
+        params=SDK_PARAMS,
+        signature=signature,
+        auth_token=TOKEN,
+        previous_auth_token=old,
+    )
+    assert result.ok is ok

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -50,3 +50,24 @@ def test_the_guard_answers_for_the_endpoint_when_it_refuses() -> None:
         assert (client.get("/").status_code, client.get("/").text) == (401, "no")
         assert client.get("/", headers={"x-pass": "yes"}).text == "in"
     assert endpoint.__name__ == "endpoint"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({"x-pass": "yes"}, 200), ({}, 401)],
+    ids=["answered", "refused"],
+)
+def test_guarded_answers_are_never_cached(headers: dict[str, str], status: int) -> None:
+    # Call records and results are for the token holder only, not a shared cache.
+    def refusal(request: Request) -> Response | None:
+        return None if request.headers.get("x-pass") == "yes" else JSONResponse({}, 401)
+
+    @guarded(refusal)
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse({"calls": []})
+
+    app = Starlette(routes=[Route("/calls", endpoint)])
+    with TestClient(app) as client:
+        response = client.get("/calls", headers=headers)
+    assert response.status_code == status
+    assert response.headers["cache-control"] == "no-store"

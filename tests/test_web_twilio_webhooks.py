@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
 import uuid
 from collections.abc import Iterator
@@ -17,8 +19,15 @@ from bridge.app import create_app
 from bridge.fakes.elevenlabs import register_twiml
 from bridge.secret import Secret
 from bridge.storage.tables import calls
-from bridge.web.twilio_requests import MAX_BODY_BYTES
-from tests.helpers import AUTH_TOKEN, ELEVENLABS_KEY, PUBLIC, make_settings, twilio_signature
+from bridge.web.twilio_requests import MAX_BODY_BYTES, MAX_ESCAPES, MAX_FIELDS
+from tests.helpers import (
+    AUTH_TOKEN,
+    ELEVENLABS_KEY,
+    PUBLIC,
+    largest_twilio_form,
+    make_settings,
+    twilio_signature,
+)
 
 INBOUND_URL = f"{PUBLIC}/twilio/inbound"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -151,6 +160,54 @@ def test_forwarded_headers_ignored_when_not_trusted(upstream: Upstream) -> None:
     assert_twiml(direct)
 
 
+@pytest.mark.parametrize(
+    ("allowed", "trust", "headers", "accepted"),
+    [
+        pytest.param(("bridge.example.com",), False, {}, True, id="listed"),
+        pytest.param(("bridge.example.com:443",), False, {}, False, id="listed-other-port"),
+        pytest.param(("other.example.com",), False, {}, False, id="not-listed"),
+        pytest.param((), False, {}, True, id="no-list-any-host"),
+        pytest.param(
+            ("bridge.example.com",),
+            True,
+            {"x-forwarded-proto": "https", "x-forwarded-host": "bridge.example.com"},
+            True,
+            id="forwarded-listed",
+        ),
+        pytest.param(
+            ("other.example.com",),
+            True,
+            {"x-forwarded-proto": "https", "x-forwarded-host": "bridge.example.com"},
+            False,
+            id="forwarded-not-listed",
+        ),
+    ],
+)
+def test_without_public_base_url_only_allowed_hosts_are_accepted(
+    upstream: Upstream,
+    logs: pytest.LogCaptureFixture,
+    allowed: tuple[str, ...],
+    trust: bool,
+    headers: dict[str, str],
+    accepted: bool,
+) -> None:
+    # A webhook Twilio signed for bridge.example.com, replayed here with its Host.
+    settings = make_settings(
+        public_base_url="", twilio_allowed_hosts=allowed, trust_forwarded_headers=trust
+    )
+    app = create_app(settings, transport=upstream.transport)
+    base = "http://internal:8000" if trust else "https://bridge.example.com"
+    with TestClient(app, base_url=base) as client:
+        response = post(client, signed_url=INBOUND_URL, headers=headers)
+    if accepted:
+        assert_twiml(response)
+        assert len(upstream.requests) == 1
+    else:
+        assert_forbidden(response)
+        assert upstream.requests == []
+        assert "reason=host_not_allowed" in logs.text
+
+
 def test_public_base_url_is_what_is_checked(upstream: Upstream) -> None:
     app = create_app(make_settings(), transport=upstream.transport)
     proxy = {"x-forwarded-proto": "https", "x-forwarded-host": "other.example.com"}
@@ -206,7 +263,7 @@ def tampered(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     ("signature", "reason"),
     [
         pytest.param("", "missing_signature", id="missing"),
-        pytest.param("bm90IGEgc2lnbmF0dXJl", "mismatch", id="garbage"),
+        pytest.param("bm90IGEgc2lnbmF0dXJl", "malformed_signature", id="garbage"),
         pytest.param(twilio_signature(INBOUND_URL, CALL, "wrong-token"), "mismatch", id="wrong"),
         pytest.param(twilio_signature(INBOUND_URL, tampered(CALL)), "mismatch", id="tampered"),
         pytest.param(twilio_signature(INBOUND_URL, CALL).lower(), "mismatch", id="case-changed"),
@@ -252,14 +309,15 @@ def test_rejected_log_line_cannot_be_forged(
 ) -> None:
     # The form of an unsigned request is the attacker's; it must stay on one log line.
     pairs = [("CallSid", "CA1\nINFO bridge.call: event=inbound_call outcome=connected")]
-    assert_forbidden(post(client, pairs=pairs, signature="bad"))
+    wrong = twilio_signature(INBOUND_URL, pairs, "wrong-token")
+    assert_forbidden(post(client, pairs=pairs, signature=wrong))
     rejected = [r.getMessage() for r in logs.records if "signature_rejected" in r.getMessage()]
     assert len(rejected) == 1
     assert "\n" not in rejected[0]
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_body_over_64_kib_is_rejected(
+def test_body_over_the_cap_is_rejected(
     client: TestClient, upstream: Upstream, chunked: bool
 ) -> None:
     pairs = [*CALL, ("Pad", "x" * MAX_BODY_BYTES)]
@@ -284,11 +342,117 @@ def test_body_over_64_kib_is_rejected(
     assert upstream.requests == []
 
 
-def test_body_of_exactly_64_kib_is_accepted(client: TestClient) -> None:
+def test_body_of_exactly_the_cap_is_accepted(client: TestClient) -> None:
     base = urlencode([*CALL, ("Pad", "")])
     pairs = [*CALL, ("Pad", "x" * (MAX_BODY_BYTES - len(base)))]
-    assert len(urlencode(pairs)) == MAX_BODY_BYTES == 64 * 1024
+    assert len(urlencode(pairs)) == MAX_BODY_BYTES == 32 * 1024
     assert_twiml(post(client, pairs=pairs))
+
+
+def test_largest_realistic_twilio_form_is_accepted_with_margin(
+    client: TestClient, upstream: Upstream
+) -> None:
+    form = largest_twilio_form()
+    assert len(urlencode(form)) * 3 < MAX_BODY_BYTES
+    assert len(form) * 2 < MAX_FIELDS
+    assert urlencode(form).count("%") * 10 < MAX_ESCAPES
+    assert_twiml(post(client, pairs=form))
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("pairs", "says"),
+    [
+        pytest.param(
+            [*CALL, *((f"P{n}", "") for n in range(MAX_FIELDS))],
+            "too many form fields\n",
+            id="many-fields",
+        ),
+        pytest.param(
+            [*CALL, *(("", "") for _ in range(MAX_FIELDS))],
+            "too many form fields\n",
+            id="many-empty-keys",
+        ),
+        pytest.param(
+            [*CALL, ("Pad", "\u00e9" * (MAX_ESCAPES // 2 + 1))],
+            "too many percent-escapes\n",
+            id="many-escapes",
+        ),
+    ],
+)
+def test_forms_past_the_caps_are_refused_even_when_signed(
+    client: TestClient, upstream: Upstream, pairs: list[tuple[str, str]], says: str
+) -> None:
+    response = post(client, pairs=pairs)
+    assert response.status_code == 413
+    assert response.text == says
+    assert upstream.requests == []
+
+
+class BodyNeverRead:
+    """An ASGI `receive` that records whether the endpoint asked for the body."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> dict[str, object]:
+        self.calls += 1
+        return {"type": "http.request", "body": urlencode(CALL).encode(), "more_body": False}
+
+
+def asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], receive: Any) -> list[Any]:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "headers": [(b"host", b"bridge.example.com"), *headers],
+        "client": ("203.0.113.9", 4000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/twilio/inbound", "/twilio/status"])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        pytest.param(None, id="no-header"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"bad", id="short"),
+        pytest.param(b"!" * 28, id="not-base64"),
+        pytest.param(base64.b64encode(b"x" * 21)[:28], id="28-chars-not-20-bytes"),
+        pytest.param(base64.b64encode(b"x" * 32), id="sha256-length"),
+        pytest.param(base64.b64encode(b"x" * 20) + b" ", id="trailing-junk"),
+    ],
+)
+def test_unsigned_junk_is_refused_before_its_body_is_read(
+    upstream: Upstream, path: str, signature: bytes | None
+) -> None:
+    app = create_app(make_settings(), transport=upstream.transport)
+    headers = [(b"content-type", FORM_TYPE.encode()), (b"content-length", b"60000")]
+    if signature is not None:
+        headers.append((b"x-twilio-signature", signature))
+    receive = BodyNeverRead()
+    sent = asgi_post(app, path, headers, receive)
+    assert sent[0]["status"] == 403
+    assert sent[1]["body"] == b"invalid Twilio signature\n"
+    assert receive.calls == 0
+    assert upstream.requests == []
+
+
+def test_a_wrong_but_well_formed_signature_is_checked(upstream: Upstream) -> None:
+    app = create_app(make_settings(), transport=upstream.transport)
+    wrong = twilio_signature(INBOUND_URL, CALL, "wrong-token").encode()
+    headers = [(b"content-type", FORM_TYPE.encode()), (b"x-twilio-signature", wrong)]
+    receive = BodyNeverRead()
+    sent = asgi_post(app, "/twilio/inbound", headers, receive)
+    assert sent[0]["status"] == 403
+    assert receive.calls == 1
+    assert upstream.requests == []
 
 
 @pytest.mark.parametrize(

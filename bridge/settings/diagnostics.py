@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -56,6 +57,7 @@ def notes(settings: Settings) -> list[Note]:
         )
     public = settings.public_base_url
     if not public:
+        hosts = settings.twilio_allowed_hosts
         note(
             "PUBLIC_BASE_URL",
             "PUBLIC_BASE_URL is not set: signatures are checked against the request URL"
@@ -63,7 +65,15 @@ def notes(settings: Settings) -> list[Note]:
                 " rebuilt from X-Forwarded-Proto/Host"
                 if settings.trust_forwarded_headers
                 else " (its Host header and scheme); set it to the public https origin"
+            )
+            + (
+                f"; accepted hosts (TWILIO_ALLOWED_HOSTS): {', '.join(hosts)}"
+                if hosts
+                else "; any host is accepted, so a webhook signed for another app of the "
+                "same Twilio account can be replayed here (set TWILIO_ALLOWED_HOSTS)"
             ),
+            # Shouted, unless every webhook is accepted anyway (said loudly below).
+            Severity.NOTICE if hosts or settings.skip_twilio_signature else Severity.DANGER,
         )
     elif urlsplit(public).scheme != "https" and not _is_loopback(public):
         # Local runs (the sandbox, tests) are http on loopback, and that is fine.
@@ -93,6 +103,26 @@ def notes(settings: Settings) -> list[Note]:
             Severity.DANGER,
         )
     return found
+
+
+# Set on a platform (Heroku sets both): the bridge is deployed, not run on a laptop.
+DEPLOYED_VARIABLES = ("DYNO", "PORT")
+
+
+def unguarded_host(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """Why a deployed bridge must not start: nothing fixes the URL Twilio's signatures
+    are checked against, so one signed for another app could be replayed. None if fine."""
+    if not any(environ.get(name, "").strip() for name in DEPLOYED_VARIABLES):
+        return None
+    if settings.public_base_url or settings.twilio_allowed_hosts:
+        return None
+    if settings.trust_forwarded_headers:
+        return None
+    return (
+        "must be set when deployed ($PORT or $DYNO is set), or else TWILIO_ALLOWED_HOSTS "
+        "or TRUST_FORWARDED_HEADERS: without them any Host header is accepted, so a "
+        "Twilio webhook signed for another app could be replayed here"
+    )
 
 
 def twilio_cannot_reach(public_base_url: str) -> str | None:
@@ -126,6 +156,7 @@ def summary(settings: Settings) -> list[tuple[str, str]]:
         ("TWILIO_PREVIOUS_AUTH_TOKEN", secret(settings.twilio_previous_auth_token)),
         ("TWILIO_PHONE_NUMBER", settings.twilio_phone_number or "not set"),
         ("PUBLIC_BASE_URL", settings.public_base_url or "not set"),
+        ("TWILIO_ALLOWED_HOSTS", ", ".join(settings.twilio_allowed_hosts) or "any"),
         ("BRIDGE_API_TOKEN", secret(settings.bridge_api_token)),
         ("METRICS_TOKEN", secret(settings.metrics_token)),
         ("ROUTES_FILE", str(settings.routes_file) if settings.routes_file else "not set"),

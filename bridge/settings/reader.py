@@ -115,6 +115,17 @@ class EnvReader:
                 self._problem(name, f"{item!r} is not an IP address or network (CIDR)")
         return tuple(found)
 
+    def hosts(self, name: str) -> tuple[str, ...]:
+        """Host names, or name:port, separated by commas or spaces; lower case."""
+        found = []
+        for item in self.text(name).replace(",", " ").split():
+            host = item.lower().rstrip(".")
+            if "/" in host or "@" in host:
+                self._problem(name, f"{item!r} is not a host name (like my-bridge.example.com)")
+            else:
+                found.append(host)
+        return tuple(found)
+
     def regions(self, name: str) -> tuple[str, ...]:
         raw = self.text(name)
         codes = tuple(code.strip().upper() for code in raw.split(",") if code.strip())

@@ -58,6 +58,9 @@ class Settings:
     # How many proxies in front of the bridge append to X-Forwarded-For (Heroku: 1, its
     # router). 0: the socket peer is the client, and X-Forwarded-For/-Proto are ignored.
     trusted_proxy_count: int = 0
+    # Without PUBLIC_BASE_URL: the only Host names (or name:port) webhooks are accepted
+    # for, so that one signed for another app cannot be replayed here (empty: any).
+    twilio_allowed_hosts: tuple[str, ...] = ()
     skip_twilio_signature: bool = False
     upstream_max_connections: int = 500
     upstream_transport: str = "pooled"
@@ -100,6 +103,7 @@ class Settings:
             ),
             trust_forwarded_headers=reader.flag("TRUST_FORWARDED_HEADERS", False),
             trusted_proxy_count=reader.integer("TRUSTED_PROXY_COUNT", 0, low=0, high=10),
+            twilio_allowed_hosts=reader.hosts("TWILIO_ALLOWED_HOSTS"),
             skip_twilio_signature=reader.flag("BRIDGE_INSECURE_SKIP_TWILIO_SIGNATURE", False),
             upstream_max_connections=reader.integer(
                 "UPSTREAM_MAX_CONNECTIONS", 500, low=1, high=100_000

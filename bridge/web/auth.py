@@ -40,10 +40,12 @@ def guarded(refusal: Refusal) -> Callable[[Endpoint], Endpoint]:
     def wrap(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def checked(request: Request) -> Response:
-            refused = refusal(request)
-            if refused is not None:
-                return refused
-            return await endpoint(request)
+            response = refusal(request)
+            if response is None:
+                response = await endpoint(request)
+            # Call records and results are for the token holder only: never cached.
+            response.headers.setdefault("cache-control", "no-store")
+            return response
 
         return checked
 

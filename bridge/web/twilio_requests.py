@@ -1,6 +1,10 @@
 """Twilio webhooks as plain ASGI endpoints: a capped body, a form with repeated keys
 kept, and a checked signature; anything else gets a short 4xx before any work.
 
+Junk is refused in order of cost: no or malformed X-Twilio-Signature (and a host
+TWILIO_ALLOWED_HOSTS does not list) before the body is read; a body or a field count
+no Twilio form reaches before the form is parsed; then one signature check.
+
 These are the bridge's hot path, so they skip Starlette's Request and Response
 objects (a tenth of the CPU per call in the benchmark) and speak ASGI directly.
 """
@@ -10,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
@@ -19,18 +23,33 @@ from starlette.types import Receive, Scope, Send
 from bridge.calllog.log_lines import logfmt
 from bridge.settings import Settings
 from bridge.twilio.form import Form
-from bridge.twilio.signature import RequestTarget, check_signature, signed_url
+from bridge.twilio.signature import (
+    HostNotAllowed,
+    RequestTarget,
+    check_signature,
+    refusal,
+    signed_url,
+)
 from bridge.web.bodies import BadBody, read_capped
 
 logger = logging.getLogger(__name__)
 
-# Twilio's webhooks are a few KB; anything much larger is not from Twilio.
-MAX_BODY_BYTES = 64 * 1024
+# Twilio's webhooks are a few KB. The largest realistic voice webhook (every standard,
+# geographic, caller-name and STIR/SHAKEN field at its longest plausible length, a
+# CallToken with two PASSporTs, an AddOns result and 20 SIP headers; built by
+# tests.helpers.largest_twilio_form) is 10,228 bytes with 72 fields: about three times
+# that is allowed. A form past any cap is not from Twilio; it is refused unparsed.
+MAX_BODY_BYTES = 32 * 1024
+MAX_FIELDS = 200
+# Decoding a %XX escape costs ~0.25 us: a 32 KB form of nothing else would cost four valid
+# webhooks. That largest form has 109; JSON add-on results and SIP headers have more.
+MAX_ESCAPES = 2048
 FORM_TYPE = "application/x-www-form-urlencoded"
 _SHORT = {
     413: "request body too large\n",
     400: "client disconnected\n",
     408: "request body too slow\n",
+    403: "invalid Twilio signature\n",
 }
 
 
@@ -100,41 +119,59 @@ async def verified_form(scope: Scope, receive: Receive, state: Any) -> Form:
     """The webhook's form, or `Rejected` with the status and message to send instead."""
     settings: Settings = state.settings
     headers = Headers(scope=scope)
-    body = await _capped_body(headers, receive)
+    signature = headers.get("x-twilio-signature")
+    try:
+        url = signed_url(
+            _target(scope, headers),
+            public_base_url=settings.public_base_url,
+            trust_forwarded=settings.trust_forwarded_headers,
+            allowed_hosts=settings.twilio_allowed_hosts,
+        )
+    except HostNotAllowed as not_allowed:
+        _refuse(scope, "host_not_allowed", str(not_allowed), "-")
+    if not settings.skip_twilio_signature:
+        refused = refusal(signature, settings.twilio_auth_token)
+        if refused is not None:
+            # Before the body is read: an unsigned request costs next to nothing.
+            _refuse(scope, refused, url, "-")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
         raise Rejected(415, f"expected {FORM_TYPE}\n")
+    body = await _capped_body(headers, receive)
+    if body.count(b"&") >= MAX_FIELDS:
+        raise Rejected(413, "too many form fields\n")
+    if body.count(b"%") > MAX_ESCAPES:
+        raise Rejected(413, "too many percent-escapes\n")
     form = Form.parse(body)
-    url = signed_url(
-        _target(scope, headers),
-        public_base_url=settings.public_base_url,
-        trust_forwarded=settings.trust_forwarded_headers,
-    )
     check = check_signature(
         url=url,
         params=form,
-        signature=headers.get("x-twilio-signature"),
+        signature=signature,
         auth_token=settings.twilio_auth_token,
         previous_auth_token=settings.twilio_previous_auth_token,
         skip=settings.skip_twilio_signature,
     )
     if not check.ok:
-        logger.warning(
-            logfmt(
-                {
-                    "event": "signature_rejected",
-                    "reason": check.reason,
-                    "path": scope["path"],
-                    "url": url,
-                    "call_sid": form.get("CallSid", "-"),
-                }
-            )
-        )
-        raise Rejected(403, "invalid Twilio signature\n")
+        _refuse(scope, check.reason, url, form.get("CallSid", "-"))
     if check.reason == "valid_previous_token":
         # How an operator tells when TWILIO_PREVIOUS_AUTH_TOKEN may go.
         state.metrics.previous_token_signatures.inc()
     return form
+
+
+def _refuse(scope: Scope, reason: str, url: str, call_sid: str) -> NoReturn:
+    logger.warning(
+        logfmt(
+            {
+                "event": "signature_rejected",
+                "reason": reason,
+                "path": scope["path"],
+                "url": url,
+                "call_sid": call_sid,
+            }
+        )
+    )
+    raise Rejected(403, _SHORT[403])
 
 
 async def _capped_body(headers: Headers, receive: Receive) -> bytes:
