@@ -3,6 +3,14 @@
 Outcomes are appended as they happen, so a crash loses none that were known, and the
 file is rewritten in row order at the end. Numbers it lists as `placed` are not
 dialled again by a later run.
+
+The file is meant to be opened in a spreadsheet, and a cell that starts with `=`, `+`,
+`-` or `@` (or a tab or CR before one) is a formula there: an invalid phone cell copied
+from the contacts file, like `=HYPERLINK(...)`, would run. Such cells are written with
+a leading `'`, which spreadsheets show as text. A valid E.164 number is the exception:
+it starts with `+` but holds only digits after it, which no spreadsheet can turn into
+a function call, and it is the ledger's key for the numbers placed, so it is kept
+exactly as dialled.
 """
 
 from __future__ import annotations
@@ -15,10 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
+from bridge import phone
 from bridge.campaign.errors import CampaignError
 
 Status = Literal["placed", "failed", "invalid", "skipped"]
 RESULT_COLUMNS = ("row", "number", "status", "call_sid", "conversation_id", "error")
+# What a spreadsheet reads as the start of a formula (full-width forms included, which
+# some accept as well), and the whitespace it may skip before one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 @dataclass(frozen=True)
@@ -31,14 +43,26 @@ class Result:
     error: str = ""
 
     def cells(self) -> list[str]:
+        """The row as written: cells a spreadsheet would run as formulas made text."""
         return [
-            str(self.row),
-            self.number,
-            self.status,
-            self.call_sid,
-            self.conversation_id,
-            self.error,
+            as_text(cell)
+            for cell in (
+                str(self.row),
+                self.number,
+                self.status,
+                self.call_sid,
+                self.conversation_id,
+                self.error,
+            )
         ]
+
+
+def as_text(cell: str) -> str:
+    """`cell`, with a leading `'` when a spreadsheet would take it for a formula; a valid
+    E.164 number (`+` and digits, nothing to evaluate) is left as it is."""
+    if cell.startswith(FORMULA_STARTS) and not phone.E164.fullmatch(cell):
+        return "'" + cell
+    return cell
 
 
 def default_results_path(contacts: Path) -> Path:
