@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import pytest
 
-from bridge.campaign import Result, ResultsFile, read_contacts
+from bridge.campaign import Result, ResultsBusy, ResultsFile, read_contacts
 
 # --- cells a spreadsheet would take for formulas --------------------------------------------
 
@@ -71,3 +72,42 @@ def test_placed_rows_are_read_back_unchanged(tmp_path: Path) -> None:
     assert ResultsFile(ledger.path).placed() == {
         "+14155550101": Result(2, "+14155550101", "placed", call_sid="CA1", conversation_id="c")
     }
+
+
+# --- one run at a time ------------------------------------------------------------------------
+
+
+def test_a_results_file_in_use_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    first = ResultsFile(path)
+    first.lock()
+    first.lock()  # the same run again (the command line, then the campaign): fine
+    with pytest.raises(ResultsBusy) as busy:
+        ResultsFile(path).lock()
+    assert str(busy.value) == (
+        f"{path}: another `callbridge campaign` (process {os.getpid()}) is using this results "
+        "file; wait for it to finish, then run again (rows it placed are not dialled twice)"
+    )
+    assert not path.exists()
+    first.unlock()
+    with pytest.raises(ResultsBusy):
+        ResultsFile(path).lock()  # still held once
+    first.unlock()
+    second = ResultsFile(path)
+    second.lock()
+    second.unlock()
+
+
+def test_the_rewrite_does_not_follow_a_planted_temporary_file(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    path = tmp_path / "results.csv"
+    (tmp_path / f".{path.name}.tmp").symlink_to(victim)
+    ResultsFile(path).rewrite([Result(2, "+14155550101", "placed", call_sid="CA1")])
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+    assert ResultsFile(path).placed()["+14155550101"].call_sid == "CA1"
+    assert sorted(item.name for item in tmp_path.iterdir()) == [
+        ".results.csv.tmp",
+        "results.csv",
+        "victim.txt",
+    ]
