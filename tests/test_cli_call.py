@@ -238,6 +238,50 @@ def test_a_number_that_is_not_e164_is_a_usage_error_before_any_request(
     assert bridge_env.twilio.calls == {} and bridge_env.elevenlabs.outbound_requests == []
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("   ", "is blank: give the words to leave on the machine"),
+        ("\t\n", "is blank: give the words to leave on the machine"),
+        (
+            "Hi\x1b[2J there",
+            "contains control characters ('\\x1b'), which a spoken message cannot carry",
+        ),
+        (
+            "Hi\x00\x07",
+            "contains control characters ('\\x00', '\\x07'), which a spoken message cannot carry",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["call", "campaign"])
+def test_a_machine_message_twilio_cannot_say_is_a_usage_error_before_any_request(
+    capsys: pytest.CaptureFixture[str],
+    bridge_env: LoopbackFakes,
+    tmp_path: Path,
+    text: str,
+    problem: str,
+    command: str,
+) -> None:
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(f"phone\n{CALLEE}\n", encoding="utf-8")
+    target = CALLEE if command == "call" else str(contacts)
+    code, out, err = run(capsys, command, target, "--machine-message", text)
+    assert (code, out) == (2, "")
+    assert err == f"callbridge: --machine-message: {problem}\n"
+    assert bridge_env.twilio.calls == {} and bridge_env.elevenlabs.outbound_requests == []
+
+
+@pytest.mark.parametrize(
+    "text", ["Hello, this is Ada. Call back on 415 555 0123.", "Zwei\nZeilen\tok"]
+)
+def test_a_machine_message_twilio_can_say_is_sent(
+    capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes, text: str
+) -> None:
+    code, _, err = run(capsys, "call", CALLEE, "--machine-message", text)
+    assert code == 0, err
+    assert len(bridge_env.twilio.calls) == 1
+
+
 def test_call_in_process_needs_the_database(
     capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes, tmp_path: Path
 ) -> None:
