@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.campaign import Result, ResultsBusy, ResultsFile, read_contacts
+from bridge.campaign import CampaignError, Result, ResultsBusy, ResultsFile, read_contacts
 
 # --- cells a spreadsheet would take for formulas --------------------------------------------
 
@@ -111,3 +111,14 @@ def test_the_rewrite_does_not_follow_a_planted_temporary_file(tmp_path: Path) ->
         "results.csv",
         "victim.txt",
     ]
+
+
+def test_a_results_file_that_cannot_be_written_is_reported(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "results.csv"
+    with pytest.raises(CampaignError, match=r"results\.csv: cannot write: No such file"):
+        ResultsFile(missing).lock()
+    taken = tmp_path / "results.csv"
+    taken.mkdir()  # a folder where the results file should be: the rewrite fails
+    with pytest.raises(IsADirectoryError):
+        ResultsFile(taken).rewrite([Result(2, "+14155550101", "placed")])
+    assert [item.name for item in tmp_path.iterdir()] == ["results.csv"]  # no temp left
