@@ -815,3 +815,49 @@ def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
         Options(campaign="x", max_in_flight=0)
     assert Contacts(Path("x.csv")).total == 0
+
+
+# --- the same campaign run elsewhere at the same time ---------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_number_in_progress_elsewhere_is_not_failed(
+    tmp_path: Path, upstreams: Upstreams
+) -> None:
+    # Two runs of one campaign with their own results files (two machines, say): each
+    # number's key is held by whichever run asked first, and the other gets the 409.
+    contacts = contacts_file(tmp_path, GOOD[:4])
+    upstreams.twilio.latency = 0.3
+    async with bridge(tmp_path, upstreams) as client:
+        runs = [
+            make_campaign(contacts, client, results=tmp_path / f"{name}.csv")[0]
+            for name in ("here", "there")
+        ]
+        reports = await asyncio.gather(*(run.run() for run in runs))
+    assert upstreams.dialled() == dict.fromkeys(GOOD[:4], 1)
+    for number in GOOD[:4]:
+        outcomes = sorted(
+            (result.status, result.error)
+            for report in reports
+            for result in report.results
+            if result.number == number
+        )
+        assert outcomes == [
+            ("placed", ""),
+            (
+                "skipped",
+                "in progress elsewhere: HTTP 409: A request with this Idempotency-Key is still "
+                "being processed. (another run or request holds this number's key: not dialled "
+                "here; run again to record its outcome, it will not be dialled twice)",
+            ),
+        ]
+    for report in reports:
+        assert report.exit_code == (1 if report.count("skipped") else 0)
+
+    upstreams.twilio.latency = 0.0
+    async with bridge(tmp_path, upstreams) as client:
+        again, _ = make_campaign(contacts, client, results=tmp_path / "there.csv")
+        report = await again.run()
+    assert report.exit_code == 0
+    assert [result.status for result in report.results] == ["placed"] * 4
+    assert upstreams.dialled() == dict.fromkeys(GOOD[:4], 1)

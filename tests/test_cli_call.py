@@ -238,6 +238,50 @@ def test_a_number_that_is_not_e164_is_a_usage_error_before_any_request(
     assert bridge_env.twilio.calls == {} and bridge_env.elevenlabs.outbound_requests == []
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("   ", "is blank: give the words to leave on the machine"),
+        ("\t\n", "is blank: give the words to leave on the machine"),
+        (
+            "Hi\x1b[2J there",
+            "contains control characters ('\\x1b'), which a spoken message cannot carry",
+        ),
+        (
+            "Hi\x00\x07",
+            "contains control characters ('\\x00', '\\x07'), which a spoken message cannot carry",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["call", "campaign"])
+def test_a_machine_message_twilio_cannot_say_is_a_usage_error_before_any_request(
+    capsys: pytest.CaptureFixture[str],
+    bridge_env: LoopbackFakes,
+    tmp_path: Path,
+    text: str,
+    problem: str,
+    command: str,
+) -> None:
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(f"phone\n{CALLEE}\n", encoding="utf-8")
+    target = CALLEE if command == "call" else str(contacts)
+    code, out, err = run(capsys, command, target, "--machine-message", text)
+    assert (code, out) == (2, "")
+    assert err == f"callbridge: --machine-message: {problem}\n"
+    assert bridge_env.twilio.calls == {} and bridge_env.elevenlabs.outbound_requests == []
+
+
+@pytest.mark.parametrize(
+    "text", ["Hello, this is Ada. Call back on 415 555 0123.", "Zwei\nZeilen\tok"]
+)
+def test_a_machine_message_twilio_can_say_is_sent(
+    capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes, text: str
+) -> None:
+    code, _, err = run(capsys, "call", CALLEE, "--machine-message", text)
+    assert code == 0, err
+    assert len(bridge_env.twilio.calls) == 1
+
+
 def test_call_in_process_needs_the_database(
     capsys: pytest.CaptureFixture[str], bridge_env: LoopbackFakes, tmp_path: Path
 ) -> None:
@@ -541,6 +585,53 @@ def test_campaign_ctrl_c_then_resume(
     assert len(upstreams.twilio.calls) == len(placed)  # in-flight calls were waited for
 
     code, _, err = run(capsys, *argv, "--rate", "100", "--token", API_TOKEN)
+    assert code == 0, err
+    assert upstreams.dialled() == dict.fromkeys(numbers, 1)
+
+
+def test_a_second_run_of_a_campaign_refuses_to_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, served_bridge: tuple[str, Upstreams]
+) -> None:
+    url, upstreams = served_bridge
+    upstreams.twilio.latency = 0.2
+    numbers = [f"+1415555{n:04d}" for n in range(500, 508)]
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("phone\n" + "".join(f"{n}\n" for n in numbers), encoding="utf-8")
+    results = tmp_path / "contacts.results.csv"
+    env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
+    env["BRIDGE_API_TOKEN"] = API_TOKEN
+    argv = ["campaign", str(contacts), "--url", url, "--rate", "5", "--max-in-flight", "2"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not results.exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        code, out, err = run(capsys, *argv, "--token", API_TOKEN)
+        assert first.poll() is None  # the first run was still going
+        _, first_err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert (code, out) == (1, "")
+    assert err == (
+        f"callbridge: {results}: another `callbridge campaign` (process {first.pid}) is using "
+        "this results file; wait for it to finish, then run again (rows it placed are not "
+        "dialled twice)\n"
+    )
+    assert first.returncode == 0, first_err
+    assert [row["status"] for row in results_rows(results)] == ["placed"] * len(numbers)
+    assert upstreams.dialled() == dict.fromkeys(numbers, 1)
+
+    code, _, err = run(capsys, *argv, "--rate", "100", "--token", API_TOKEN)  # free again
     assert code == 0, err
     assert upstreams.dialled() == dict.fromkeys(numbers, 1)
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert
@@ -21,8 +22,8 @@ from bridge.cli.api import sqlite_file, target
 from bridge.sandbox.credentials import Credentials, write_env_file
 from bridge.storage import migrate
 from bridge.storage.database import Database
-from bridge.storage.tables import calls
-from tests.helpers import clear_settings_environment, run_cli
+from bridge.storage.tables import call_events, calls
+from tests.helpers import clear_settings_environment, run_cli, running_server
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CALLS = 450  # more than two of the API's pages of 200
@@ -256,3 +257,139 @@ def test_a_bad_callbridge_url_is_named() -> None:
 
     with pytest.raises(UsageError, match=r"^CALLBRIDGE_URL='sandbox': expected a URL like "):
         inbound_url(None, {"CALLBRIDGE_URL": "sandbox"})
+
+
+# --- caller-controlled text on the operator's terminal ------------------------------------------
+
+# What a caller can put in a call record (a SIP From, a transcript, a summary) and what a
+# terminal would obey: an OSC 52 clipboard write, a screen clear, an 8-bit CSI, a bell, a
+# line that pretends to be another call, a right-to-left override.
+HOSTILE = [
+    "\x1b]52;c;cm0gLXJmIH4K\x07",
+    "\x1b[2J\x1b[H",
+    "\x9b31m",
+    "\r\n2025-03-01 12:00:00  inbound  +1→+2",
+    "evil\u202etxt.exe",
+    "\x00\x7f",
+]
+SAFE = {"\n"}  # the lines the CLI itself prints
+SUMMARY = " ".join(HOSTILE)
+
+
+def terminal_controls(text: str) -> set[str]:
+    def control(char: str) -> bool:
+        code = ord(char)
+        return code < 0x20 or 0x7F <= code <= 0x9F or 0x202A <= code <= 0x202E
+
+    surrogates = {char for char in text if 0xD800 <= ord(char) <= 0xDFFF}
+    return {char for char in text if control(char) and char not in SAFE} | surrogates
+
+
+@pytest.fixture
+def hostile_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A call in this machine's call log whose every caller-written field is hostile."""
+    url = f"sqlite:///{tmp_path / 'callbridge.sqlite3'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    async def fill() -> None:
+        await migrate.upgrade(url)
+        database = Database(url)
+        engine = await database.engine()
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(calls),
+                {
+                    "id": "call-hostile",
+                    "call_sid": "CA" + "1" * 32,
+                    "direction": "inbound",
+                    "from_number": "sip:" + HOSTILE[0],
+                    "to_number": HOSTILE[3],
+                    "rule": HOSTILE[4],
+                    "status": "completed",
+                    "created_at": T0,
+                    "summary": SUMMARY,
+                    "error": HOSTILE[1],
+                    "transcript": [{"role": HOSTILE[2], "message": text} for text in HOSTILE],
+                },
+            )
+            await connection.execute(
+                insert(call_events),
+                {"call_id": "call-hostile", "kind": HOSTILE[0], "at": T0, "data": {"x": HOSTILE}},
+            )
+        await database.dispose()
+
+    asyncio.run(fill())
+    return "call-hostile"
+
+
+@pytest.mark.parametrize(
+    "argv", [["calls"], ["calls", "show", "call-hostile"]], ids=["list", "show"]
+)
+def test_caller_text_cannot_drive_the_terminal(
+    hostile_call: str, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, err) == (0, "")
+    assert terminal_controls(out) == set()
+    assert "\\x1b]52;c;" in out  # shown, escaped, not dropped
+    lines = out.splitlines()
+    assert not any(line.startswith("2025-03-01 12:00:00  inbound  +1→+2") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "argv", [["calls", "--json"], ["calls", "show", "call-hostile", "--json"]], ids=["list", "show"]
+)
+def test_json_escapes_caller_text_and_keeps_it_exact(
+    hostile_call: str, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, err) == (0, "")
+    assert terminal_controls(out) == set()
+    body = json.loads(out)
+    call = body[0] if isinstance(body, list) else body
+    assert call["from"] == "sip:" + HOSTILE[0]
+    assert call["summary"] == SUMMARY
+    if "transcript" in call:
+        assert [turn["message"] for turn in call["transcript"]] == HOSTILE
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Ada said: hello", "Ada said: hello"),
+        ("naïve café 東京 👋", "naïve café 東京 👋"),
+        ("\x1b]52;c;aGk=\x07", "\\x1b]52;c;aGk=\\x07"),
+        ("\x1b[2J", "\\x1b[2J"),
+        ("a\tb\r\nc", "a\\tb\\r\\nc"),
+        ("\x9b1m\x7f\x00", "\\x9b1m\\x7f\\x00"),
+        ("abc\u202edef\u2066\u2028", "abc\\u202edef\\u2066\\u2028"),
+        ("\udc80", "\\udc80"),
+    ],
+)
+def test_printable(text: str, shown: str) -> None:
+    from bridge.cli.terminal import printable
+
+    assert printable(text) == shown
+
+
+def test_a_bridge_at_url_cannot_drive_the_terminal_through_its_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def listing(request: Any) -> JSONResponse:
+        return JSONResponse({"calls": [{"id": "x"}], "next_cursor": HOSTILE[1]})
+
+    async def one(request: Any) -> JSONResponse:
+        return JSONResponse({"error": "no call " + HOSTILE[0]}, status_code=404)
+
+    app = Starlette(routes=[Route("/calls", listing), Route("/calls/{sid}", one)])
+    with running_server(app) as url:
+        code, _, err = run_cli(capsys, "calls", "--limit", "1", "--url", url, "--token", "t")
+        assert code == 0
+        assert terminal_controls(err) == set() and "\\x1b[2J" in err
+        code, _, err = run_cli(capsys, "calls", "show", "x", "--url", url, "--token", "t")
+        assert code == 1
+        assert terminal_controls(err) == set() and "\\x1b]52" in err

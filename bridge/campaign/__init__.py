@@ -30,7 +30,7 @@ call, `progress` reports on stderr, `run` paces and runs the whole campaign.
 
 from bridge.campaign.client import Answer, idempotency_key, post_call
 from bridge.campaign.contacts import E164, PHONE_COLUMN, Contact, Contacts, read_contacts
-from bridge.campaign.errors import CampaignError
+from bridge.campaign.errors import CampaignError, ResultsBusy
 from bridge.campaign.ledger import (
     RESULT_COLUMNS,
     Result,
@@ -65,6 +65,7 @@ __all__ = [
     "Progress",
     "Report",
     "Result",
+    "ResultsBusy",
     "ResultsFile",
     "Status",
     "default_results_path",

@@ -1,5 +1,9 @@
-"""The one error that keeps a campaign from starting."""
+"""The errors that keep a campaign from starting."""
 
 
 class CampaignError(Exception):
     """The campaign cannot start: unreadable file, no `phone` column, foreign results file."""
+
+
+class ResultsBusy(CampaignError):
+    """Another run of `callbridge campaign` is using the results file."""

@@ -20,6 +20,9 @@ from bridge.campaign.progress import Progress
 # mode not configured): the campaign stops instead of failing each row in turn.
 STOP_STATUSES = frozenset({401, 404, 405, 503})
 INTERRUPTED = "not dialled: the campaign was interrupted"
+# The bridge's 409: a request with this row's key (another run of the campaign, here or on
+# another machine) is being worked on. Whether that call is placed is not known yet.
+IN_PROGRESS = "in progress elsewhere"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class Report:
         """130 interrupted; 0 when every valid row is placed (or a duplicate); else 1."""
         if self.interrupted:
             return 130
-        return 1 if self.stopped or self.count("failed") else 0
+        elsewhere = any(result.error.startswith(IN_PROGRESS) for result in self.results)
+        return 1 if self.stopped or self.count("failed") or elsewhere else 0
 
 
 def plan(contacts: Contacts, placed: Mapping[str, Result]) -> tuple[list[Contact], list[Result]]:
@@ -118,6 +122,15 @@ class Campaign:
         self.stopped = ""
 
     async def run(self) -> Report:
+        """The whole campaign, holding the results file (ResultsBusy when another run has
+        it) from reading the ledger to rewriting it."""
+        self.results.lock()
+        try:
+            return await self._run()
+        finally:
+            self.results.unlock()
+
+    async def _run(self) -> Report:
         placed_before = self.results.placed()
         to_dial, settled = plan(self.contacts, placed_before)
         self.results.open()
@@ -202,6 +215,16 @@ class Campaign:
                 conversation_id=str(body.get("conversation_id") or ""),
             )
         error = answer.error
+        if answer.status == 409:
+            # Not a failure: another run holds the key; a later run gets its outcome.
+            return Result(
+                contact.row,
+                contact.number,
+                "skipped",
+                error=f"{IN_PROGRESS}: {error} (another run or request holds this number's "
+                "key: not dialled here; run again to record its outcome, it will not be "
+                "dialled twice)",
+            )
         if answer.status == 422 and "Idempotency-Key" in error:
             error += (
                 f" (this number was called in campaign {self.options.campaign!r} with other "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 URL_ENV = "CALLBRIDGE_URL"  # the sandbox's env.sh sets it
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 IN_PROCESS_BASE = "http://bridge.invalid"
+# What a <Say> cannot carry (XML 1.0 refuses them; tab, newline and CR are fine).
+NOT_SPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 URL_HELP = (
     "a running bridge, like https://bridge.example.com (default: $CALLBRIDGE_URL, which "
     "the sandbox's env.sh sets; without either, the bridge is built in this process)"
@@ -79,13 +82,28 @@ def call_fields(args: argparse.Namespace) -> dict[str, Any]:
         fields["machine_detection"] = True
     if on_machine:
         fields["on_machine"] = on_machine
-    if args.machine_message:
-        fields["machine_message"] = args.machine_message
+    if args.machine_message is not None:
+        fields["machine_message"] = _machine_message(args.machine_message)
     if args.ring_timeout is not None:
         fields["ring_timeout"] = args.ring_timeout
     if args.record:
         fields["record"] = True
     return fields
+
+
+def _machine_message(text: str) -> str:
+    """The message as given, or a UsageError when Twilio could not say it: blank (the
+    callee's machine would record silence) or with control characters in it."""
+    if not text.strip():
+        raise UsageError("--machine-message: is blank: give the words to leave on the machine")
+    found = sorted(set(NOT_SPEAKABLE.findall(text)))
+    if found:
+        shown = ", ".join(repr(char) for char in found)
+        raise UsageError(
+            f"--machine-message: contains control characters ({shown}), which a spoken "
+            "message cannot carry"
+        )
+    return text
 
 
 def target(args: argparse.Namespace) -> tuple[str | None, str | None]:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from bridge.cli.api import URL_HELP, add_target_options, target
 from bridge.cli.errors import UsageError
+from bridge.cli.terminal import printable
 
 if TYPE_CHECKING:
     import httpx
@@ -146,7 +147,9 @@ def _list(args: argparse.Namespace) -> int:
         return outcome
     found, cursor = outcome
     if args.json:
-        print(json.dumps(found, indent=2))
+        # ensure_ascii (the default, kept on purpose): control characters and everything
+        # past ASCII are \u escapes, so the JSON is valid and inert on a terminal.
+        print(json.dumps(found, indent=2, ensure_ascii=True))
     elif not found:
         where = "" if url else " in the call log of this machine's DATABASE_URL"
         print(f"no calls{where}", file=sys.stderr)
@@ -155,7 +158,7 @@ def _list(args: argparse.Namespace) -> int:
             print(line)
     if cursor:
         print(
-            f"(more calls: the next ones with --cursor {cursor}, every one with --all, "
+            f"(more calls: the next ones with --cursor {printable(cursor)}, every one with --all, "
             "or narrow the filters)",
             file=sys.stderr,
         )
@@ -175,7 +178,7 @@ def _show(args: argparse.Namespace) -> int:
     if isinstance(outcome, int):
         return outcome
     if args.json:
-        print(json.dumps(outcome, indent=2))
+        print(json.dumps(outcome, indent=2, ensure_ascii=True))  # as for the list
     else:
         for line in details(outcome):
             print(line)
@@ -183,17 +186,21 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def table(found: Sequence[dict[str, Any]]) -> list[str]:
-    """One line a call: created, direction, from→to, rule, status, duration, summary."""
+    """One line a call: created, direction, from→to, rule, status, duration, summary; what
+    the callers wrote is shown with its control characters escaped."""
     header = ["created (UTC)", "direction", "from→to", "rule", "status", "duration", "summary"]
     rows = [
         [
-            _when(call.get("created_at")),
-            call.get("direction") or EMPTY,
-            f"{call.get('from') or EMPTY}→{call.get('to') or EMPTY}",
-            call.get("rule") or EMPTY,
-            call.get("status") or EMPTY,
-            f"{call['duration']}s" if call.get("duration") is not None else EMPTY,
-            _trimmed(call.get("summary")),
+            printable(cell)
+            for cell in (
+                _when(call.get("created_at")),
+                call.get("direction") or EMPTY,
+                f"{call.get('from') or EMPTY}→{call.get('to') or EMPTY}",
+                call.get("rule") or EMPTY,
+                call.get("status") or EMPTY,
+                f"{call['duration']}s" if call.get("duration") is not None else EMPTY,
+                _trimmed(call.get("summary")),
+            )
         ]
         for call in found
     ]
@@ -205,22 +212,23 @@ def table(found: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def details(call: dict[str, Any]) -> list[str]:
-    """A call's record, then its events, then its transcript as `role: message` lines."""
-    lines = [f"call {call.get('call_sid') or call.get('id')}"]
+    """A call's record, then its events, then its transcript as `role: message` lines;
+    what the callers wrote is shown with its control characters escaped."""
+    lines = [f"call {printable(str(call.get('call_sid') or call.get('id')))}"]
     skipped = {"events", "transcript", "analysis"}
     for name, value in call.items():
         if name not in skipped and value is not None:
-            lines.append(f"  {name + ':':<17}{value}")
+            lines.append(printable(f"  {name + ':':<17}{value}"))
     lines.append("events:")
     for event in call.get("events") or []:
         data = json.dumps(event.get("data") or {}, sort_keys=True)
-        lines.append(f"  {_when(event.get('at'))}  {event.get('kind')}  {data}")
+        lines.append(printable(f"  {_when(event.get('at'))}  {event.get('kind')}  {data}"))
     if not call.get("events"):
         lines.append(f"  {EMPTY}")
     lines.append("transcript:")
     turns = [turn for turn in call.get("transcript") or [] if isinstance(turn, dict)]
     for turn in turns:
-        lines.append(f"  {turn.get('role') or '?'}: {turn.get('message') or ''}")
+        lines.append(printable(f"  {turn.get('role') or '?'}: {turn.get('message') or ''}"))
     if not turns:
         lines.append(f"  {EMPTY}")
     return lines
@@ -251,10 +259,10 @@ def _run(work: Coroutine[Any, Any, Result]) -> Result | int:
     except BridgeRefused as refused:
         if refused.status == 400:
             raise UsageError(refused.message) from None
-        print(f"callbridge: {refused.message}", file=sys.stderr)
+        print(f"callbridge: {printable(refused.message)}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:
-        print(f"callbridge: could not reach the bridge: {exc}", file=sys.stderr)
+        print(f"callbridge: could not reach the bridge: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

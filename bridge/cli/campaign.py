@@ -6,10 +6,13 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.cli.api import add_call_options, add_target_options, call_fields, target
-from bridge.cli.errors import UsageError
+from bridge.cli.errors import Failed, UsageError
+
+if TYPE_CHECKING:
+    from bridge.campaign import Contacts, ResultsFile
 
 CAMPAIGN_EPILOG = """\
 contacts file:
@@ -26,22 +29,29 @@ contacts file:
 results file (default: CONTACTS.results.csv next to the contacts file):
   CSV with columns row, number, status (placed, failed, invalid, skipped),
   call_sid, conversation_id, error. Outcomes are appended as they happen and the
-  file is rewritten in row order when the run ends.
+  file is rewritten in row order when the run ends. A cell a spreadsheet would
+  take for a formula (starting with = + - @, a tab or CR) is written with a
+  leading ' ; valid E.164 numbers are written as they are. One run at a time uses
+  a results file (a lock on .RESULTS.lock beside it): a second is refused.
 
 re-running (after Ctrl-C, a crash, or edits to the file) never dials a placed row
 again: numbers the results file lists as placed are skipped, and every request
 carries an Idempotency-Key made from the campaign name and the number (not the
 row's position or its other cells), so a call whose outcome was lost is replayed
 by the bridge rather than dialled again (the bridge keeps keys for 24 hours).
-Failed rows are tried again. To call the same numbers again, start a new campaign
-with another --campaign name and results file.
+Failed rows are tried again. A row whose number another run (or request) of the
+same campaign is dialling at that moment is skipped as "in progress elsewhere" (the
+bridge's 409), never failed: run again later to record its outcome. To call the
+same numbers again, start a new campaign with another --campaign name and results
+file.
 
 Ctrl-C stops new calls, waits for the ones in flight, writes the results and exits
 with 130; a second Ctrl-C stops at once (the results so far are already written).
 
 exit status:
   0    every valid row placed (invalid rows and duplicates are reported, not counted)
-  1    some row not placed: refused or failed, or the campaign stopped early
+  1    some row not placed: refused, failed or in progress elsewhere, or the
+       campaign stopped early; or another run is using the results file
   2    usage error, or a contacts or results file that cannot be used
   130  interrupted (Ctrl-C)
 """
@@ -87,24 +97,32 @@ def add_parser(commands: Any) -> None:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from bridge.campaign import (
-        Campaign,
-        Options,
-        Progress,
-        ResultsFile,
-        default_results_path,
-        read_contacts,
-    )
-    from bridge.cli.api import bridge_client, local_settings
-    from bridge.cli.interrupts import current_task, on_ctrl_c
+    from bridge.campaign import ResultsBusy, ResultsFile, default_results_path, read_contacts
 
     contacts = read_contacts(args.file)
     results_path: Path = args.results or default_results_path(args.file)
     if results_path.resolve() == args.file.resolve():
         raise UsageError("--results: must not be the contacts file")
-    ResultsFile(results_path).placed()  # a foreign file is refused before anything starts
+    results = ResultsFile(results_path)
+    try:
+        results.lock()  # one run at a time: before anything is read, announced or dialled
+    except ResultsBusy as busy:
+        raise Failed(str(busy)) from None
+    try:
+        return _locked_campaign(args, contacts, results)
+    finally:
+        results.unlock()
+
+
+def _locked_campaign(args: argparse.Namespace, contacts: Contacts, results: ResultsFile) -> int:
+    import asyncio
+
+    from bridge.campaign import Campaign, Options, Progress
+    from bridge.cli.api import bridge_client, local_settings
+    from bridge.cli.interrupts import current_task, on_ctrl_c
+
+    results_path = results.path
+    results.placed()  # a foreign file is refused before anything starts
     options = Options(
         campaign=args.campaign or args.file.name,
         rate=args.rate,
@@ -137,7 +155,6 @@ def _campaign(args: argparse.Namespace) -> int:
         # The first Ctrl-C cancels the run: Campaign stops launching and drains.
         with on_ctrl_c(main.cancel, again):
             async with bridge_client(url, token) as client:
-                results = ResultsFile(results_path)
                 campaign = Campaign(contacts, client, results, options, progress=progress)
                 return (await campaign.run()).exit_code
 
