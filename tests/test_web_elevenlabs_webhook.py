@@ -22,7 +22,7 @@ from bridge.elevenlabs.webhook_signature import HEADER, sign
 from bridge.secret import Secret
 from bridge.storage.tables import call_events
 from bridge.web import elevenlabs_webhook
-from tests.helpers import CallLogBridge, fresh_sqlite, make_settings
+from tests.helpers import API_TOKEN, BEARER, CallLogBridge, fresh_sqlite, make_settings
 
 SECRET = "wsec_test_current"
 OLD_SECRET = "wsec_test_previous"
@@ -46,6 +46,7 @@ def bridge(
     settings = make_settings(
         database_url=url,
         elevenlabs_webhook_secret=Secret(f"{SECRET},{OLD_SECRET}"),
+        bridge_api_token=Secret(API_TOKEN),
         call_audio_dir=tmp_path / "audio",
     )
     app = create_app(settings)
@@ -378,3 +379,17 @@ def test_an_event_neither_stored_nor_kept_is_503(
     response = bridge.post(transcription(conversation_id, sid))
     assert response.status_code == 503
     assert "try again" in response.json()["error"]
+
+
+def test_a_lone_surrogate_in_a_transcript_is_stored_and_served_back(bridge: Bridge) -> None:
+    conversation_id, sid = new_ids()
+    call_id = bridge.add_call(call_sid=sid, conversation_id=conversation_id)
+    payload = transcription(conversation_id, sid)
+    payload["data"]["transcript"][1]["message"] = "Opening \udc80hours?"
+    raw = json.dumps(payload).encode()  # ensure_ascii: the escape travels as ElevenLabs sends it
+    assert b"\\udc80" in raw
+    assert bridge.post(payload).status_code == 200
+    assert bridge.call(call_id).transcript[1]["message"] == "Opening \ufffdhours?"
+    answer = bridge.client.get(f"/calls/{call_id}", headers=BEARER)
+    assert answer.status_code == 200
+    assert answer.json()["transcript"][1]["message"] == "Opening \ufffdhours?"

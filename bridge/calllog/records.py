@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -520,9 +521,10 @@ def _answered_row(entry: Answered) -> dict[str, Any]:
 
 def storable(value: Any) -> Any:
     """`value` as the database takes it: NUL removed from every string (keys too),
-    non-finite floats as None, in any nesting of dicts, lists and tuples."""
+    lone surrogates replaced by U+FFFD, non-finite floats as None, in any nesting of
+    dicts, lists and tuples."""
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return _storable_text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -530,6 +532,17 @@ def storable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [storable(item) for item in value]
     return value
+
+
+# NUL (PostgreSQL refuses it in text) and lone surrogates (a JSON "\\udc80" escape:
+# no encoding can write them, so the record could never be served back as JSON).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable_text(value: str) -> str:
+    if value.isascii():
+        return value.replace("\x00", "") if "\x00" in value else value
+    return _UNSTORABLE.sub(lambda found: "" if found.group() == "\x00" else "\ufffd", value)
 
 
 def storable_call(call: Call) -> Call:
