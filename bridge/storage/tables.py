@@ -23,6 +23,14 @@ idempotency_keys = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
+# Console sessions signed out before they expire (bridge.web.ui_sessions writes it).
+signed_out_sessions = Table(
+    "signed_out_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 # Calls placed through Twilio wait here for the callee to answer: the answer
 # webhook then registers the conversation with what the API request asked for.
 pending_calls = Table(
