@@ -555,6 +555,16 @@ def faulty_upstream(fault: str) -> Iterator[FaultyUpstream]:
         listener.close()
 
 
+async def read_http_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 request off a loopback server's stream: (head, body by Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head, await reader.readexactly(length)
+
+
 @asynccontextmanager
 async def answering_upstream(body: bytes, content_type: str) -> AsyncIterator[str]:
     """A loopback HTTP server answering every request 200 with `body`; yields its URL."""
@@ -562,12 +572,7 @@ async def answering_upstream(body: bytes, content_type: str) -> AsyncIterator[st
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
+                await read_http_request(reader)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
                     % (content_type.encode(), len(body))

@@ -544,15 +544,13 @@ def test_campaign_bad_options(
     assert message in capsys.readouterr().err
 
 
-def test_campaign_ctrl_c_then_resume(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, served_bridge: tuple[str, Upstreams]
-) -> None:
-    url, upstreams = served_bridge
-    upstreams.twilio.latency = 0.2
-    numbers = [f"+1415555{n:04d}" for n in range(300, 310)]
+def campaign_process(
+    tmp_path: Path, url: str, numbers: list[str]
+) -> tuple[subprocess.Popen[str], Path, list[str]]:
+    """`callbridge campaign` calling `numbers` through the bridge at `url`, in a process of
+    its own: the process, its results file, and its arguments (to run it again)."""
     contacts = tmp_path / "contacts.csv"
     contacts.write_text("phone\n" + "".join(f"{n}\n" for n in numbers), encoding="utf-8")
-    results = tmp_path / "contacts.results.csv"
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
     env["BRIDGE_API_TOKEN"] = API_TOKEN
     argv = ["campaign", str(contacts), "--url", url, "--rate", "5", "--max-in-flight", "2"]
@@ -564,6 +562,16 @@ def test_campaign_ctrl_c_then_resume(
         stderr=subprocess.PIPE,
         text=True,
     )
+    return process, tmp_path / "contacts.results.csv", argv
+
+
+def test_campaign_ctrl_c_then_resume(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, served_bridge: tuple[str, Upstreams]
+) -> None:
+    url, upstreams = served_bridge
+    upstreams.twilio.latency = 0.2
+    numbers = [f"+1415555{n:04d}" for n in range(300, 310)]
+    process, results, argv = campaign_process(tmp_path, url, numbers)
     try:
         deadline = time.monotonic() + 30
         while not (results.exists() and ",placed," in results.read_text(encoding="utf-8")):
@@ -595,20 +603,7 @@ def test_a_second_run_of_a_campaign_refuses_to_start(
     url, upstreams = served_bridge
     upstreams.twilio.latency = 0.2
     numbers = [f"+1415555{n:04d}" for n in range(500, 508)]
-    contacts = tmp_path / "contacts.csv"
-    contacts.write_text("phone\n" + "".join(f"{n}\n" for n in numbers), encoding="utf-8")
-    results = tmp_path / "contacts.results.csv"
-    env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
-    env["BRIDGE_API_TOKEN"] = API_TOKEN
-    argv = ["campaign", str(contacts), "--url", url, "--rate", "5", "--max-in-flight", "2"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first, results, argv = campaign_process(tmp_path, url, numbers)
     try:
         deadline = time.monotonic() + 30
         while not results.exists():

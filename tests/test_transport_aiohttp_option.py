@@ -12,6 +12,7 @@ import pytest
 
 from bridge.transport.factory import make_transport
 from bridge.transport.limits import MAX_RESPONSE_BYTES, RESPONSE_LIMIT
+from tests.helpers import read_http_request
 
 pytestmark = pytest.mark.anyio
 TRANSPORTS = pytest.mark.parametrize("kind", ["pooled", "aiohttp"])
@@ -31,12 +32,8 @@ async def scripted_server() -> AsyncIterator[tuple[Server, int]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                state.requests.append(head + await reader.readexactly(length))
+                head, body = await read_http_request(reader)
+                state.requests.append(head + body)
                 path = head.split(b" ")[1]
                 if path == b"/drop":  # the whole request read, then no answer
                     break

@@ -12,6 +12,7 @@ import pytest
 import trustme
 
 from bridge.transport.pooled import MAX_RESPONSE_BYTES, PooledTransport
+from tests.helpers import read_http_request
 
 pytestmark = pytest.mark.anyio
 
@@ -51,12 +52,7 @@ async def scripted_server(
         state.connections += 1
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                body = await reader.readexactly(length)
+                head, body = await read_http_request(reader)
                 state.requests.append(head + body)
                 path = head.split(b" ")[1]
                 response = RESPONSES[path]
