@@ -8,14 +8,17 @@ URI, as in a `forward` rule.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import twiml
 from bridge import phone
 from bridge.answer.inbound import TRANSFER_STEP
+from bridge.calllog.records import CallRecords
+from bridge.calllog.writer import CallLogWriter, QueueFull
 from bridge.outbound.destinations import destination_problem
 from bridge.outbound.placement import log
 from bridge.settings import Settings
@@ -51,13 +54,36 @@ def is_call_sid(value: str) -> bool:
     return bool(CALL_SID.fullmatch(value))
 
 
+RequestedBy = Literal["api", "agent_tool"]
+
+
+@dataclass(frozen=True)
+class TransferLog:
+    """Where a transfer is recorded as an event on its call."""
+
+    records: CallRecords
+    writer: CallLogWriter
+
+
 async def transfer(
-    call_sid: str, request: TransferRequest, *, settings: Settings, twilio: TwilioREST | None
+    call_sid: str,
+    request: TransferRequest,
+    *,
+    settings: Settings,
+    twilio: TwilioREST | None,
+    requested_by: RequestedBy = "api",
+    call_log: TransferLog | None = None,
 ) -> Transferred:
+    step: dict[str, Any] = {
+        "requested_by": requested_by,
+        "to": request.to,
+        "message": request.message,
+    }
     if not phone.is_sip_uri(request.to):
         problem = destination_problem(request.to, settings.allowed_countries())
         if problem:
             log("transfer_refused", call_sid=call_sid, to=request.to, reason=problem)
+            await _record(call_log, call_sid, {**step, "error": problem})
             return Transferred(403, {"error": problem, "transferred": False})
     if twilio is None:
         return Transferred(503, {"error": NO_TWILIO})
@@ -74,6 +100,16 @@ async def transfer(
         # timeout, a connection lost once the request left, a 5xx) may have moved it.
         surely_not = exc.not_sent or (exc.status is not None and 400 <= exc.status < 500)
         log("transfer_failed", call_sid=call_sid, to=request.to, reason=str(exc))
+        await _record(
+            call_log,
+            call_sid,
+            {
+                **step,
+                "twilio_status": exc.status,
+                "error": str(exc),
+                "transferred": False if surely_not else "unknown",
+            },
+        )
         return Transferred(
             404 if exc.status == 404 else 502,
             {
@@ -83,6 +119,7 @@ async def transfer(
             },
         )
     log("call_transferred", call_sid=call_sid, to=request.to)
+    await _record(call_log, call_sid, {**step, "twilio_status": 200, "transferred": True})
     return Transferred(
         200,
         {
@@ -111,6 +148,25 @@ def transfer_twiml(request: TransferRequest, settings: Settings) -> str:
         action_url=f"{base}{DIAL_COMPLETE_PATH}?step={TRANSFER_STEP}" if base else None,
         after_message=None if base else TRANSFER_NO_ANSWER,
     )
+
+
+async def _record(call_log: TransferLog | None, call_sid: str, data: dict[str, Any]) -> None:
+    """The transfer as a `transfer` event on the call: stored, or kept and retried
+    (bridge.calllog.writer); a full queue is logged, never the transfer's answer."""
+    if call_log is None:
+        return
+    # Fixed before the first try, so that a retried write is one event.
+    dedupe_key = f"transfer:{call_sid}:{secrets.token_hex(16)}"
+    records = call_log.records
+    data = {key: value for key, value in data.items() if value is not None}
+
+    async def write() -> None:
+        await records.record_step(call_sid, "transfer", data, dedupe_key=dedupe_key)
+
+    try:
+        await call_log.writer.store(f"event=transfer call_sid={call_sid}", write)
+    except QueueFull:
+        log("transfer_not_recorded", call_sid=call_sid, to=data.get("to"))
 
 
 def _problem(field: str, problem: str) -> Transferred:

@@ -98,10 +98,18 @@ class CallRecords:
         self.now = now
 
     async def record_answer(
-        self, call: Call, answer: Answer, *, kind: str, dedupe_key: str | None = None
+        self,
+        call: Call,
+        answer: Answer,
+        *,
+        kind: str,
+        dedupe_key: str | None = None,
+        later_step: bool = False,
     ) -> None:
         """What the bridge answered a voice webhook with (inbound or outbound answer).
-        `dedupe_key` makes writing it again (a retry) change nothing."""
+        `dedupe_key` makes writing it again (a retry) change nothing. A `later_step`
+        (after a Dial) is only an event: the call keeps what its rule chose, and only
+        columns still empty are filled in."""
         call, answer = storable_call(call), storable_answer(answer)
         engine = await self.database.engine()
         fields = {
@@ -120,14 +128,35 @@ class CallRecords:
                 from_number=call.from_number,
                 to_number=call.to_number,
             )
-            await connection.execute(
-                update(calls)
-                .where(calls.c.id == call_id)
-                .values(**{k: v for k, v in fields.items() if v is not None})
-            )
-            await self._event(
+            fresh = await self._event(
                 connection, call_id, kind, answer_event_data(answer), dedupe_key=dedupe_key
             )
+            values: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+            if later_step:
+                values = {k: func.coalesce(calls.c[k], v) for k, v in values.items()}
+            if fresh and values:
+                await connection.execute(update(calls).where(calls.c.id == call_id).values(values))
+
+    async def record_step(
+        self,
+        call_sid: str | None,
+        kind: str,
+        data: Mapping[str, Any],
+        *,
+        dedupe_key: str,
+        direction: str = "inbound",
+    ) -> bool:
+        """A step of a call (a transfer, a dial result, a voicemail, a fallback, a
+        machine-detection result) as an event on it, once per `dedupe_key`; the call's
+        columns are left as they are. False when it was a replay."""
+        call_sid, dedupe_key = storable(call_sid), storable(dedupe_key)
+        stored: dict[str, Any] = storable(dict(data))
+        engine = await self.database.engine()
+        async with engine.begin() as connection:
+            call_id = await self._call_id(
+                connection, call_sid, direction=direction, from_number=None, to_number=None
+            )
+            return await self._event(connection, call_id, kind, stored, dedupe_key=dedupe_key)
 
     async def record_placed(
         self, placed: Mapping[str, Any], *, idempotency_key: str | None
@@ -272,6 +301,18 @@ class CallRecords:
                     "data": answer_event_data(storable_answer(entry.answer)),
                 }
                 for entry, row in zip(entries, rows, strict=True)
+            ]
+            # A fallback is also a step of its own, after the answer that took it.
+            events += [
+                {
+                    "call_id": ids.get(row["call_sid"], row["id"]),
+                    "kind": "fallback",
+                    "at": entry.at,
+                    "dedupe_key": f"fallback:{entry.token}",
+                    "data": fallback_event_data(storable_answer(entry.answer)),
+                }
+                for entry, row in zip(entries, rows, strict=True)
+                if entry.answer.outcome == "fallback"
             ]
             await connection.execute(
                 dialect.insert(call_events).on_conflict_do_nothing(index_elements=["dedupe_key"]),
@@ -587,4 +628,10 @@ def answer_event_data(answer: Answer) -> dict[str, Any]:
         "attempts": answer.attempts or None,
         "conversation_id": answer.conversation_id,
     }
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def fallback_event_data(answer: Answer) -> dict[str, Any]:
+    """A `fallback` event: the action that fell back and why (None values left out)."""
+    data = {"action": answer.action, "reason": answer.reason}
     return {key: value for key, value in data.items() if value is not None}

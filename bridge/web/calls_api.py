@@ -74,8 +74,14 @@ async def transfer_call(request: Request) -> Response:
         return _problems([{"field": "call_sid", "problem": "required"}])
     if in_path and not transfer.is_call_sid(in_path):
         return JSONResponse({"error": f"{in_path!r} is not a Twilio call SID."}, status_code=404)
+    state = request.app.state
     done = await transfer.transfer(
-        call_sid, wanted, settings=request.app.state.settings, twilio=request.app.state.twilio
+        call_sid,
+        wanted,
+        settings=state.settings,
+        twilio=state.twilio,
+        requested_by="api" if in_path else "agent_tool",
+        call_log=transfer.TransferLog(state.call_records, state.call_log_writer),
     )
     if done.problems:
         return _problems(list(done.problems))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import twiml
 from bridge.answer.inbound import InboundBridge
 from bridge.answer.outbound import OutboundAnswerer
 from bridge.call import Answer, Call
 from bridge.calllog.log_lines import log_answer, logfmt
-from bridge.calllog.records import CallRecords
+from bridge.calllog.records import CallRecords, fallback_event_data
 from bridge.calllog.writer import CallLogWriter
 from bridge.metrics import Metrics
 from bridge.web.twilio_requests import Reply, TwilioWebhook, Webhook
@@ -35,16 +36,46 @@ async def _inbound(webhook: Webhook) -> Reply:
     return Reply(answer.twiml)
 
 
+Step = tuple[str, dict[str, Any], str]  # kind, data, dedupe key
+
+
 def _recorded(
-    webhook: Webhook, call: Call, answer: Answer, kind: str
+    webhook: Webhook,
+    call: Call,
+    answer: Answer | None,
+    kind: str,
+    *,
+    key: str | None = None,
+    before: tuple[Step, ...] = (),
+    steps: tuple[Step, ...] = (),
 ) -> Callable[[], Awaitable[None]]:
+    """Writes `before`, the answer (unless None) and `steps` as events, in that order,
+    after the reply. `key` (what identifies this webhook: a replay has the same) makes
+    a replay add nothing."""
     records: CallRecords = webhook.state.call_records
     writer: CallLogWriter = webhook.state.call_log_writer
     # Fixed before the first try, so that a retried write is one event.
-    dedupe_key = f"{kind}:{secrets.token_hex(16)}"
+    dedupe_key = f"{kind}:{key or secrets.token_hex(16)}"[:255]
+    later_step = kind == "dial_complete"
+    direction = "inbound" if call.direction == "inbound" else "outbound"
+
+    async def write_steps(these: tuple[Step, ...]) -> None:
+        for step_kind, data, step_key in these:
+            await records.record_step(
+                call.call_sid or None,
+                step_kind,
+                data,
+                dedupe_key=f"{step_kind}:{step_key}"[:255],
+                direction=direction,
+            )
 
     async def write() -> None:
-        await records.record_answer(call, answer, kind=kind, dedupe_key=dedupe_key)
+        await write_steps(before)
+        if answer is not None:
+            await records.record_answer(
+                call, answer, kind=kind, dedupe_key=dedupe_key, later_step=later_step
+            )
+        await write_steps(steps)
 
     async def record() -> None:
         # Stored, or kept and retried until it is (bridge.calllog.writer).
@@ -65,10 +96,47 @@ async def _dial_complete(webhook: Webhook) -> Reply:
     log_answer(call, answer, event="dial_complete", dial_status=status or "-")
     metrics: Metrics = webhook.state.metrics
     metrics.count_answer("inbound", answer, new_call=False)
-    return Reply(answer.twiml, _recorded(webhook, call, answer, "dial_complete"))
+    step = webhook.query_param("step") or ""
+    key = f"{call.call_sid}:{step}:{webhook.form.get('DialCallSid') or status or ''}"
+    dial_result: Step = (
+        "dial_result",
+        {
+            "step": step or None,
+            "status": status or None,
+            "duration": _int(webhook.form.get("DialCallDuration")),
+            "dial_call_sid": webhook.form.get("DialCallSid") or None,
+        },
+        key,
+    )
+    return Reply(
+        answer.twiml,
+        _recorded(
+            webhook,
+            call,
+            answer,
+            "dial_complete",
+            key=key if call.call_sid else None,
+            before=(dial_result,) if call.call_sid else (),
+            steps=_fallback(answer, key) if call.call_sid else (),
+        ),
+    )
 
 
-async def _voicemail_complete(webhook: Webhook) -> str:
+def _fallback(answer: Answer, key: str) -> tuple[Step, ...]:
+    """A fallback the answer took, as its own step."""
+    if answer.outcome != "fallback":
+        return ()
+    return (("fallback", fallback_event_data(answer), key),)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+async def _voicemail_complete(webhook: Webhook) -> Reply:
     form = webhook.form
     # The recording URL needs the account's credentials to fetch; log only its id.
     logger.info(
@@ -82,7 +150,21 @@ async def _voicemail_complete(webhook: Webhook) -> str:
             }
         )
     )
-    return VOICEMAIL_GOODBYE
+    call = Call.from_form(form.multi_items())
+    if not call.call_sid:
+        return Reply(VOICEMAIL_GOODBYE)
+    step = webhook.query_param("step") or ""
+    key = f"{call.call_sid}:{step}:{form.get('RecordingSid') or ''}"
+    voicemail: Step = (
+        "voicemail",
+        {
+            "step": step or None,
+            "recording_sid": form.get("RecordingSid") or None,
+            "duration": _int(form.get("RecordingDuration")),
+        },
+        key,
+    )
+    return Reply(VOICEMAIL_GOODBYE, _recorded(webhook, call, None, "voicemail", steps=(voicemail,)))
 
 
 inbound = TwilioWebhook(_inbound)
@@ -100,7 +182,21 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
     log_answer(call, answer, event="outbound_answer", answered_by=form.get("AnsweredBy") or "-")
     metrics: Metrics = webhook.state.metrics
     metrics.count_answer("outbound", answer)
-    return Reply(answer.twiml, _recorded(webhook, call, answer, "outbound_answer"))
+    answered_by = form.get("AnsweredBy")
+    steps: tuple[Step, ...] = ()
+    if answered_by and call.call_sid:
+        steps = (("amd", {"answered_by": answered_by}, call.call_sid),)
+    return Reply(
+        answer.twiml,
+        _recorded(
+            webhook,
+            call,
+            answer,
+            "outbound_answer",
+            key=call.call_sid or None,
+            steps=steps,
+        ),
+    )
 
 
 async def _status(webhook: Webhook) -> Reply:
