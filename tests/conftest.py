@@ -9,15 +9,19 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from starlette.testclient import TestClient
 
+from bridge.app import create_app
 from bridge.fakes import FakeElevenLabs
 from bridge.storage.database import create_engine
 from tests.helpers import (
     ELEVENLABS_KEY,
     POSTGRES_SERVER,
+    Upstreams,
     fresh_sqlite,
     in_thread,
     migrate_now,
+    outbound_settings,
     running_server,
 )
 
@@ -82,3 +86,17 @@ def fake_elevenlabs() -> Iterator[tuple[FakeElevenLabs, str]]:
     fake = FakeElevenLabs(api_key=ELEVENLABS_KEY)
     with running_server(fake.app) as base_url:
         yield fake, base_url
+
+
+@pytest.fixture
+def upstreams() -> Upstreams:
+    """Fake Twilio and ElevenLabs behind one MockTransport."""
+    return Upstreams()
+
+
+@pytest.fixture
+def outbound_client(tmp_path: Path, upstreams: Upstreams) -> Iterator[TestClient]:
+    """The app set up for placing calls (`outbound_settings`) against `upstreams`."""
+    app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
+    with TestClient(app) as test_client:
+        yield test_client

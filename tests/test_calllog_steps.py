@@ -3,33 +3,23 @@ fallbacks and machine detection; the call keeps the action its rule chose."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import insert
 from starlette.testclient import TestClient
 
-from bridge.app import create_app
 from bridge.storage.tables import calls
-from tests.helpers import BEARER, OUR_NUMBER, Upstreams, outbound_settings, post_signed, twilio_form
+from tests.helpers import BEARER, OUR_NUMBER, Upstreams, post_signed, twilio_form
 
 SID = "CA" + "5" * 32
 CALLER = "+14155550123"
 
 
 @pytest.fixture
-def upstreams() -> Upstreams:
-    return Upstreams()
-
-
-@pytest.fixture
-def client(tmp_path: Path, upstreams: Upstreams) -> Iterator[TestClient]:
-    app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
-    with TestClient(app) as test_client:
-        yield test_client
+def client(outbound_client: TestClient) -> TestClient:
+    return outbound_client
 
 
 def shown(client: TestClient, sid: str) -> dict[str, Any]:

@@ -167,11 +167,6 @@ def contacts_file(tmp_path: Path, numbers: list[str], name: str = "contacts.csv"
     return path
 
 
-@pytest.fixture
-def upstreams() -> Upstreams:
-    return Upstreams()
-
-
 # --- reading the contacts file -----------------------------------------------------------------
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,15 +37,8 @@ CALLEE = "+14155550123"
 
 
 @pytest.fixture
-def upstreams() -> Upstreams:
-    return Upstreams()
-
-
-@pytest.fixture
-def client(tmp_path: Path, upstreams: Upstreams) -> Iterator[TestClient]:
-    app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
-    with TestClient(app) as test_client:
-        yield test_client
+def client(outbound_client: TestClient) -> TestClient:
+    return outbound_client
 
 
 def answer(client: TestClient, url: str, **form: str) -> httpx.Response:
