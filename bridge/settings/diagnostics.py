@@ -163,6 +163,8 @@ def summary(settings: Settings) -> list[tuple[str, str]]:
         ("outbound countries", ", ".join(settings.allowed_countries()) or "none"),
         ("DATABASE_URL", without_password(settings.database_url)),
         ("INBOUND_DEADLINE_SECONDS", f"{settings.inbound_deadline:g}"),
+        ("AUDIO_STORE", settings.audio_store_url),
+        ("TWILIO_WEBHOOK_SHARED_KEY", secret(settings.twilio_webhook_shared_key)),
         ("twilio signature check", "OFF" if settings.skip_twilio_signature else "on"),
     ]
 

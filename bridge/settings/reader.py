@@ -4,6 +4,7 @@ of stopping at the first (so that one start shows everything to fix)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +20,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # token_urlsafe carry 192 bits.
 MIN_TOKEN_LENGTH = 32
 HOW_TO_GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+# S3 bucket naming rules (also what R2 and Bucketeer accept).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -134,6 +137,23 @@ class EnvReader:
             self._problem(name, f"{', '.join(unknown)} not ISO 3166 country codes (like US,CA,GB)")
             return ()
         return codes
+
+    def audio_store(self, name: str) -> str:
+        """`file://PATH` or `s3://BUCKET[/PREFIX]`; "" when unset."""
+        value = self.text(name)
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme == "file" and (parts.netloc or parts.path):
+            return value.rstrip("/")
+        if parts.scheme == "s3" and _BUCKET.fullmatch(parts.netloc) and not parts.query:
+            return value.rstrip("/")
+        self._problem(
+            name,
+            "must be file://PATH or s3://BUCKET/PREFIX (a bucket name of 3-63 lowercase "
+            "letters, digits, dots and hyphens)",
+        )
+        return ""
 
     def path(self, name: str) -> Path | None:
         value = self.text(name)

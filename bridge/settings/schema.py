@@ -30,6 +30,8 @@ DEFAULT_DATABASE_URL = "sqlite:///./callbridge.sqlite3"
 # Twilio gives up on a webhook after 15 s; leave room for the fallback and the network.
 DEFAULT_INBOUND_DEADLINE = 5.0
 MAX_INBOUND_DEADLINE = 12.0
+DEFAULT_RECONCILE_INTERVAL = 300.0
+DEFAULT_RECONCILE_GRACE = 300.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,22 @@ class Settings:
     retention_days: int = 0
     # Where post-call audio from ElevenLabs is written (use persistent storage).
     call_audio_dir: Path = Path("call-audio")
+    # Where call audio goes: "file://PATH" or "s3://BUCKET/PREFIX" (bridge.audio);
+    # empty: file://CALL_AUDIO_DIR. The S3 client reads the standard AWS_* variables.
+    audio_store: str = ""
+    aws_access_key_id: str = ""
+    aws_secret_access_key: Secret = field(default_factory=lambda: Secret(""))
+    aws_session_token: Secret = field(default_factory=lambda: Secret(""))
+    aws_region: str = ""
+    aws_endpoint_url: str = ""
+    # Delete a recording from Twilio once its audio is in the audio store.
+    twilio_delete_recordings: bool = False
+    # Twilio webhook shared key (X-Twilio-Webhooks-Signature-Settings, HMAC_SHA256).
+    twilio_webhook_shared_key: Secret = field(default_factory=lambda: Secret(""))
+    # Background reconciliation: how often (0: never in the server), and how long
+    # after a call ended its webhooks are waited for before it is reconciled.
+    reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
+    reconcile_grace: float = DEFAULT_RECONCILE_GRACE
     # Signs the AI caller page's session cookie; empty: derived from BRIDGE_API_TOKEN.
     session_secret: Secret = field(default_factory=lambda: Secret(""))
     # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
@@ -116,6 +134,20 @@ class Settings:
             session_secret=reader.token("SESSION_SECRET"),
             metrics_token=reader.token("METRICS_TOKEN"),
             call_audio_dir=reader.path("CALL_AUDIO_DIR") or Path("call-audio"),
+            audio_store=reader.audio_store("AUDIO_STORE"),
+            aws_access_key_id=reader.text("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=reader.secret("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=reader.secret("AWS_SESSION_TOKEN"),
+            aws_region=reader.text("AWS_REGION") or reader.text("AWS_DEFAULT_REGION"),
+            aws_endpoint_url=reader.url("AWS_ENDPOINT_URL", ""),
+            twilio_delete_recordings=reader.flag("TWILIO_DELETE_RECORDINGS", False),
+            twilio_webhook_shared_key=reader.secret("TWILIO_WEBHOOK_SHARED_KEY"),
+            reconcile_interval=reader.number(
+                "RECONCILE_INTERVAL_SECONDS", DEFAULT_RECONCILE_INTERVAL, 0, 86_400
+            ),
+            reconcile_grace=reader.number(
+                "RECONCILE_GRACE_SECONDS", DEFAULT_RECONCILE_GRACE, 0, 86_400
+            ),
             retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
             elevenlabs_webhook_allowed_ips=reader.networks("ELEVENLABS_WEBHOOK_ALLOWED_IPS"),
         )
@@ -137,6 +169,11 @@ class Settings:
     @property
     def elevenlabs_configured(self) -> bool:
         return bool(self.elevenlabs_api_key)
+
+    @property
+    def audio_store_url(self) -> str:
+        """AUDIO_STORE, or the file store in CALL_AUDIO_DIR when it is not set."""
+        return self.audio_store or f"file://{self.call_audio_dir}"
 
     @property
     def twilio_configured(self) -> bool:

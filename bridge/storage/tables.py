@@ -84,6 +84,9 @@ calls = Table(
     Column("audio_path", Text),
     Column("audio_bytes", Integer),
     Column("audio_sha256", String(64)),
+    # Reconciliation (bridge.reconcile): when it last looked at the call, and how often.
+    Column("reconciled_at", DateTime(timezone=True)),
+    Column("reconcile_attempts", Integer, nullable=False, server_default="0"),
 )
 
 # Append-only: what happened to a call, in order. `dedupe_key` makes replays no-ops.
@@ -98,6 +101,42 @@ call_events = Table(
     Column("data", JSON),
     # Set for ElevenLabs webhooks, so events of a conversation not matched yet are found.
     Column("conversation_id", String(128), index=True),
+)
+
+
+# A voicemail or a recorded call. Its audio is fetched from Twilio into the audio
+# store (bridge.audio) by the bridge: `status` pending -> stored (or failed, retried
+# at `next_attempt_at`); `audio_name` is the object's name, derived by the bridge.
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("recording_sid", String(64), primary_key=True),
+    Column("call_id", String(32), ForeignKey("calls.id"), index=True),
+    Column("call_sid", String(64), index=True),
+    Column("kind", String(16), nullable=False),  # "voicemail" or "recording"
+    Column("status", String(16), nullable=False),
+    Column("duration", Integer),
+    Column("channels", Integer),
+    Column("source", String(32)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), index=True),
+    Column("last_error", Text),
+    Column("audio_name", Text),
+    Column("audio_bytes", Integer),
+    Column("audio_sha256", String(64)),
+    Column("deleted_from_twilio_at", DateTime(timezone=True)),
+    Column("transcription", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("stored_at", DateTime(timezone=True)),
+)
+
+# One holder at a time per name, across processes and dynos (reconciliation).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 
