@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bridge import forwarded
 from bridge.answer.inbound import InboundBridge
 from bridge.answer.outbound import OutboundAnswerer
+from bridge.audio.opening import open_audio_store
+from bridge.audio.store import AudioStore
 from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
 from bridge.elevenlabs.api import ElevenLabsAPI
@@ -75,9 +77,12 @@ def create_app(
     table: RoutingTable | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     now: Callable[[], datetime] | None = None,
+    audio_store: AudioStore | None = None,
 ) -> BridgeApp:
-    """Build the app. Raises SettingsError or RoutesError on bad configuration."""
+    """Build the app. Raises SettingsError or RoutesError on bad configuration, and
+    AudioStoreError when the s3:// store's library refuses its AWS_* settings."""
     settings = settings or Settings.from_env()
+    audio_store = audio_store or open_audio_store(settings)
     if table is None:
         table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
     transport = transport or make_transport(
@@ -208,6 +213,7 @@ def create_app(
     )
     app.state.outbound_answerer = outbound_answerer
     app.state.call_records = CallRecords(database)
+    app.state.audio_store = audio_store
     app.state.call_log_writer = call_log_writer
     app.state.metrics = metrics
     app.state.login_throttle = LoginThrottle(
