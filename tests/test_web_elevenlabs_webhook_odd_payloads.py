@@ -166,8 +166,11 @@ def test_audio_that_cannot_be_written_is_acknowledged_with_the_failure(bridge: B
     assert audio["error"].startswith(f"the audio store failed: file://{bridge.audio}: could not")
     assert (audio["bytes"], len(audio["sha256"])) == (5, 64)
     assert bridge.call(call_id).audio_path is None
-    metrics = bridge.client.get("/metrics").text
-    assert 'callbridge_audio_store_failures_total{kind="post_call"} 1.0' in metrics
+    registry = bridge.client.app.state.metrics.registry
+    counted = registry.get_sample_value(
+        "callbridge_audio_store_failures_total", {"kind": "post_call"}
+    )
+    assert counted == 1
     assert [path.name for path in (bridge.audio / "post-call").iterdir()] == [
         f"{conversation_id}.mp3"
     ]
