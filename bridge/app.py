@@ -38,7 +38,15 @@ from bridge.transport.factory import make_transport
 from bridge.transport.timing import TimedTransport
 from bridge.twilio import paths
 from bridge.twilio.rest import TwilioREST
-from bridge.web import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, metrics_api, ui
+from bridge.web import (
+    ai_caller_api,
+    call_audio,
+    calls_api,
+    calls_read_api,
+    elevenlabs_webhook,
+    metrics_api,
+    ui,
+)
 from bridge.web import twilio_webhooks as webhooks
 from bridge.web.auth import token_matches
 from bridge.web.throttle import LoginThrottle
@@ -189,6 +197,7 @@ def create_app(
             *ai_caller_api.routes,
             *elevenlabs_webhook.routes,
             *calls_read_api.routes,
+            *call_audio.routes,
             *ui.routes,
         ],
         lifespan=lifespan,
