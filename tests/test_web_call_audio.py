@@ -103,7 +103,7 @@ def bridge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bridge]:
         yield Bridge(client, app.state.audio_store, settings)
 
 
-def fetched(bridge: Bridge, url: str, **kwargs: Any) -> httpx.Response:
+def fetched(bridge: Bridge, url: str, **kwargs: Any) -> Any:
     """GET `url` on the bridge; a redirect to the store is followed (without the
     bridge's credentials), as a browser would."""
     response = bridge.client.get(url, **kwargs)
