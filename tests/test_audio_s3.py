@@ -155,3 +155,23 @@ def test_a_configuration_the_library_refuses_is_an_audio_store_error() -> None:
     with pytest.raises(AudioStoreError, match="cannot be configured") as raised:
         S3AudioStore(S3Options(bucket="b-b-b", max_retries=-1))
     assert raised.value.__cause__ is None
+
+
+async def test_signing_and_deleting_failures_are_audio_store_errors(s3_server: S3Server) -> None:
+    store = open_audio_store(s3_server.settings())
+    assert isinstance(store, S3AudioStore)
+    await store.put(NAME, b"x")
+
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Server returned non-2xx status code: 403 Forbidden: AKIA...")
+
+    import obstore
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(obstore, "sign_async", refused)
+        patch.setattr(obstore, "delete_async", refused)
+        with pytest.raises(AudioStoreError, match=r"could not sign a link to .*: HTTP 403"):
+            await store.link(NAME, 60)
+        with pytest.raises(AudioStoreError, match=r"could not delete 1 object\(s\): HTTP 403"):
+            await store.delete([NAME])
+    assert await store.delete([NAME]) == 1

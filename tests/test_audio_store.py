@@ -14,7 +14,7 @@ from bridge.audio import names
 from bridge.audio.files import FileAudioStore
 from bridge.audio.opening import open_audio_store
 from bridge.audio.s3 import S3AudioStore
-from bridge.audio.store import AudioStore
+from bridge.audio.store import AudioStore, AudioStoreError
 from tests.helpers import S3Server, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -96,3 +96,10 @@ async def test_only_the_s3_store_has_links(store: AudioStore) -> None:
 async def test_location_names_the_store_without_credentials(store: AudioStore) -> None:
     assert store.location.startswith(("file://", "s3://callbridge-audio/"))
     assert "secret" not in store.location
+
+
+async def test_a_file_store_that_cannot_delete_says_so(tmp_path: Path) -> None:
+    store = FileAudioStore(tmp_path)
+    (tmp_path / "post-call" / "conv_123.mp3").mkdir(parents=True)  # unlink refuses a folder
+    with pytest.raises(AudioStoreError, match="could not delete"):
+        await store.delete([NAME])

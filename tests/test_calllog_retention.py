@@ -245,3 +245,16 @@ def test_prune_command_deletes_from_the_configured_store(
     code, out, err = run_cli(capsys, "db", "prune", "--days", "30")
     assert code == 1 and "unreachable" in err and "run it again" in err
     assert settings.aws_secret_access_key.reveal() not in out + err
+
+
+@pytest.mark.anyio
+async def test_prune_needs_a_day_and_skips_files_already_gone(tmp_path: Path) -> None:
+    url = fresh_sqlite(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
+    database = Database(url)
+    store = FileAudioStore(tmp_path)
+    with pytest.raises(ValueError, match="at least 1"):
+        await prune(database, store=store, days=0, now=NOW)
+    await add_call(database, timedelta(days=40), tmp_path / "gone-already.mp3")
+    result = await prune(database, store=store, days=30, now=NOW)
+    assert (result.calls, result.audio_files) == (1, 0)
+    await database.dispose()

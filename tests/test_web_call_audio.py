@@ -274,3 +274,37 @@ def test_audio_stored_before_the_audio_store_is_still_served(tmp_path: Path, ins
         assert response.status_code == 200 and response.content == b"ID3 old"
     else:
         assert response.status_code == 404
+
+
+class VanishingStore(FileAudioStore):
+    async def read(self, name: str) -> Any:
+        return None  # deleted between the size and the read
+
+
+def test_audio_deleted_while_asked_for_is_404(tmp_path: Path) -> None:
+    settings = make_settings(
+        database_url=fresh_sqlite(f"sqlite:///{tmp_path / 'a.sqlite3'}"),
+        bridge_api_token=Secret(TOKEN),
+    )
+    app = create_app(settings, audio_store=VanishingStore(tmp_path))
+    with TestClient(app) as client:
+        bridge = Bridge(client, app.state.audio_store, settings)
+        sid = bridge.add_call()
+        file = bridge.add_voicemail(sid)
+        response = client.get(f"/calls/{sid}/audio/{file}", headers=BEARER)
+    assert response.status_code == 404
+
+
+def test_a_file_from_before_the_store_is_404_with_an_s3_store(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    settings = s3_server.settings(
+        database_url=fresh_sqlite(f"sqlite:///{tmp_path / 'a.sqlite3'}"),
+        bridge_api_token=Secret(TOKEN),
+    )
+    with TestClient(create_app(settings)) as client:
+        bridge = Bridge(client, client.app.state.audio_store, settings)  # type: ignore[attr-defined]
+        sid = bridge.add_call(audio_path="/srv/call-audio/conv_old.mp3")
+        response = client.get(f"/calls/{sid}/audio/conv_old.mp3", headers=BEARER)
+    assert response.status_code == 404
+    assert "no longer in the audio store" in response.json()["error"]
