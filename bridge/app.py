@@ -90,7 +90,8 @@ def create_app(
     """Build the app. Raises SettingsError or RoutesError on bad configuration, and
     AudioStoreError when the s3:// store's library refuses its AWS_* settings."""
     settings = settings or Settings.from_env()
-    audio_store = audio_store or open_audio_store(settings)
+    if audio_store is None:
+        audio_store = open_audio_store(settings)
     if table is None:
         table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
     transport = transport or make_transport(
