@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bridge import forwarded
 from bridge.answer.inbound import InboundBridge
 from bridge.answer.outbound import OutboundAnswerer
+from bridge.audio.opening import open_audio_store
+from bridge.audio.store import AudioStore
 from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
 from bridge.elevenlabs.api import ElevenLabsAPI
@@ -36,7 +38,15 @@ from bridge.transport.factory import make_transport
 from bridge.transport.timing import TimedTransport
 from bridge.twilio import paths
 from bridge.twilio.rest import TwilioREST
-from bridge.web import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, metrics_api, ui
+from bridge.web import (
+    ai_caller_api,
+    call_audio,
+    calls_api,
+    calls_read_api,
+    elevenlabs_webhook,
+    metrics_api,
+    ui,
+)
 from bridge.web import twilio_webhooks as webhooks
 from bridge.web.auth import token_matches
 from bridge.web.throttle import LoginThrottle
@@ -75,9 +85,13 @@ def create_app(
     table: RoutingTable | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     now: Callable[[], datetime] | None = None,
+    audio_store: AudioStore | None = None,
 ) -> BridgeApp:
-    """Build the app. Raises SettingsError or RoutesError on bad configuration."""
+    """Build the app. Raises SettingsError or RoutesError on bad configuration, and
+    AudioStoreError when the s3:// store's library refuses its AWS_* settings."""
     settings = settings or Settings.from_env()
+    if audio_store is None:
+        audio_store = open_audio_store(settings)
     if table is None:
         table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
     transport = transport or make_transport(
@@ -184,6 +198,7 @@ def create_app(
             *ai_caller_api.routes,
             *elevenlabs_webhook.routes,
             *calls_read_api.routes,
+            *call_audio.routes,
             *ui.routes,
         ],
         lifespan=lifespan,
@@ -208,6 +223,7 @@ def create_app(
     )
     app.state.outbound_answerer = outbound_answerer
     app.state.call_records = CallRecords(database)
+    app.state.audio_store = audio_store
     app.state.call_log_writer = call_log_writer
     app.state.metrics = metrics
     app.state.login_throttle = LoginThrottle(

@@ -154,6 +154,12 @@ class Metrics:
             "Twilio has not switched to the new token yet.",
             registry=self.registry,
         )
+        self.audio_store_failures = Counter(
+            "callbridge_audio_store_failures",
+            "Audio the audio store (AUDIO_STORE) could not take, by kind (post_call, ...).",
+            ["kind"],
+            registry=self.registry,
+        )
         self.outbound_requests = Counter(
             "callbridge_outbound_requests",
             "Outbound calls asked for, by mode and result (placed, not_placed, unknown).",

@@ -17,10 +17,12 @@ from bridge.storage.database import create_engine
 from tests.helpers import (
     ELEVENLABS_KEY,
     POSTGRES_SERVER,
+    S3Server,
     Upstreams,
     fresh_sqlite,
     in_thread,
     migrate_now,
+    moto_s3_server,
     outbound_settings,
     running_server,
 )
@@ -100,3 +102,10 @@ def outbound_client(tmp_path: Path, upstreams: Upstreams) -> Iterator[TestClient
     app = create_app(outbound_settings(tmp_path), transport=upstreams.transport)
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto) on loopback, once per test process."""
+    with moto_s3_server() as server:
+        yield server

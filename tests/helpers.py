@@ -72,6 +72,13 @@ SETTINGS_VARIABLES = (
     "SESSION_SECRET",
     "METRICS_TOKEN",
     "CALL_AUDIO_DIR",
+    "AUDIO_STORE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
     "RETENTION_DAYS",
     "ELEVENLABS_WEBHOOK_ALLOWED_IPS",
     "LOG_LEVEL",
@@ -117,6 +124,71 @@ def make_settings(**changes: object) -> Settings:
     }
     values.update(changes)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+# --- an S3-compatible server on loopback (moto), for the s3:// audio store ----------
+
+S3_ACCESS_KEY_ID = "AKIATESTAUDIOSTORE01"
+# Never shown: tests check that no error, log or record carries it.
+S3_SECRET_ACCESS_KEY = "s3-secret:never-shown!/audio"
+S3_BUCKET = "callbridge-audio"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A moto S3 server on 127.0.0.1 with one bucket, `S3_BUCKET`."""
+
+    endpoint: str
+
+    def settings(self, prefix: str | None = None, **changes: object) -> Settings:
+        """Settings whose audio store is the bucket, under `prefix` (default: a new
+        one, so tests sharing the server never see each other's objects)."""
+        prefix = uuid.uuid4().hex if prefix is None else prefix
+        values: dict[str, object] = {
+            "audio_store": f"s3://{S3_BUCKET}/{prefix}".rstrip("/"),
+            "aws_access_key_id": S3_ACCESS_KEY_ID,
+            "aws_secret_access_key": Secret(S3_SECRET_ACCESS_KEY),
+            "aws_region": "us-east-1",
+            "aws_endpoint_url": self.endpoint,
+        }
+        values.update(changes)
+        return make_settings(**values)
+
+    def objects(self, prefix: str = "") -> dict[str, bytes]:
+        """Every object under `prefix` (as stored: prefix included), read with boto3."""
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_ACCESS_KEY_ID,
+            aws_secret_access_key=S3_SECRET_ACCESS_KEY,
+        )
+        listed = client.list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix)
+        return {
+            item["Key"]: client.get_object(Bucket=S3_BUCKET, Key=item["Key"])["Body"].read()
+            for item in listed.get("Contents", [])
+        }
+
+
+@contextmanager
+def moto_s3_server() -> Iterator[S3Server]:
+    """moto's S3 server in a thread of this process, with `S3_BUCKET` created."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        httpx.put(f"{endpoint}/{S3_BUCKET}", timeout=10).raise_for_status()
+        yield S3Server(endpoint)
+    finally:
+        server.stop()
 
 
 def free_port() -> int:

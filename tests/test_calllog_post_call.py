@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bridge.audio.files import FileAudioStore
+from bridge.audio.opening import open_audio_store
+from bridge.audio.store import AudioStore, AudioStoreError, StoredAudio
 from bridge.calllog import post_call
 from bridge.calllog.records import CallRecords
 from bridge.storage.database import Database
@@ -28,9 +32,10 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def record(database: Database, payload: dict[str, Any], audio_dir: Path) -> Any:
+async def record(database: Database, payload: dict[str, Any], audio_dir: Path | AudioStore) -> Any:
     raw = json.dumps(payload).encode()
-    return await post_call.record(database, payload, raw, audio_dir=audio_dir, now=lambda: NOW)
+    store = FileAudioStore(audio_dir) if isinstance(audio_dir, Path) else audio_dir
+    return await post_call.record(database, payload, raw, store=store, now=lambda: NOW)
 
 
 async def placed_call(database: Database) -> tuple[str, str]:
@@ -123,13 +128,8 @@ async def test_an_unmatched_event_is_kept_without_a_call(
     )
 
 
-@pytest.mark.anyio
-async def test_audio_is_a_file_and_the_call_keeps_its_path(
-    database: Database, tmp_path: Path
-) -> None:
-    sid, conversation = await placed_call(database)
-    audio = b"ID3 not really an mp3"
-    payload = {
+def audio_payload(sid: str, conversation: str, audio: bytes) -> dict[str, Any]:
+    return {
         "type": "post_call_audio",
         "event_timestamp": 1,
         "data": {
@@ -138,11 +138,65 @@ async def test_audio_is_a_file_and_the_call_keeps_its_path(
             "full_audio": base64.b64encode(audio).decode(),
         },
     }
-    await record(database, payload, tmp_path / "audio")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["file", "s3"])
+async def test_audio_goes_into_the_store_and_the_call_keeps_its_name(
+    database: Database, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    store = (
+        FileAudioStore(tmp_path / "audio")
+        if kind == "file"
+        else open_audio_store(request.getfixturevalue("s3_server").settings())
+    )
+    sid, conversation = await placed_call(database)
+    audio = b"ID3 not really an mp3"
+    await record(database, audio_payload(sid, conversation, audio), store)
     stored = await row(database, sid)
-    assert Path(stored.audio_path).read_bytes() == audio
-    assert Path(stored.audio_path).name == f"{conversation}.mp3"
+    assert stored.audio_path == f"post-call/{conversation}.mp3"
+    chunks = await store.read(stored.audio_path)
+    assert chunks is not None and b"".join([chunk async for chunk in chunks]) == audio
     assert stored.audio_bytes == len(audio)
+    assert stored.audio_sha256 == hashlib.sha256(audio).hexdigest()
+    if kind == "file":
+        assert (tmp_path / "audio" / "post-call" / f"{conversation}.mp3").read_bytes() == audio
+
+
+class BrokenStore(FileAudioStore):
+    async def put(self, name: str, audio: bytes, content_type: str = "audio/mpeg") -> StoredAudio:
+        raise AudioStoreError("s3://bucket/p: could not store x: the endpoint is unreachable")
+
+
+@pytest.mark.anyio
+async def test_a_store_that_fails_keeps_the_event_and_says_what_was_lost(
+    database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid, conversation = await placed_call(database)
+    audio = b"ID3 lost audio"
+    payload = audio_payload(sid, conversation, audio)
+    event = await post_call.prepare(
+        payload, json.dumps(payload).encode(), store=BrokenStore(tmp_path)
+    )
+    assert event.audio_lost
+    stored = await event.store(CallRecords(database, now=lambda: NOW))
+    assert not stored.duplicate
+    call = await row(database, sid)
+    assert call.audio_path is None and call.audio_bytes is None
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        data = (
+            await connection.execute(
+                select(call_events.c.data).where(call_events.c.conversation_id == conversation)
+            )
+        ).scalar_one()
+    assert data["data"]["full_audio"] == {
+        "error": "the audio store failed: s3://bucket/p: could not store x: "
+        "the endpoint is unreachable",
+        "bytes": len(audio),
+        "sha256": hashlib.sha256(audio).hexdigest(),
+    }
+    assert "event=audio_store_failed" in caplog.text and conversation in caplog.text
 
 
 @pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,11 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, update
 
+from bridge.audio import names
+from bridge.audio.files import FileAudioStore
+from bridge.audio.opening import open_audio_store
+from bridge.audio.store import AudioStore
 from bridge.calllog import post_call
 from bridge.calllog.retention import PRUNED, prune
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls
-from tests.helpers import run_cli
+from bridge.storage.tables import call_events, calls, recordings
+from tests.helpers import S3Server, free_port, fresh_sqlite, run_cli
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -55,10 +60,26 @@ async def add_call(database: Database, age: timedelta, audio: Path | None) -> st
     return call_id
 
 
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> AudioStore:
+    if request.param == "file":
+        return FileAudioStore(tmp_path / "store")
+    server: S3Server = request.getfixturevalue("s3_server")
+    return open_audio_store(server.settings())
+
+
 @pytest.mark.anyio
+@pytest.mark.parametrize("store_kind", ["file", "s3"])
 async def test_prune_clears_personal_data_older_than_the_cutoff(
-    database: Database, tmp_path: Path
+    database: Database, tmp_path: Path, store_kind: str, request: pytest.FixtureRequest
 ) -> None:
+    # Files written before the audio store: calls kept their absolute paths, and those
+    # files go whatever the store is now.
+    store = (
+        FileAudioStore(tmp_path)
+        if store_kind == "file"
+        else open_audio_store(request.getfixturevalue("s3_server").settings())
+    )
     old_audio = tmp_path / "old.mp3"
     old_audio.write_bytes(b"ID3")
     new_audio = tmp_path / "new.mp3"
@@ -66,7 +87,7 @@ async def test_prune_clears_personal_data_older_than_the_cutoff(
     old = await add_call(database, timedelta(days=40), old_audio)
     new = await add_call(database, timedelta(days=5), new_audio)
 
-    result = await prune(database, days=30, now=NOW)
+    result = await prune(database, store=store, days=30, now=NOW)
 
     assert result.audio_files == 1
     assert not old_audio.exists() and new_audio.exists()
@@ -106,7 +127,7 @@ def audio_webhook(conversation_id: str) -> dict[str, object]:
 @pytest.mark.anyio
 @pytest.mark.parametrize("with_a_call_record", [True, False], ids=["call", "api-call-no-record"])
 async def test_prune_deletes_every_stored_audio_file(
-    database: Database, tmp_path: Path, with_a_call_record: bool
+    database: Database, store: AudioStore, with_a_call_record: bool
 ) -> None:
     # /api/call conversations have no call record: the event is all that names the file.
     conversation_id = "conv_" + uuid.uuid4().hex
@@ -122,15 +143,15 @@ async def test_prune_deletes_every_stored_audio_file(
         database,
         payload,
         json.dumps(payload).encode(),
-        audio_dir=tmp_path,
+        store=store,
         now=lambda: NOW - timedelta(days=40),
     )
-    audio = tmp_path / f"{conversation_id}.mp3"
-    assert audio.exists()
+    name = names.post_call_audio(conversation_id, "")
+    assert await store.size(name) == 3
 
-    result = await prune(database, days=30, now=NOW)
+    result = await prune(database, store=store, days=30, now=NOW)
 
-    assert result.audio_files == 1 and not audio.exists()
+    assert result.audio_files == 1 and await store.size(name) is None
     engine = await database.engine()
     async with engine.connect() as connection:
         data = (
@@ -139,3 +160,101 @@ async def test_prune_deletes_every_stored_audio_file(
             )
         ).scalar_one()
     assert data == PRUNED
+
+
+async def add_recording(database: Database, store: AudioStore, age: timedelta) -> str:
+    call_id = await add_call(database, age, None)
+    sid = "RE" + uuid.uuid4().hex
+    stored = await store.put(names.recording(sid), b"a voicemail")
+    engine = await database.engine()
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(recordings).values(
+                recording_sid=sid,
+                call_id=call_id,
+                kind="voicemail",
+                status="stored",
+                duration=42,
+                audio_name=stored.name,
+                audio_bytes=stored.bytes,
+                audio_sha256=stored.sha256,
+                transcription="call me back at ...",
+                created_at=NOW - age,
+            )
+        )
+    return sid
+
+
+@pytest.mark.anyio
+async def test_prune_deletes_old_recordings_from_the_store(
+    database: Database, store: AudioStore
+) -> None:
+    old = await add_recording(database, store, timedelta(days=40))
+    new = await add_recording(database, store, timedelta(days=5))
+
+    result = await prune(database, store=store, days=30, now=NOW)
+
+    assert result.audio_files == 1 and result.recordings == 1
+    assert await store.size(names.recording(old)) is None
+    assert await store.size(names.recording(new)) == len(b"a voicemail")
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        rows = {
+            row.recording_sid: row
+            for row in await connection.execute(
+                select(recordings).where(recordings.c.recording_sid.in_([old, new]))
+            )
+        }
+    assert rows[old].audio_name is None and rows[old].transcription is None
+    assert (rows[old].status, rows[old].duration) == ("stored", 42)
+    assert rows[new].audio_name == names.recording(new)
+    assert rows[new].transcription is not None
+
+
+def test_prune_command_deletes_from_the_configured_store(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    s3_server: S3Server,
+    tmp_path: Path,
+) -> None:
+    settings = s3_server.settings()
+    database_url = fresh_sqlite(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUDIO_STORE", settings.audio_store)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", settings.aws_access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", settings.aws_secret_access_key.reveal())
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    code, out, _ = run_cli(capsys, "db", "prune", "--days", "30")
+    assert code == 0 and f"deleted from {settings.audio_store}," in out
+
+    async def old_call_with_audio() -> None:
+        database = Database(database_url)
+        call_id = await add_call(database, timedelta(days=400), None)
+        engine = await database.engine()
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(calls)
+                .where(calls.c.id == call_id)
+                .values(audio_path=names.post_call_audio("conv_old", ""))
+            )
+        await database.dispose()
+
+    asyncio.run(old_call_with_audio())
+    # The store unreachable: the command fails, saying so, with no secret in the words.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    code, out, err = run_cli(capsys, "db", "prune", "--days", "30")
+    assert code == 1 and "unreachable" in err and "run it again" in err
+    assert settings.aws_secret_access_key.reveal() not in out + err
+
+
+@pytest.mark.anyio
+async def test_prune_needs_a_day_and_skips_files_already_gone(tmp_path: Path) -> None:
+    url = fresh_sqlite(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
+    database = Database(url)
+    store = FileAudioStore(tmp_path)
+    with pytest.raises(ValueError, match="at least 1"):
+        await prune(database, store=store, days=0, now=NOW)
+    await add_call(database, timedelta(days=40), tmp_path / "gone-already.mp3")
+    result = await prune(database, store=store, days=30, now=NOW)
+    assert (result.calls, result.audio_files) == (1, 0)
+    await database.dispose()

@@ -32,6 +32,7 @@ HEAVY = (
     "httpx",
     "aiohttp",
     "pydantic",
+    "obstore",
 )
 
 LOADED = """

@@ -446,7 +446,7 @@ def test_cli_shows_a_call(
         "status",
         "post_call_audio",
     ]
-    assert out.split("transcript:\n")[1].splitlines() == [
+    assert out.split("transcript:\n")[1].split("audio:\n")[0].splitlines() == [
         "  agent: Hello, how can I help?",
         "  user: I'd like to book Tuesday.",
     ]

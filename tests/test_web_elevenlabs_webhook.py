@@ -239,15 +239,15 @@ def test_audio_is_written_and_kept_out_of_the_event(bridge: Bridge, tmp_path: Pa
     payload = audio(conversation_id, mp3)
     assert bridge.post(payload).status_code == 200
     call = bridge.call(call_id)
-    path = Path(call.audio_path)
-    assert path == (tmp_path / "audio" / f"{conversation_id}.mp3").resolve()
+    assert call.audio_path == f"post-call/{conversation_id}.mp3"  # the audio store's name
+    path = tmp_path / "audio" / call.audio_path  # the default store: CALL_AUDIO_DIR
     assert path.read_bytes() == mp3
     assert (call.audio_bytes, call.audio_sha256) == (len(mp3), hashlib.sha256(mp3).hexdigest())
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
     (event,) = bridge.events(conversation_id)
     assert payload["data"]["full_audio"] not in json.dumps(event.data)
     assert event.data["data"]["full_audio"] == {
-        "path": str(path),
+        "name": call.audio_path,
         "bytes": len(mp3),
         "sha256": hashlib.sha256(mp3).hexdigest(),
     }

@@ -147,20 +147,33 @@ def test_audio_that_is_not_a_string_is_recorded_as_such(bridge: Bridge, audio: o
     assert not bridge.audio.exists()
 
 
-def test_audio_that_cannot_be_written_is_not_acknowledged(bridge: Bridge) -> None:
+def test_audio_that_cannot_be_written_is_acknowledged_with_the_failure(bridge: Bridge) -> None:
     conversation_id = unique("conv")
+    call_id = bridge.add_call(conversation_id=conversation_id)
     # A directory where the MP3 would go: the write fails after the temporary file.
-    (bridge.audio / f"{conversation_id}.mp3").mkdir(parents=True)
+    (bridge.audio / "post-call" / f"{conversation_id}.mp3").mkdir(parents=True)
     payload = {
         "type": "post_call_audio",
         "event_timestamp": now(),
         "data": {"conversation_id": conversation_id, "full_audio": "SUQzBAA="},
     }
     response = bridge.post(payload)
-    # Not acknowledged; ElevenLabs does not retry, so only a later fetch recovers it.
-    assert response.status_code == 500
-    assert bridge.events("post_call_audio") == []
-    assert [path.name for path in bridge.audio.iterdir()] == [f"{conversation_id}.mp3"]
+    # ElevenLabs never sends it again: the event is kept, with what was lost and why,
+    # for reconciliation or a person to act on (and the failure is counted and logged).
+    assert response.status_code == 200
+    (event,) = bridge.events("post_call_audio")
+    audio = event.data["data"]["full_audio"]
+    assert audio["error"].startswith(f"the audio store failed: file://{bridge.audio}: could not")
+    assert (audio["bytes"], len(audio["sha256"])) == (5, 64)
+    assert bridge.call(call_id).audio_path is None
+    registry = bridge.client.app.state.metrics.registry
+    counted = registry.get_sample_value(
+        "callbridge_audio_store_failures_total", {"kind": "post_call"}
+    )
+    assert counted == 1
+    assert [path.name for path in (bridge.audio / "post-call").iterdir()] == [
+        f"{conversation_id}.mp3"
+    ]
 
 
 def test_a_streamed_body_past_the_cap_is_413(bridge: Bridge) -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from bridge.audio.names import is_audio_name
-from bridge.audio.store import StoredAudio
+from bridge.audio.store import AudioStoreError, StoredAudio
 
 CHUNK = 64 * 1024
+_LEGACY_FILE = re.compile(r"[A-Za-z0-9_-]{1,128}\.mp3")
 
 
 class FileAudioStore:
@@ -25,13 +27,27 @@ class FileAudioStore:
         self.location = f"file://{root}"
 
     def _path(self, name: str) -> Path:
-        if not is_audio_name(name):
+        if is_audio_name(name):
+            return self.root / name
+        legacy = self._legacy(name)
+        if legacy is None:
             raise ValueError(f"not an audio name the bridge makes: {name!r}")
-        return self.root / name
+        return legacy
+
+    def _legacy(self, name: str) -> Path | None:
+        """A file written before the audio store (calls.audio_path was the absolute path
+        of `CALL_AUDIO_DIR/<conversation_id>.mp3`), when it is in this store's folder."""
+        path = Path(name)
+        if not (path.is_absolute() and _LEGACY_FILE.fullmatch(path.name)):
+            return None
+        return path if path.parent == self.root.resolve() else None
 
     async def put(self, name: str, audio: bytes, content_type: str = "audio/mpeg") -> StoredAudio:
         target = self._path(name)
-        await asyncio.to_thread(_write_atomically, target, audio)
+        try:
+            await asyncio.to_thread(_write_atomically, target, audio)
+        except OSError as exc:  # a full disk, a read-only folder: the store refused it
+            raise AudioStoreError(f"{self.location}: could not store {name}: {exc}") from exc
         return StoredAudio(name=name, bytes=len(audio), sha256=hashlib.sha256(audio).hexdigest())
 
     async def read(self, name: str) -> AsyncIterator[bytes] | None:
@@ -52,7 +68,10 @@ class FileAudioStore:
 
     async def delete(self, names: Iterable[str]) -> int:
         paths = [self._path(name) for name in names]
-        return await asyncio.to_thread(_unlink_all, paths)
+        try:
+            return await asyncio.to_thread(_unlink_all, paths)
+        except OSError as exc:
+            raise AudioStoreError(f"{self.location}: could not delete: {exc}") from exc
 
 
 def _write_atomically(target: Path, audio: bytes) -> None:

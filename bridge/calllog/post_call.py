@@ -8,9 +8,12 @@ SID that ElevenLabs reports in `data.metadata`; an event that matches no call is
 kept with `call_id` NULL and its `conversation_id`, never dropped.
 
 - `post_call_transcription`: transcript, analysis and metadata go on the call.
-- `post_call_audio`: the base64 MP3 is written to `$CALL_AUDIO_DIR` (default
-  `./call-audio`) as `<conversation_id>.mp3`; the call and the event keep its
-  path, size and sha256, never the audio itself.
+- `post_call_audio`: the base64 MP3 goes into the audio store (bridge.audio,
+  AUDIO_STORE) as `post-call/<conversation_id>.mp3`; the call (`audio_path`) and the
+  event (`full_audio`) keep its object name, size and sha256, never the audio itself.
+  When the store fails, the event is stored all the same with `full_audio.error` (and
+  the audio's size and sha256) and the failure is logged: ElevenLabs never sends a
+  webhook again, so the transcript and the record of what was lost are kept.
 - `call_initiation_failure`: the call is marked failed (a final status stays).
 - Other types are stored as received.
 
@@ -19,24 +22,23 @@ kept with `call_id` NULL and its `conversation_id`, never dropped.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
-import os
-import re
-import tempfile
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from bridge.audio import names
+from bridge.audio.store import AudioStore, AudioStoreError
+from bridge.calllog.log_lines import logfmt
 from bridge.calllog.records import CallRecords, Stored
 from bridge.secret import is_secret_variable
 from bridge.storage.database import Database
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+logger = logging.getLogger("bridge.calllog")
 _CALL_SID_KEYS = ("call_sid", "callSid", "CallSid", "system__call_sid")
 
 
@@ -45,18 +47,18 @@ async def record(
     payload: dict[str, Any],
     raw: bytes,
     *,
-    audio_dir: Path,
+    store: AudioStore,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Stored:
     """Store one verified webhook (`payload`, parsed from `raw`) idempotently and
     apply it to its call."""
-    event = await prepare(payload, raw, audio_dir=audio_dir)
+    event = await prepare(payload, raw, store=store)
     return await event.store(CallRecords(database, now=now))
 
 
 @dataclass(frozen=True, slots=True)
 class PostCallEvent:
-    """A webhook ready to store (its audio already written); storing it twice is
+    """A webhook ready to store (its audio already in the audio store); storing it twice is
     storing it once, so a failed store can be retried."""
 
     kind: str
@@ -66,6 +68,8 @@ class PostCallEvent:
     call_sid: str | None
     changes: dict[str, Any]
     failure: str | None
+    # Its audio could not be put in the audio store (`full_audio.error` says why).
+    audio_lost: bool = False
 
     async def store(self, records: CallRecords) -> Stored:
         return await records.record_elevenlabs_event(
@@ -79,8 +83,8 @@ class PostCallEvent:
         )
 
 
-async def prepare(payload: dict[str, Any], raw: bytes, *, audio_dir: Path) -> PostCallEvent:
-    """What to store for a verified webhook: secrets stripped, audio written to a file."""
+async def prepare(payload: dict[str, Any], raw: bytes, *, store: AudioStore) -> PostCallEvent:
+    """What to store for a verified webhook: secrets stripped, audio put in the store."""
     payload = strip_secret_variables(payload)
     kind = str(payload.get("type") or "unknown")
     data = payload.get("data")
@@ -89,13 +93,19 @@ async def prepare(payload: dict[str, Any], raw: bytes, *, audio_dir: Path) -> Po
     dedupe_key = _dedupe_key(kind, conversation_id, payload.get("event_timestamp"), raw)
 
     changes: dict[str, Any] = {}
+    audio_lost = False
     if kind == "post_call_audio" and "full_audio" in data:
-        audio = await asyncio.to_thread(_save_audio, data["full_audio"], audio_dir, conversation_id)
+        audio = await _store_audio(store, data["full_audio"], conversation_id)
         data = {key: value for key, value in data.items() if key != "full_audio"}
         data["full_audio"] = audio
         payload = {**payload, "data": data}
+        audio_lost = "sha256" in audio and "name" not in audio
         if "error" not in audio:
-            changes = {f"audio_{name}": audio[name] for name in ("path", "bytes", "sha256")}
+            changes = {
+                "audio_path": audio["name"],
+                "audio_bytes": audio["bytes"],
+                "audio_sha256": audio["sha256"],
+            }
     elif kind == "post_call_transcription":
         changes = _transcription(data)
     failure = None
@@ -109,6 +119,7 @@ async def prepare(payload: dict[str, Any], raw: bytes, *, audio_dir: Path) -> Po
         call_sid=_call_sid(data),
         changes=changes,
         failure=failure,
+        audio_lost=audio_lost,
     )
 
 
@@ -216,8 +227,10 @@ def _transcription(data: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def _save_audio(encoded: object, directory: Path, conversation_id: str | None) -> dict[str, Any]:
-    """Decode and write the MP3 atomically; what to store about it instead of it."""
+async def _store_audio(
+    store: AudioStore, encoded: object, conversation_id: str | None
+) -> dict[str, Any]:
+    """Decode the MP3 and put it in the store; what to keep about it instead of it."""
     if not isinstance(encoded, str):
         return {"error": "full_audio is not a base64 string"}
     try:
@@ -225,20 +238,21 @@ def _save_audio(encoded: object, directory: Path, conversation_id: str | None) -
     except (binascii.Error, ValueError):
         return {"error": "full_audio is not valid base64", "encoded_chars": len(encoded)}
     digest = hashlib.sha256(audio).hexdigest()
-    safe = conversation_id and _SAFE_NAME.fullmatch(conversation_id)
-    target = (directory / f"{conversation_id if safe else digest}.mp3").resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".audio-", suffix=".part")
+    name = names.post_call_audio(conversation_id, digest)
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(audio)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return {"path": str(target), "bytes": len(audio), "sha256": digest}
+        stored = await store.put(name, audio)
+    except AudioStoreError as exc:
+        fields = {
+            "event": "audio_store_failed",
+            "audio": "post_call",
+            "conversation_id": conversation_id or "-",
+            "bytes": len(audio),
+            "sha256": digest,
+            "error": str(exc),
+        }
+        logger.error("%s", logfmt(fields))
+        return {"error": f"the audio store failed: {exc}", "bytes": len(audio), "sha256": digest}
+    return {"name": stored.name, "bytes": stored.bytes, "sha256": stored.sha256}
 
 
 def _text(value: object) -> str | None:

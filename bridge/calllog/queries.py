@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.engine import Row
 
 from bridge import phone
+from bridge.calllog import audio
 from bridge.calllog.records import STATUS_RANK
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
@@ -131,7 +132,8 @@ async def list_calls(database: Database, wanted: CallFilter) -> Page:
 
 async def find_call(database: Database, key: str) -> dict[str, Any] | None:
     """A call by Twilio call SID, else the bridge's id, else its conversation id: the
-    record, its events in order and its transcript. None when nothing matches."""
+    record, its events in order, its transcript and its audio (links to
+    `GET /calls/{sid}/audio/{file}`). None when nothing matches."""
     if "\x00" in key:  # never stored (bridge.calllog.records), and PostgreSQL refuses it
         return None
     engine = await database.engine()
@@ -173,6 +175,7 @@ async def find_call(database: Database, key: str) -> dict[str, Any] | None:
                 for event in events
             ],
             "transcript": row.transcript or [],
+            "audio": audio.links(row, await audio.listed(connection, row)),
         }
 
 

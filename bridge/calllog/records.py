@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.call import Answer, Call
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls, fitted
+from bridge.storage.tables import call_events, calls, fitted, recordings
 
 # Twilio's call statuses in the order a call goes through them.
 STATUS_RANK = {
@@ -88,6 +88,7 @@ class Cleared:
     audio_paths: list[str]
     calls: int
     events: int
+    recordings: int = 0
 
 
 class CallRecords:
@@ -368,18 +369,28 @@ class CallRecords:
         return Stored(duplicate=False, call_id=call_id)
 
     async def audio_before(self, cutoff: datetime) -> list[str]:
-        """Every audio file a record before `cutoff` points to: a call's, and a
-        post-call audio event's (also of a conversation that matched no call)."""
+        """Every stored audio a record before `cutoff` names: a call's post-call audio,
+        a post-call audio event's (also of a conversation that matched no call), and a
+        recording's. Object names of the audio store (bridge.audio.names), or the
+        absolute file paths that calls and events kept before there was a store."""
         engine = await self.database.engine()
         async with engine.connect() as connection:
-            paths = {
-                str(path)
-                for (path,) in await connection.execute(
+            found = {
+                str(name)
+                for (name,) in await connection.execute(
                     select(calls.c.audio_path).where(
                         and_(calls.c.created_at < cutoff, calls.c.audio_path.is_not(None))
                     )
                 )
             }
+            found.update(
+                str(name)
+                for (name,) in await connection.execute(
+                    select(recordings.c.audio_name).where(
+                        and_(recordings.c.created_at < cutoff, recordings.c.audio_name.is_not(None))
+                    )
+                )
+            )
             events = await connection.execute(
                 select(call_events.c.data).where(
                     and_(
@@ -389,15 +400,16 @@ class CallRecords:
                 )
             )
             for (data,) in events:
-                path = _audio_path(data)
-                if path:
-                    paths.add(path)
-        return sorted(paths)
+                name = _audio_name(data)
+                if name:
+                    found.add(name)
+        return sorted(found)
 
     async def clear_personal_data(self, cutoff: datetime, *, events_become: Any) -> Cleared:
-        """Before `cutoff`: transcripts, analyses, summaries and audio paths cleared, and
-        ElevenLabs event bodies replaced with `events_become`. The audio files are the
-        caller's to delete (`audio_paths`)."""
+        """Before `cutoff`: transcripts, analyses, summaries and audio names cleared (of
+        calls, and of recordings with their transcriptions), and ElevenLabs event bodies
+        replaced with `events_become`. The audio itself is the caller's to delete
+        (`audio_before`), first."""
         engine = await self.database.engine()
         old = calls.c.created_at < cutoff
         has_personal_data = (
@@ -424,12 +436,28 @@ class CallRecords:
                     audio_path=None,
                 )
             )
+            recorded = await connection.execute(
+                update(recordings)
+                .where(
+                    and_(
+                        recordings.c.created_at < cutoff,
+                        recordings.c.audio_name.is_not(None)
+                        | recordings.c.transcription.is_not(None),
+                    )
+                )
+                .values(audio_name=None, transcription=None)
+            )
             emptied = await connection.execute(
                 update(call_events)
                 .where(and_(call_events.c.at < cutoff, call_events.c.kind.like("elevenlabs:%")))
                 .values(data=events_become)
             )
-        return Cleared(audio_paths=audio, calls=cleared.rowcount, events=emptied.rowcount)
+        return Cleared(
+            audio_paths=audio,
+            calls=cleared.rowcount,
+            events=emptied.rowcount,
+            recordings=recorded.rowcount,
+        )
 
     async def _call_id(
         self,
@@ -531,12 +559,15 @@ async def _failed(connection: AsyncConnection, call_id: str, reason: str) -> dic
     return changes
 
 
-def _audio_path(data: Any) -> str | None:
-    """The file a stored post-call audio event names (`data.full_audio.path`)."""
+def _audio_name(data: Any) -> str | None:
+    """The audio a stored post-call audio event names: `data.full_audio.name` (an
+    object of the audio store), or `.path` (a file, before there was a store)."""
     inner = data.get("data") if isinstance(data, dict) else None
     audio = inner.get("full_audio") if isinstance(inner, dict) else None
-    path = audio.get("path") if isinstance(audio, dict) else None
-    return path if isinstance(path, str) and path else None
+    if not isinstance(audio, dict):
+        return None
+    name = audio.get("name") or audio.get("path")
+    return name if isinstance(name, str) and name else None
 
 
 def _answered_row(entry: Answered) -> dict[str, Any]:

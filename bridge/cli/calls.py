@@ -180,7 +180,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome, indent=2, ensure_ascii=True))  # as for the list
     else:
-        for line in details(outcome):
+        for line in details(outcome, base=url):
             print(line)
     return 0
 
@@ -211,11 +211,12 @@ def table(found: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
-def details(call: dict[str, Any]) -> list[str]:
-    """A call's record, then its events, then its transcript as `role: message` lines;
-    what the callers wrote is shown with its control characters escaped."""
+def details(call: dict[str, Any], *, base: str | None = None) -> list[str]:
+    """A call's record, then its events, then its transcript as `role: message` lines,
+    then its audio (links on the bridge at `base`); what the callers wrote is shown with
+    its control characters escaped."""
     lines = [f"call {printable(str(call.get('call_sid') or call.get('id')))}"]
-    skipped = {"events", "transcript", "analysis"}
+    skipped = {"events", "transcript", "analysis", "audio"}
     for name, value in call.items():
         if name not in skipped and value is not None:
             lines.append(printable(f"  {name + ':':<17}{value}"))
@@ -230,6 +231,21 @@ def details(call: dict[str, Any]) -> list[str]:
     for turn in turns:
         lines.append(printable(f"  {turn.get('role') or '?'}: {turn.get('message') or ''}"))
     if not turns:
+        lines.append(f"  {EMPTY}")
+    return lines + audio_lines(call.get("audio") or [], base)
+
+
+def audio_lines(audio: Sequence[dict[str, Any]], base: str | None) -> list[str]:
+    """`audio:` then one line each: kind, duration, size, and where to get it (GET with
+    the API token; in process, the path on a bridge serving this database)."""
+    lines = ["audio:"]
+    for item in audio:
+        duration = item.get("duration")
+        length = f"{duration // 60}:{duration % 60:02d}" if isinstance(duration, int) else EMPTY
+        size = f"{item['bytes']} bytes" if isinstance(item.get("bytes"), int) else EMPTY
+        where = f"{base or ''}{item.get('url') or ''}"
+        lines.append(printable(f"  {item.get('kind') or '?':<10} {length:>6}  {size:<14} {where}"))
+    if not audio:
         lines.append(f"  {EMPTY}")
     return lines
 

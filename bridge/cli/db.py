@@ -69,6 +69,8 @@ def _current(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bridge.audio.opening import open_audio_store
+    from bridge.audio.store import AudioStoreError
     from bridge.calllog.retention import prune
     from bridge.settings import Settings
     from bridge.storage.database import Database
@@ -84,13 +86,19 @@ def _prune(args: argparse.Namespace) -> int:
 
     async def run() -> Pruned:
         try:
-            return await prune(database, days=days)
+            return await prune(database, store=open_audio_store(settings), days=days)
         finally:
             await database.dispose()
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except AudioStoreError as exc:
+        raise Failed(
+            f"{exc}; the call log still names all that is left: run it again when the store is back"
+        ) from None
     print(
         f"older than {days} days: {result.calls} call(s) cleared, "
-        f"{result.audio_files} audio file(s) deleted, {result.events} webhook body(ies) emptied"
+        f"{result.audio_files} audio file(s) deleted from {settings.audio_store_url}, "
+        f"{result.recordings} recording(s) cleared, {result.events} webhook body(ies) emptied"
     )
     return 0

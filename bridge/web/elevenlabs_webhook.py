@@ -7,7 +7,9 @@ and come from an allowed address (ELEVENLABS_WEBHOOK_ALLOWED_IPS); anything else
 checked before the body is read, and the body goes into the HMAC as it arrives.
 A body nesting lists or objects deeper than `MAX_NESTING` levels gets 400.
 
-What storing means, replays and audio files included, is bridge.calllog.post_call's;
+What storing means, replays and audio included, is bridge.calllog.post_call's (the
+audio goes into the app's audio store; when that fails the event is still stored, with
+the failure, and answered as received: ElevenLabs would not send it again);
 a stored webhook is answered `{"received": true, "duplicate": <was it a replay>}`.
 When the database fails or is slow, the event is kept in memory and retried until
 stored (bridge.calllog.writer) and answered `{"received": true, "duplicate": false}`
@@ -74,7 +76,9 @@ async def receive(request: Request) -> JSONResponse:
         return JSONResponse({"error": bad.message}, status_code=bad.status)
     if post_call.nesting_depth(payload) > MAX_NESTING:
         return JSONResponse({"error": TOO_DEEP}, status_code=400)
-    event = await post_call.prepare(payload, raw, audio_dir=settings.call_audio_dir)
+    event = await post_call.prepare(payload, raw, store=request.app.state.audio_store)
+    if event.audio_lost:
+        request.app.state.metrics.audio_store_failures.labels("post_call").inc()
     records: CallRecords = request.app.state.call_records
     writer: CallLogWriter = request.app.state.call_log_writer
     try:

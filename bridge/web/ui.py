@@ -87,16 +87,25 @@ def _basic_password(authorization: str | None) -> str | None:
     return password if colon else ""
 
 
+async def has_session(request: Request) -> bool:
+    """The request carries the console's session cookie, signed, current and not
+    signed out (also how the console's audio players reach `/calls/.../audio/...`)."""
+    settings: Settings = request.app.state.settings
+    if not settings.bridge_api_token:
+        return False
+    session = _session(request.cookies.get(COOKIE), _key(settings))
+    return session is not None and not await ui_sessions.revoked(
+        request.app.state.database, session[0]
+    )
+
+
 async def _refuse_unless_signed_in(request: Request) -> Response | None:
     """None when the request may see the call log; else the page to answer with."""
     settings: Settings = request.app.state.settings
     token = settings.bridge_api_token.reveal()
     if not token:
         return pages.disabled()
-    session = _session(request.cookies.get(COOKIE), _key(settings))
-    if session is not None and not await ui_sessions.revoked(
-        request.app.state.database, session[0]
-    ):
+    if await has_session(request):
         return None
     password = _basic_password(request.headers.get("authorization"))
     if password is None:
