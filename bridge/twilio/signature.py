@@ -107,11 +107,11 @@ class SignatureCheck:
 
 # X-Twilio-Signature is the base64 of a 20-byte HMAC-SHA1: always 28 characters.
 SIGNATURE_LENGTH = 28
-_DIGEST_SIZE = 20  # SHA-1
 
 # The algorithms X-Twilio-Webhooks-Signature-Settings may name: each one's hash. Any
 # other name is refused.
 ALGORITHMS = {"HMAC_SHA256": hashlib.sha256, "HMAC_SHA1": hashlib.sha1}
+_DIGEST_SIZES = {name: digest().digest_size for name, digest in ALGORITHMS.items()}
 _SETTINGS_NAME_CHARS = 64  # a longer key id or algorithm name is not Twilio's
 
 
@@ -144,7 +144,7 @@ def parse_signature_settings(header: str) -> SignatureSettings | None:
 def well_formed(signature: str, algorithm: str = "HMAC_SHA1") -> bool:
     """Whether `signature` could be an X-Twilio-Signature made with `algorithm` at all:
     a cheap test that lets junk be refused before its body is read."""
-    digest_size = ALGORITHMS[algorithm]().digest_size
+    digest_size = _DIGEST_SIZES[algorithm]
     if len(signature) != 4 * ((digest_size + 2) // 3):
         return False
     try:
