@@ -267,3 +267,14 @@ def test_cli_refuses_a_bad_has_voicemail(capsys: pytest.CaptureFixture[str]) -> 
         run_cli(capsys, "calls", "--has-voicemail", "maybe")
     assert exited.value.code == 2
     assert "--has-voicemail" in capsys.readouterr().err
+
+
+def test_cli_words_the_events_of_a_bridge_that_sends_no_timeline() -> None:
+    from bridge.cli.calls import details
+
+    data = {"status": "completed", "duration": 190}
+    event = {"kind": "status", "at": "2025-03-01T12:03:10+00:00", "data": data}
+    lines = details({"call_sid": "CA1", "events": [event]})
+    assert lines[lines.index("timeline:") + 1] == "  2025-03-01 12:03:10  completed 3:10"
+    quiet = details({"call_sid": "CA2", "events": []})
+    assert quiet[quiet.index("timeline:") + 1] == "  -"
