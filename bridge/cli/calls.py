@@ -219,8 +219,9 @@ def table(found: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def details(call: dict[str, Any]) -> list[str]:
-    """A call's record, then its events, then its transcript as `role: message` lines;
-    what the callers wrote is shown with its control characters escaped."""
+    """A call's record, its events in plain words (timeline) and as stored, then its
+    transcript as `role: message` lines; what the callers wrote is shown with its
+    control characters escaped."""
     lines = [f"call {printable(str(call.get('call_sid') or call.get('id')))}"]
     skipped = {"events", "timeline", "transcript", "analysis"}
     for name, value in call.items():
