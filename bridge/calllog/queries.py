@@ -14,19 +14,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.engine import Row
 
 from bridge import phone
 from bridge.calllog import audio
 from bridge.calllog.records import STATUS_RANK
+from bridge.calllog.timeline import timeline
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls
+from bridge.storage.tables import call_events, calls, recordings
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 DIRECTIONS = ("inbound", "outbound")
-FILTERS = ("direction", "status", "number", "rule", "since", "until", "limit", "cursor")
+FILTERS = (
+    "direction",
+    "status",
+    "number",
+    "rule",
+    "since",
+    "until",
+    "has_voicemail",
+    "limit",
+    "cursor",
+)
+BOOLEANS = {"true": True, "false": False}
 
 
 class BadFilter(ValueError):
@@ -52,6 +64,8 @@ class CallFilter:
     rule: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # A call has a voicemail when a `recordings` row of kind "voicemail" is on it.
+    has_voicemail: bool | None = None
     limit: int = DEFAULT_LIMIT
     after: Cursor | None = None
 
@@ -83,6 +97,9 @@ def parse_filter(params: Mapping[str, str]) -> CallFilter:
     until = _instant(params, "until")
     if since is not None and until is not None and until <= since:
         raise BadFilter("until", "until must be later than since")
+    has_voicemail = params.get("has_voicemail")
+    if has_voicemail is not None and has_voicemail not in BOOLEANS:
+        raise BadFilter("has_voicemail", "has_voicemail must be true or false")
     cursor = params.get("cursor")
     return CallFilter(
         direction=direction,
@@ -91,6 +108,7 @@ def parse_filter(params: Mapping[str, str]) -> CallFilter:
         rule=rule,
         since=since,
         until=until,
+        has_voicemail=BOOLEANS[has_voicemail] if has_voicemail is not None else None,
         limit=_limit(params.get("limit")),
         after=decode_cursor(cursor) if cursor is not None else None,
     )
@@ -161,19 +179,20 @@ async def find_call(database: Database, key: str) -> dict[str, Any] | None:
                     call_events.c.conversation_id == row.conversation_id,
                 ),
             )
-        events = await connection.execute(
-            select(call_events).where(mine).order_by(call_events.c.at, call_events.c.id)
-        )
+        events = [
+            {"kind": event.kind, "at": _iso(event.at), "data": event.data or {}}
+            for event in await connection.execute(
+                select(call_events).where(mine).order_by(call_events.c.at, call_events.c.id)
+            )
+        ]
         return {
             **call_summary(row),
             "sip_call_id": row.sip_call_id,
             "analysis": row.analysis,
             "audio_bytes": row.audio_bytes,
             "audio_sha256": row.audio_sha256,
-            "events": [
-                {"kind": event.kind, "at": _iso(event.at), "data": event.data or {}}
-                for event in events
-            ],
+            "events": events,
+            "timeline": timeline(events),
             "transcript": row.transcript or [],
             "audio": audio.links(row, await audio.listed(connection, row)),
         }
@@ -220,6 +239,11 @@ def _filtered(query: Select[Any], wanted: CallFilter) -> Select[Any]:
         query = query.where(calls.c.created_at >= wanted.since)
     if wanted.until is not None:
         query = query.where(calls.c.created_at < wanted.until)
+    if wanted.has_voicemail is not None:
+        voicemail = exists().where(
+            recordings.c.call_id == calls.c.id, recordings.c.kind == "voicemail"
+        )
+        query = query.where(voicemail if wanted.has_voicemail else ~voicemail)
     if wanted.after is not None:
         at, call_id = wanted.after.created_at, wanted.after.id
         query = query.where(

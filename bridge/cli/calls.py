@@ -9,6 +9,7 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+from bridge.calllog.timeline import duration, timeline
 from bridge.cli.api import URL_HELP, add_target_options, target
 from bridge.cli.errors import UsageError
 from bridge.cli.terminal import printable
@@ -38,6 +39,7 @@ refused, 2 usage error.
 examples:
   callbridge calls --status completed --since 2025-01-31T00:00:00Z
   callbridge calls --number +14155550123 --url https://bridge.example.com
+  callbridge calls --has-voicemail true --since 2025-01-31T00:00:00Z
   callbridge calls --all --json > calls.json
   callbridge calls show CA0123456789abcdef0123456789abcdef
 """
@@ -66,6 +68,11 @@ def add_parser(commands: Any) -> None:
     calls.add_argument("--rule", help="calls answered by this routing rule")
     calls.add_argument("--since", metavar="ISO", help="created at or after (naive = UTC)")
     calls.add_argument("--until", metavar="ISO", help="created before (naive = UTC)")
+    calls.add_argument(
+        "--has-voicemail",
+        choices=["true", "false"],
+        help="only calls with a voicemail (true), or only those without one (false)",
+    )
     how_many = calls.add_mutually_exclusive_group()
     how_many.add_argument(
         "--limit", type=_positive_int, default=20, metavar="N", help="at most N calls (default 20)"
@@ -121,7 +128,7 @@ def _list(args: argparse.Namespace) -> int:
 
     params = {
         name: getattr(args, name)
-        for name in ("status", "direction", "number", "rule", "since", "until")
+        for name in ("status", "direction", "number", "rule", "since", "until", "has_voicemail")
         if getattr(args, name) is not None
     }
     limit: int | None = None if args.all else args.limit
@@ -212,14 +219,21 @@ def table(found: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def details(call: dict[str, Any], *, base: str | None = None) -> list[str]:
-    """A call's record, then its events, then its transcript as `role: message` lines,
-    then its audio (links on the bridge at `base`); what the callers wrote is shown with
-    its control characters escaped."""
+    """A call's record, its events in plain words (timeline) and as stored, then its
+    transcript as `role: message` lines, then its audio (links on the bridge at
+    `base`); what the callers wrote is shown with its control characters escaped."""
     lines = [f"call {printable(str(call.get('call_sid') or call.get('id')))}"]
-    skipped = {"events", "transcript", "analysis", "audio"}
+    skipped = {"events", "timeline", "transcript", "analysis", "audio"}
     for name, value in call.items():
         if name not in skipped and value is not None:
             lines.append(printable(f"  {name + ':':<17}{value}"))
+    lines.append("timeline:")
+    # From a bridge too old to send it, the same words are made here.
+    steps = call.get("timeline") or timeline(call.get("events") or [])
+    for step in steps:
+        lines.append(printable(f"  {_when(step.get('at'))}  {step.get('text')}"))
+    if not steps:
+        lines.append(f"  {EMPTY}")
     lines.append("events:")
     for event in call.get("events") or []:
         data = json.dumps(event.get("data") or {}, sort_keys=True)
@@ -240,8 +254,7 @@ def audio_lines(audio: Sequence[dict[str, Any]], base: str | None) -> list[str]:
     the API token; in process, the path on a bridge serving this database)."""
     lines = ["audio:"]
     for item in audio:
-        duration = item.get("duration")
-        length = f"{duration // 60}:{duration % 60:02d}" if isinstance(duration, int) else EMPTY
+        length = duration(item.get("duration")) or EMPTY
         size = f"{item['bytes']} bytes" if isinstance(item.get("bytes"), int) else EMPTY
         where = f"{base or ''}{item.get('url') or ''}"
         lines.append(printable(f"  {item.get('kind') or '?':<10} {length:>6}  {size:<14} {where}"))

@@ -3,6 +3,14 @@
 Behind a TLS-terminating proxy the app sees `http://` and maybe an internal host,
 while Twilio signed the public https URL; so the URL is rebuilt from
 PUBLIC_BASE_URL (or trusted X-Forwarded-Proto/Host) plus the raw path and query.
+
+Webhook shared keys (Twilio's Webhooks configuration API, public beta): when a
+Webhook Rule signs a URL with a SharedKey, Twilio still sends the signature in
+X-Twilio-Signature, over the same text (the URL, then the sorted names and values),
+but as an HMAC with the SharedKey's secret and the algorithm named in
+`X-Twilio-Webhooks-Signature-Settings: key=<the key's id>,algorithm=HMAC_SHA256`.
+With that header the request is checked with TWILIO_WEBHOOK_SHARED_KEY only; without
+it, with the auth token (and the previous one) as before.
 """
 
 from __future__ import annotations
@@ -90,35 +98,87 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
 @dataclass(frozen=True)
 class SignatureCheck:
     ok: bool
-    # "valid", "valid_previous_token", "skipped", "missing_signature",
-    # "malformed_signature", "no_auth_token", "mismatch"
+    # "valid", "valid_previous_token", "valid_shared_key", "skipped",
+    # "missing_signature", "malformed_signature", "no_auth_token", "mismatch",
+    # and with X-Twilio-Webhooks-Signature-Settings: "no_shared_key",
+    # "malformed_signature_settings", "unknown_algorithm"
     reason: str
 
 
 # X-Twilio-Signature is the base64 of a 20-byte HMAC-SHA1: always 28 characters.
 SIGNATURE_LENGTH = 28
-_DIGEST_SIZE = 20  # SHA-1
+
+# The algorithms X-Twilio-Webhooks-Signature-Settings may name: each one's hash. Any
+# other name is refused.
+ALGORITHMS = {"HMAC_SHA256": hashlib.sha256, "HMAC_SHA1": hashlib.sha1}
+_DIGEST_SIZES = {name: digest().digest_size for name, digest in ALGORITHMS.items()}
+_SETTINGS_NAME_CHARS = 64  # a longer key id or algorithm name is not Twilio's
 
 
-def well_formed(signature: str) -> bool:
-    """Whether `signature` could be an X-Twilio-Signature at all: a cheap test that
-    lets junk be refused before its body is read."""
-    if len(signature) != SIGNATURE_LENGTH:
+@dataclass(frozen=True)
+class SignatureSettings:
+    """What X-Twilio-Webhooks-Signature-Settings says: the SharedKey's id (not a
+    secret; sent in clear, so it proves nothing) and the algorithm's name."""
+
+    key: str
+    algorithm: str
+
+
+def parse_signature_settings(header: str) -> SignatureSettings | None:
+    """`key=<id>,algorithm=<name>` (names in any case, spaces around parts ignored,
+    other parts ignored), or None when it is not of that form or names no algorithm."""
+    values: dict[str, str] = {}
+    for part in header.split(","):
+        name, equals, value = part.partition("=")
+        name, value = name.strip().lower(), value.strip()
+        if not equals or not name or name in values or len(value) > _SETTINGS_NAME_CHARS:
+            return None
+        values[name] = value
+    algorithm = values.get("algorithm", "")
+    if not algorithm or not algorithm.isprintable():
+        return None
+    key = values.get("key", "")
+    return SignatureSettings(key=key if key.isprintable() else "", algorithm=algorithm.upper())
+
+
+def well_formed(signature: str, algorithm: str = "HMAC_SHA1") -> bool:
+    """Whether `signature` could be an X-Twilio-Signature made with `algorithm` at all:
+    a cheap test that lets junk be refused before its body is read."""
+    digest_size = _DIGEST_SIZES[algorithm]
+    if len(signature) != 4 * ((digest_size + 2) // 3):
         return False
     try:
-        return len(base64.b64decode(signature, validate=True)) == _DIGEST_SIZE
+        return len(base64.b64decode(signature, validate=True)) == digest_size
     except ValueError:  # binascii.Error
         return False
 
 
-def refusal(signature: str | None, auth_token: Secret) -> str | None:
+def refusal(
+    signature: str | None,
+    auth_token: Secret,
+    *,
+    signature_settings: str | None = None,
+    shared_key: Secret | None = None,
+) -> str | None:
     """Why a request must be refused before its body is read ("no_auth_token",
-    "missing_signature", "malformed_signature"), or None to go on."""
-    if not auth_token:
+    "missing_signature", "malformed_signature"; with a signature settings header
+    "no_shared_key", "malformed_signature_settings", "unknown_algorithm"), or None
+    to go on."""
+    algorithm = "HMAC_SHA1"
+    if signature_settings is not None:
+        if not shared_key:
+            return "no_shared_key"
+        settings = parse_signature_settings(signature_settings)
+        if settings is None:
+            return "malformed_signature_settings"
+        if settings.algorithm not in ALGORITHMS:
+            return "unknown_algorithm"
+        algorithm = settings.algorithm
+    elif not auth_token:
         return "no_auth_token"
     if not signature:
         return "missing_signature"
-    if not well_formed(signature):
+    if not well_formed(signature, algorithm):
         return "malformed_signature"
     return None
 
@@ -130,6 +190,8 @@ def check_signature(
     signature: str | None,
     auth_token: Secret,
     previous_auth_token: Secret | None = None,
+    shared_key: Secret | None = None,
+    signature_settings: str | None = None,
     skip: bool = False,
 ) -> SignatureCheck:
     """Check a form post's signature. Pass the form with its repeated keys kept.
@@ -137,24 +199,36 @@ def check_signature(
     During an auth token rotation Twilio signs with whichever token is primary at
     the time, so a signature made with `previous_auth_token` is accepted too.
 
+    `signature_settings` is X-Twilio-Webhooks-Signature-Settings when the request
+    has it (None when not): then only an HMAC with `shared_key` and the algorithm it
+    names is accepted; the auth tokens are not tried.
+
     The cost is bounded for junk: the signed text is built once, then one HMAC per
     token over the URL as given, and one more per token over its default-port
     variant (as the SDK accepts) only when the first did not match.
     """
     if skip:
         return SignatureCheck(True, "skipped")
-    refused = refusal(signature, auth_token)
+    refused = refusal(
+        signature, auth_token, signature_settings=signature_settings, shared_key=shared_key
+    )
     if refused is not None or signature is None:
         return SignatureCheck(False, refused or "missing_signature")
     grouped = params if isinstance(params, Form) else _as_form(params)
     signed_params = _signed_params(grouped).encode()
     given = signature.encode()
+    hash_name = hashlib.sha1
     tokens = [(auth_token, "valid")]
-    if previous_auth_token:
+    if signature_settings is not None and shared_key:
+        settings = parse_signature_settings(signature_settings)
+        # Checked by refusal() above: the settings parse and name a known algorithm.
+        hash_name = ALGORITHMS[settings.algorithm] if settings else hashlib.sha1
+        tokens = [(shared_key, "valid_shared_key")]
+    elif previous_auth_token:
         tokens.append((previous_auth_token, "valid_previous_token"))
     for candidate in _url_variants(url):
         for token, verdict in tokens:
-            mac = hmac.new(token.reveal().encode(), candidate.encode(), hashlib.sha1)
+            mac = hmac.new(token.reveal().encode(), candidate.encode(), hash_name)
             mac.update(signed_params)
             if hmac.compare_digest(base64.b64encode(mac.digest()), given):
                 return SignatureCheck(True, verdict)
@@ -193,6 +267,8 @@ def _url_variants(url: str) -> Iterator[str]:
 
 # The header Twilio signs its requests with (Starlette's headers ignore its case).
 HEADER = "X-Twilio-Signature"
+# The header that says a webhook shared key signed the request, and how.
+SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 
 
 def sign(url: str, params: Params, auth_token: str) -> str:

@@ -27,6 +27,7 @@ from bridge.twilio.signature import (
     HostNotAllowed,
     RequestTarget,
     check_signature,
+    parse_signature_settings,
     refusal,
     signed_url,
 )
@@ -120,6 +121,13 @@ async def verified_form(scope: Scope, receive: Receive, state: Any) -> Form:
     settings: Settings = state.settings
     headers = Headers(scope=scope)
     signature = headers.get("x-twilio-signature")
+    # Read only when a shared key is set: without one the hot path does no more work
+    # than before (a refusal says when the header was there, see _refuse).
+    signature_settings = (
+        headers.get("x-twilio-webhooks-signature-settings")
+        if settings.twilio_webhook_shared_key
+        else None
+    )
     try:
         url = signed_url(
             _target(scope, headers),
@@ -128,12 +136,17 @@ async def verified_form(scope: Scope, receive: Receive, state: Any) -> Form:
             allowed_hosts=settings.twilio_allowed_hosts,
         )
     except HostNotAllowed as not_allowed:
-        _refuse(scope, "host_not_allowed", str(not_allowed), "-")
+        _refuse(scope, headers, settings, "host_not_allowed", str(not_allowed), "-")
     if not settings.skip_twilio_signature:
-        refused = refusal(signature, settings.twilio_auth_token)
+        refused = refusal(
+            signature,
+            settings.twilio_auth_token,
+            signature_settings=signature_settings,
+            shared_key=settings.twilio_webhook_shared_key,
+        )
         if refused is not None:
             # Before the body is read: an unsigned request costs next to nothing.
-            _refuse(scope, refused, url, "-")
+            _refuse(scope, headers, settings, refused, url, "-")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
         raise Rejected(415, f"expected {FORM_TYPE}\n")
@@ -149,28 +162,38 @@ async def verified_form(scope: Scope, receive: Receive, state: Any) -> Form:
         signature=signature,
         auth_token=settings.twilio_auth_token,
         previous_auth_token=settings.twilio_previous_auth_token,
+        shared_key=settings.twilio_webhook_shared_key,
+        signature_settings=signature_settings,
         skip=settings.skip_twilio_signature,
     )
     if not check.ok:
-        _refuse(scope, check.reason, url, form.get("CallSid", "-"))
+        _refuse(scope, headers, settings, check.reason, url, form.get("CallSid", "-"))
     if check.reason == "valid_previous_token":
         # How an operator tells when TWILIO_PREVIOUS_AUTH_TOKEN may go.
         state.metrics.previous_token_signatures.inc()
     return form
 
 
-def _refuse(scope: Scope, reason: str, url: str, call_sid: str) -> NoReturn:
-    logger.warning(
-        logfmt(
-            {
-                "event": "signature_rejected",
-                "reason": reason,
-                "path": scope["path"],
-                "url": url,
-                "call_sid": call_sid,
-            }
-        )
-    )
+def _refuse(
+    scope: Scope, headers: Headers, settings: Settings, reason: str, url: str, call_sid: str
+) -> NoReturn:
+    fields = {
+        "event": "signature_rejected",
+        "reason": reason,
+        "path": scope["path"],
+        "url": url,
+        "call_sid": call_sid,
+    }
+    settings_header = headers.get("x-twilio-webhooks-signature-settings")
+    if settings_header is not None:
+        # Not secret: the key's id and the algorithm, as the request gave them.
+        parsed = parse_signature_settings(settings_header)
+        fields["signature_key"] = parsed.key if parsed is not None and parsed.key else "-"
+        fields["signature_algorithm"] = parsed.algorithm if parsed is not None else "-"
+        if not settings.twilio_webhook_shared_key and reason != "host_not_allowed":
+            # Signed with a shared key, it says, and TWILIO_WEBHOOK_SHARED_KEY is not set.
+            fields["reason"] = "no_shared_key"
+    logger.warning(logfmt(fields))
     raise Rejected(403, _SHORT[403])
 
 
