@@ -68,6 +68,7 @@ class Outcome:
     requests: int = 0
     seconds: float = 0.0
     stopped: str | None = None  # "time", "pages" or "lease" when a bound ended the run
+    down: set[str] = field(default_factory=set)  # upstreams not asked again this run
 
     @property
     def result(self) -> str:
@@ -150,7 +151,7 @@ class Reconciler:
                 await self._transcripts(self.conversations, window, outcome, go_on)
             if self.twilio is not None and go_on():
                 await self._statuses(self.twilio, window, outcome, go_on)
-            if self.conversations is not None and go_on():
+            if self.conversations is not None and "elevenlabs" not in outcome.down and go_on():
                 await self._unknown(self.conversations, window, outcome, go_on)
             for work in self.also:
                 if not go_on():
@@ -306,6 +307,7 @@ class Reconciler:
 
     def _fault(self, upstream: str, fault: Fault, outcome: Outcome) -> None:
         outcome.faults += 1
+        outcome.down.add(upstream)
         logger.warning(
             logfmt(
                 {
