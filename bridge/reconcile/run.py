@@ -46,6 +46,7 @@ logger = logging.getLogger("bridge.reconcile")
 KINDS = ("transcript", "status", "conversation")
 # A conversation in one of these states is over; any other is looked at again later.
 OVER = frozenset({"done", "failed"})
+MARK_CHUNK = 500  # calls marked per statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,9 @@ class Outcome:
     seconds: float = 0.0
     stopped: str | None = None  # "time", "pages" or "lease" when a bound ended the run
     down: set[str] = field(default_factory=set)  # upstreams not asked again this run
+    # Calls looked at: completed by a step, or not (yet) by some step.
+    done: set[str] = field(default_factory=set, repr=False)
+    not_done: set[str] = field(default_factory=set, repr=False)
 
     @property
     def result(self) -> str:
@@ -153,6 +157,7 @@ class Reconciler:
                 await self._statuses(self.twilio, window, outcome, go_on)
             if self.conversations is not None and "elevenlabs" not in outcome.down and go_on():
                 await self._unknown(self.conversations, window, outcome, go_on)
+            await self._mark(outcome)
             for work in self.also:
                 if not go_on():
                     break
@@ -181,45 +186,35 @@ class Reconciler:
     ) -> None:
         where = candidates.missing_transcript(window)
         async for batch in candidates.batches(self.database, where, size=self.bounds.batch):
-            done, not_yet = [], []
             try:
                 for call in batch:
                     if not go_on():
                         return
                     assert call.conversation_id is not None
                     outcome.checked += 1
-                    if await self._fetch_conversation(
+                    over = await self._fetch_conversation(
                         conversations, call.conversation_id, "transcript", outcome
-                    ):
-                        done.append(call.id)
-                    else:
-                        not_yet.append(call.id)
+                    )
+                    (outcome.done if over else outcome.not_done).add(call.id)
             except Fault as fault:
                 self._fault("elevenlabs", fault, outcome)
                 return
-            finally:
-                await self._mark(done, not_yet, outcome)
 
     async def _statuses(
         self, twilio: TwilioCalls, window: Window, outcome: Outcome, go_on: Callable[[], bool]
     ) -> None:
         where = candidates.not_final(window)
         async for batch in candidates.batches(self.database, where, size=self.bounds.batch):
-            done, not_yet = [], []
             try:
                 for call in batch:
                     if not go_on():
                         return
                     outcome.checked += 1
-                    if await self._fetch_call(twilio, call, outcome):
-                        done.append(call.id)
-                    else:
-                        not_yet.append(call.id)
+                    final = await self._fetch_call(twilio, call, outcome)
+                    (outcome.done if final else outcome.not_done).add(call.id)
             except Fault as fault:
                 self._fault("twilio", fault, outcome)
                 return
-            finally:
-                await self._mark(done, not_yet, outcome)
 
     async def _unknown(
         self,
@@ -300,10 +295,15 @@ class Reconciler:
             outcome.recovered["status"] += 1
         return True
 
-    async def _mark(self, done: list[str], not_yet: list[str], outcome: Outcome) -> None:
-        outcome.not_yet += len(not_yet)
-        await self.records.record_reconciled(done, done=True)
-        await self.records.record_reconciled(not_yet, done=False)
+    async def _mark(self, outcome: Outcome) -> None:
+        """One attempt per call and run, whichever steps looked at it: a call another
+        step still has to complete is not done."""
+        not_done = sorted(outcome.not_done)
+        done = sorted(outcome.done - outcome.not_done)
+        outcome.not_yet += len(not_done)
+        for start in range(0, max(len(done), len(not_done)), MARK_CHUNK):
+            await self.records.record_reconciled(done[start : start + MARK_CHUNK], done=True)
+            await self.records.record_reconciled(not_done[start : start + MARK_CHUNK], done=False)
 
     def _fault(self, upstream: str, fault: Fault, outcome: Outcome) -> None:
         outcome.faults += 1
