@@ -202,7 +202,7 @@ async def test_a_conversation_not_over_is_tried_with_backoff_then_given_up(
         world.conversation(conversation_id, status="in-progress")
     call_id = await world.add_call(conversation_id=conversation_id)
     looks = 0
-    for minutes in range(0, 60 * 24 * 3, 30):
+    for minutes in range(0, 60 * 24 * 2, 60):
         world.clock.append(world.base + timedelta(minutes=minutes))
         outcome = await world.run(hours=24 * 7)
         looks += outcome.checked
