@@ -21,6 +21,7 @@ the run, leaving the rest for the next; an answer that does not complete a call 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -55,6 +56,7 @@ class Bounds:
     pages: int = 50  # conversation list pages, over all agents
     per_second: float = 10.0  # requests to the upstreams, together
     batch: int = 200  # calls read from the database at a time
+    concurrency: int = 4  # calls being fetched and stored at once
     agents: int = 20  # agents whose conversations are listed
     unended: float = 600.0  # a call without an end: this long after its start (+ grace)
 
@@ -185,36 +187,65 @@ class Reconciler:
         go_on: Callable[[], bool],
     ) -> None:
         where = candidates.missing_transcript(window)
+
+        async def fetch(call: Candidate) -> bool:
+            assert call.conversation_id is not None
+            return await self._fetch_conversation(
+                conversations, call.conversation_id, "transcript", outcome
+            )
+
         async for batch in candidates.batches(self.database, where, size=self.bounds.batch):
-            try:
-                for call in batch:
-                    if not go_on():
-                        return
-                    assert call.conversation_id is not None
-                    outcome.checked += 1
-                    over = await self._fetch_conversation(
-                        conversations, call.conversation_id, "transcript", outcome
-                    )
-                    (outcome.done if over else outcome.not_done).add(call.id)
-            except Fault as fault:
+            fault = await self._each(batch, fetch, outcome, go_on)
+            if fault is not None:
                 self._fault("elevenlabs", fault, outcome)
+                return
+            if outcome.stopped:
                 return
 
     async def _statuses(
         self, twilio: TwilioCalls, window: Window, outcome: Outcome, go_on: Callable[[], bool]
     ) -> None:
         where = candidates.not_final(window)
+
+        async def fetch(call: Candidate) -> bool:
+            return await self._fetch_call(twilio, call, outcome)
+
         async for batch in candidates.batches(self.database, where, size=self.bounds.batch):
-            try:
-                for call in batch:
-                    if not go_on():
-                        return
-                    outcome.checked += 1
-                    final = await self._fetch_call(twilio, call, outcome)
-                    (outcome.done if final else outcome.not_done).add(call.id)
-            except Fault as fault:
+            fault = await self._each(batch, fetch, outcome, go_on)
+            if fault is not None:
                 self._fault("twilio", fault, outcome)
                 return
+            if outcome.stopped:
+                return
+
+    async def _each(
+        self,
+        batch: list[Candidate],
+        work: Callable[[Candidate], Awaitable[bool]],
+        outcome: Outcome,
+        go_on: Callable[[], bool],
+    ) -> Fault | None:
+        """`work` on each call of the batch, `Bounds.concurrency` at a time (the pacer
+        still bounds the rate); the first upstream fault ends it and is returned."""
+        calls = iter(batch)
+        faults: list[Fault] = []
+
+        async def worker() -> None:
+            for call in calls:
+                if faults or not go_on():
+                    return
+                outcome.checked += 1
+                try:
+                    complete = await work(call)
+                except Fault as fault:
+                    faults.append(fault)
+                    return
+                (outcome.done if complete else outcome.not_done).add(call.id)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, self.bounds.concurrency)):
+                group.create_task(worker())
+        return faults[0] if faults else None
 
     async def _unknown(
         self,
