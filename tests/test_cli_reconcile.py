@@ -4,6 +4,8 @@ against the fakes over real HTTP, on a SQLite file of its own)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,13 +13,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
+from starlette.testclient import TestClient
 
+from bridge.app import create_app
 from bridge.cli.errors import UsageError
 from bridge.cli.reconcile import describe, parse_since
+from bridge.elevenlabs.webhook_signature import HEADER, sign
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.reconcile import Outcome
 from bridge.reconcile.lease import Lease
 from bridge.reconcile.service import LEASE_NAME
+from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import calls
 from tests.helpers import (
@@ -26,9 +32,12 @@ from tests.helpers import (
     ELEVENLABS_KEY,
     clear_settings_environment,
     fresh_sqlite,
+    make_settings,
     run_cli,
     running_server,
 )
+
+WEBHOOK_SECRET = "wsec_cli_reconcile"
 
 
 @pytest.mark.parametrize(
@@ -108,6 +117,24 @@ def test_missed_webhooks_are_restored_and_said(
     assert out.startswith("recovered: 1 transcript(s), 0 unknown conversation(s), 0 final")
     code, out, _ = run_cli(capsys, "calls", "--status", "completed")
     assert code == 0 and "completed" in out and "A short call." in out
+
+    # The webhook, late, to a running bridge: received, a duplicate, nothing changes.
+    app = create_app(
+        make_settings(database_url=url, elevenlabs_webhook_secret=Secret(WEBHOOK_SECRET))
+    )
+    payload = {
+        "type": "post_call_transcription",
+        "event_timestamp": int(time.time()),
+        "data": elevenlabs.conversations[conversation_id],
+    }
+    raw = json.dumps(payload).encode()
+    with TestClient(app) as client:
+        response = client.post(
+            "/elevenlabs/webhook",
+            content=raw,
+            headers={HEADER: sign(raw, WEBHOOK_SECRET, int(time.time()))},
+        )
+    assert response.json() == {"received": True, "duplicate": True}
 
 
 def test_upstream_faults_exit_1_and_say_so(
