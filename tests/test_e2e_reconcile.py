@@ -176,7 +176,7 @@ async def main() -> None:
     settings = Settings.from_env()
     database = Database(settings.database_url)
     service = Service(settings, database, make_transport("pooled", 10),
-                      bounds=Bounds(per_second=100), lease_ttl=1.5)
+                      bounds=Bounds(per_second=100, concurrency=1), lease_ttl=1.5)
     while True:
         outcome = await service.run_once(since=timedelta(hours=1), grace=0)
         if outcome is not None:
@@ -195,7 +195,7 @@ def test_one_reconciler_at_a_time_and_a_killed_one_is_taken_over(
     postgres_url: str, tmp_path: Path, fakes: tuple[FakeElevenLabs, FakeTwilio, str, str]
 ) -> None:
     elevenlabs, _, elevenlabs_url, twilio_url = fakes
-    elevenlabs.latency = 0.5  # each request: a run of 20 calls takes 10 s
+    elevenlabs.latency = 0.5  # each request: a run of 40 calls takes 20 s
     env = environment(postgres_url, elevenlabs_url, twilio_url)
     env.pop("TWILIO_ACCOUNT_SID")
     mine = []
@@ -205,7 +205,7 @@ def test_one_reconciler_at_a_time_and_a_killed_one_is_taken_over(
         engine = await database.engine()
         async with engine.begin() as connection:
             await connection.execute(leases.delete())
-            for _ in range(20):
+            for _ in range(40):
                 conversation_id = elevenlabs.add_conversation()["conversation_id"]
                 mine.append(conversation_id)
                 await connection.execute(
@@ -270,7 +270,7 @@ def test_one_reconciler_at_a_time_and_a_killed_one_is_taken_over(
         await database.dispose()
         return int(with_transcript), int(events)
 
-    assert asyncio.run(stored()) == (20, 20)  # all of them, none twice
+    assert asyncio.run(stored()) == (40, 40)  # all of them, none twice
 
 
 def wait_for_holder(database_url: str, *, timeout: float) -> str:

@@ -379,3 +379,58 @@ async def test_no_answer_is_a_fault(world: World, error: Exception) -> None:
         twilio=None,
     )
     assert outcome.faults == 1 and not outcome.recovered
+
+
+async def test_batches_are_read_on_past_the_first(world: World) -> None:
+    for _ in range(5):
+        await world.add_call(conversation_id=world.conversation()["conversation_id"])
+    outcome = await world.run(bounds=Bounds(batch=2, concurrency=2))
+    assert outcome.recovered == {"transcript": 5}
+
+
+async def test_a_fault_while_listing_is_left_for_the_next_run(world: World) -> None:
+    world.conversation(call_sid="CA" + uuid.uuid4().hex)
+    world.upstreams.elevenlabs.script = ["status:502"]
+    outcome = await world.run(twilio=None)
+    assert (outcome.faults, outcome.pages, outcome.down) == (1, 0, {"elevenlabs"})
+    assert (await world.run(twilio=None)).recovered == {"conversation": 1}
+
+
+async def test_a_listed_conversation_not_over_when_fetched_waits(world: World) -> None:
+    document = world.conversation()
+
+    async def fetched(conversation_id: str) -> dict[str, Any]:
+        return {**document, "status": "processing"}
+
+    reconciler = world.reconciler(twilio=None)
+    assert reconciler.conversations is not None
+    reconciler.conversations.get = fetched  # type: ignore[method-assign]
+    outcome = await reconciler.run(since=timedelta(hours=6), grace=0)
+    assert (outcome.recovered, outcome.not_yet) == ({}, 1)
+
+
+async def test_a_call_resource_without_a_status_is_not_final(world: World) -> None:
+    sid = "CA" + uuid.uuid4().hex
+    call_id = await world.add_call(call_sid=sid, ended=None)
+    world.upstreams.twilio.add_call(sid)
+    world.upstreams.twilio.script = ["json"]  # 200 with an object that is not a call
+    outcome = await world.run(conversations=None)
+    assert (outcome.recovered, outcome.not_yet) == ({}, 1)
+    assert (await world.call(call_id)).status is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Wed, 02 Dec 2026 09:00:00 +0000", datetime(2026, 12, 2, 9, 0, tzinfo=UTC)),
+        ("Wed, 02 Dec 2026 09:00:00", datetime(2026, 12, 2, 9, 0, tzinfo=UTC)),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+        (5, None),
+    ],
+)
+def test_twilio_times(value: object, expected: datetime | None) -> None:
+    from bridge.reconcile.run import _twilio_time
+
+    assert _twilio_time(value) == expected

@@ -79,3 +79,23 @@ def test_upstreams_are_used_only_when_configured(tmp_path: object) -> None:
     full = Service(make_settings(twilio_account_sid="AC" + "1" * 32), database, NOWHERE)
     assert full.conversations is not None and full.twilio is not None
     assert full.lease.ttl >= 2 * full.bounds.seconds
+
+
+async def test_a_renewal_that_fails_stops_the_run(database: Database) -> None:
+    ran: list[str] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.3)
+
+    async def after() -> None:
+        ran.append("after")
+
+    runner = service(database, also=[slow, after], lease_ttl=0.3)
+
+    async def broken() -> bool:
+        raise ConnectionError("the database is away")
+
+    runner.lease.renew = broken  # type: ignore[method-assign]
+    outcome = await runner.run_once(since=timedelta(hours=1), grace=0)
+    assert outcome is not None and outcome.stopped == "lease" and ran == []
+    await runner.aclose()
