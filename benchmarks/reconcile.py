@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 AGENT = "agent_bench"
 KEY = "bench-elevenlabs-key"
 ACCOUNT = "AC" + "b" * 32
-TOKEN = "bench-twilio-token"  # noqa: S105 (the fake's)
+TOKEN = "bench-twilio-token"
 
 
 def free_port() -> int:
@@ -78,9 +78,7 @@ def serve_fakes(
 
     async def main() -> None:
         servers = [
-            uvicorn.Server(
-                uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-            )
+            uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
             for app, port in ((elevenlabs.app, ports[0]), (twilio.app, ports[1]))
         ]
         await asyncio.gather(*(server.serve() for server in servers))
