@@ -301,3 +301,18 @@ async def test_a_transcription_is_stored_once_per_conversation_however_it_arrive
 )
 def test_odd_metadata_ends_nothing_it_cannot_read(data: dict[str, Any], end: Any) -> None:
     assert post_call.call_end(data) == end
+
+
+def test_a_fetched_conversation_loses_its_secret_variables() -> None:
+    conversation = {
+        "conversation_id": "conv_secret",
+        "status": "done",
+        "conversation_initiation_client_data": {
+            "dynamic_variables": {"secret__pin": "1234", "name": "Ada"}
+        },
+    }
+    event = post_call.from_conversation(conversation)
+    assert "1234" not in json.dumps(event.payload)
+    assert event.payload["data"]["conversation_initiation_client_data"] == {
+        "dynamic_variables": {"name": "Ada"}
+    }
