@@ -30,6 +30,8 @@ from bridge.metrics import Metrics
 from bridge.outbound.dialer import Dialer
 from bridge.outbound.idempotency import IdempotencyKeys
 from bridge.outbound.sealing import Sealer
+from bridge.reconcile import background as reconcile_background
+from bridge.reconcile.service import Service as ReconcileService
 from bridge.routing import RoutingTable, load_routes
 from bridge.settings import Settings, Severity
 from bridge.storage.database import Database
@@ -143,6 +145,9 @@ def create_app(
     call_log_writer = CallLogWriter(
         database, on_failure=metrics.call_log_failures.inc, on_dropped=metrics.call_log_dropped.inc
     )
+    # Reconciliation in the background (bridge.reconcile): what the bridge missed.
+    # More work for its runs (e.g. due recordings) goes in `reconcile.reconciler.also`.
+    reconcile = ReconcileService(settings, database, transport, metrics=metrics)
     inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
     inbound = InboundBridge(
         table=table,
@@ -169,10 +174,18 @@ def create_app(
             else:
                 logger.warning("%s", note.text)
         app.state.ready = True
+        reconciling = reconcile_background.start(
+            reconcile,
+            interval=settings.reconcile_interval,
+            grace=settings.reconcile_grace,
+            metrics=metrics,
+        )
         try:
             yield
         finally:
             app.state.ready = False
+            await reconcile_background.stop(reconciling)
+            await reconcile.aclose()
             if elevenlabs_api is not None:
                 await elevenlabs_api.aclose()
             await call_log_writer.stop()
@@ -225,6 +238,7 @@ def create_app(
     app.state.call_records = CallRecords(database)
     app.state.audio_store = audio_store
     app.state.call_log_writer = call_log_writer
+    app.state.reconcile = reconcile
     app.state.metrics = metrics
     app.state.login_throttle = LoginThrottle(
         failures=ui.LOGIN_FAILURES, window=ui.LOGIN_WINDOW_SECONDS

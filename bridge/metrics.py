@@ -167,6 +167,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.reconcile_recovered = Counter(
+            "callbridge_reconcile_recovered",
+            "What reconciliation recovered, by kind (transcript: a post-call webhook "
+            "never received; conversation: one the bridge never heard of; status: a "
+            "final status from Twilio).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reconcile_runs = Counter(
+            "callbridge_reconcile_runs",
+            "Reconciliation runs, by result (complete, bounded: stopped by a bound, "
+            "faults: an upstream failed and the rest waits for the next run, "
+            "failed: the run itself failed, e.g. the database).",
+            ["result"],
+            registry=self.registry,
+        )
+
     def count_answer(self, direction: str, answer: Answer, *, new_call: bool = True) -> None:
         """An answered webhook; a follow-up of a call (after a <Dial>) counts only
         its fallback, the call itself was counted when it came in."""

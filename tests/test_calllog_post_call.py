@@ -18,7 +18,7 @@ from bridge.audio.files import FileAudioStore
 from bridge.audio.opening import open_audio_store
 from bridge.audio.store import AudioStore, AudioStoreError, StoredAudio
 from bridge.calllog import post_call
-from bridge.calllog.records import CallRecords
+from bridge.calllog.records import CallEnd, CallRecords
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
 
@@ -216,3 +216,157 @@ async def test_an_initiation_failure_fails_the_call(
     await record(database, payload, tmp_path)
     stored = await row(database, sid)
     assert (stored.status, stored.error) == ("failed", error)
+
+
+def native_transcription(
+    conversation: str, sid: str, *, status: str = "done", direction: str = "outbound"
+) -> dict[str, Any]:
+    return {
+        "type": "post_call_transcription",
+        "event_timestamp": 1739537297,
+        "data": {
+            "conversation_id": conversation,
+            "status": status,
+            "transcript": [{"role": "agent", "message": "Hello"}],
+            "metadata": {
+                "start_time_unix_secs": 1739537255,
+                "call_duration_secs": 42,
+                "termination_reason": "end_call tool was called.",
+                "phone_call": {
+                    "direction": direction,
+                    "phone_number_id": "phnum_1",
+                    "agent_number": "+14155550100",
+                    "external_number": "+14155550123",
+                    "type": "twilio",
+                    "call_sid": sid,
+                },
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "direction", "expected", "numbers"),
+    [
+        ("elevenlabs", "done", "outbound", "completed", ("+14155550100", "+14155550123")),
+        ("sip", "done", "inbound", "completed", ("+14155550123", "+14155550100")),
+        ("elevenlabs", "failed", "outbound", "failed", ("+14155550100", "+14155550123")),
+        ("elevenlabs", "processing", "outbound", None, ("+14155550100", "+14155550123")),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_native_or_sip_call_completes_from_the_post_call_metadata(
+    database: Database,
+    tmp_path: Path,
+    mode: str,
+    status: str,
+    direction: str,
+    expected: str | None,
+    numbers: tuple[str, str],
+) -> None:
+    sid, conversation = "CA" + uuid.uuid4().hex, f"conv_{uuid.uuid4().hex}"
+    await CallRecords(database).record_placed(
+        {"mode": mode, "call_sid": sid, "conversation_id": conversation}, idempotency_key=None
+    )
+    stored = await record(
+        database,
+        native_transcription(conversation, sid, status=status, direction=direction),
+        tmp_path,
+    )
+    assert not stored.duplicate
+    call = await row(database, sid)
+    assert call.status == expected
+    assert (call.from_number, call.to_number) == numbers
+    assert call.duration == 42
+    assert call.answered_at.timestamp() == 1739537255
+    assert call.ended_at.timestamp() == 1739537255 + 42
+
+
+@pytest.mark.anyio
+async def test_the_metadata_never_moves_a_status_back_nor_overwrites_twilio(
+    database: Database, tmp_path: Path
+) -> None:
+    sid, conversation = "CA" + uuid.uuid4().hex, f"conv_{uuid.uuid4().hex}"
+    records = CallRecords(database)
+    await records.record_placed(
+        {"mode": "twilio", "call_sid": sid, "conversation_id": conversation, "to": "+1415"},
+        idempotency_key=None,
+    )
+    await records.record_status(
+        {"CallSid": sid, "CallStatus": "busy", "SequenceNumber": "2", "CallDuration": "0"}
+    )
+    await record(database, native_transcription(conversation, sid), tmp_path)
+    call = await row(database, sid)
+    assert (call.status, call.duration, call.to_number) == ("busy", 0, "+1415")
+
+
+@pytest.mark.anyio
+async def test_twilio_has_the_last_word_after_the_metadata(
+    database: Database, tmp_path: Path
+) -> None:
+    sid, conversation = "CA" + uuid.uuid4().hex, f"conv_{uuid.uuid4().hex}"
+    records = CallRecords(database)
+    await records.record_placed(
+        {"mode": "twilio", "call_sid": sid, "conversation_id": conversation}, idempotency_key=None
+    )
+    await record(database, native_transcription(conversation, sid), tmp_path)
+    await records.record_status(
+        {"CallSid": sid, "CallStatus": "completed", "SequenceNumber": "3", "CallDuration": "47"}
+    )
+    call = await row(database, sid)
+    assert (call.status, call.duration) == ("completed", 47)
+
+
+@pytest.mark.anyio
+async def test_a_transcription_is_stored_once_per_conversation_however_it_arrives(
+    database: Database, tmp_path: Path
+) -> None:
+    sid, conversation = await placed_call(database)
+    payload = native_transcription(conversation, sid)
+    fetched = post_call.from_conversation(json.loads(json.dumps(payload["data"])))
+    assert fetched.dedupe_key == f"elevenlabs:post_call_transcription:{conversation}"
+    first = await fetched.store(CallRecords(database))
+    payload["event_timestamp"] = 1739537999  # the webhook, later, with its own stamp
+    late = await record(database, payload, tmp_path)
+    assert (first.duplicate, late.duplicate) == (False, True)
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        events = (
+            await connection.execute(
+                select(call_events).where(call_events.c.conversation_id == conversation)
+            )
+        ).all()
+    assert len(events) == 1
+    assert events[0].data["source"] == "reconcile"
+
+
+@pytest.mark.parametrize(
+    ("data", "end"),
+    [
+        ({}, None),
+        ({"metadata": "nonsense", "status": 5}, None),
+        ({"metadata": {"call_duration_secs": True, "start_time_unix_secs": -1}}, None),
+        ({"metadata": {"call_duration_secs": 1e300}}, None),
+        (
+            {"metadata": {"call_duration_secs": 7}},
+            CallEnd(duration=7),
+        ),
+    ],
+)
+def test_odd_metadata_ends_nothing_it_cannot_read(data: dict[str, Any], end: Any) -> None:
+    assert post_call.call_end(data) == end
+
+
+def test_a_fetched_conversation_loses_its_secret_variables() -> None:
+    conversation = {
+        "conversation_id": "conv_secret",
+        "status": "done",
+        "conversation_initiation_client_data": {
+            "dynamic_variables": {"secret__pin": "1234", "name": "Ada"}
+        },
+    }
+    event = post_call.from_conversation(conversation)
+    assert "1234" not in json.dumps(event.payload)
+    assert event.payload["data"]["conversation_initiation_client_data"] == {
+        "dynamic_variables": {"name": "Ada"}
+    }

@@ -222,6 +222,19 @@ def test_endpoint_names_are_a_fixed_set(path: str, name: str) -> None:
     assert endpoint_name(path) == name
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "name"),
+    [
+        ("GET", "/v1/convai/conversations", "elevenlabs_conversations"),
+        ("GET", "/v1/convai/conversations/conv_1", "elevenlabs_conversations"),
+        ("GET", "/2010-04-01/Accounts/ACx/Calls/CA1.json", "twilio_fetch_call"),
+        ("POST", "/2010-04-01/Accounts/ACx/Calls/CA1.json", "twilio_update_call"),
+    ],
+)
+def test_reconciliation_requests_are_named_too(method: str, path: str, name: str) -> None:
+    assert endpoint_name(path, method) == name
+
+
 # --- several worker processes ---------------------------------------------------------
 
 PUBLIC_LOCAL = "http://127.0.0.1:{port}"

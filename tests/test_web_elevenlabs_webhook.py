@@ -31,7 +31,7 @@ URL = "/elevenlabs/webhook"
 
 class Bridge(CallLogBridge):
     def events(self, conversation_id: str) -> list[Any]:
-        return super().events(call_events.c.dedupe_key.like(f"elevenlabs:%:{conversation_id}:%"))
+        return super().events(call_events.c.dedupe_key.like(f"elevenlabs:%:{conversation_id}%"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

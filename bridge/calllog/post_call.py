@@ -7,7 +7,13 @@ nothing. It is matched to a call by `data.conversation_id`, else by the Twilio c
 SID that ElevenLabs reports in `data.metadata`; an event that matches no call is
 kept with `call_id` NULL and its `conversation_id`, never dropped.
 
-- `post_call_transcription`: transcript, analysis and metadata go on the call.
+- `post_call_transcription`: transcript, analysis and metadata go on the call, and
+  the metadata completes it (`CallEnd`: status from `data.status`, duration, start
+  and end times, numbers from `metadata.phone_call`), which is all a call placed in
+  `elevenlabs` or `sip` mode ever hears of its end. Its dedupe key is
+  `elevenlabs:post_call_transcription:{conversation_id}`, one per conversation, so
+  the same transcription fetched by reconciliation (bridge.reconcile, through
+  `from_conversation`) and a late webhook are stored once, whichever comes first.
 - `post_call_audio`: the base64 MP3 goes into the audio store (bridge.audio,
   AUDIO_STORE) as `post-call/<conversation_id>.mp3`; the call (`audio_path`) and the
   event (`full_audio`) keep its object name, size and sha256, never the audio itself.
@@ -25,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +41,7 @@ from typing import Any
 from bridge.audio import names
 from bridge.audio.store import AudioStore, AudioStoreError
 from bridge.calllog.log_lines import logfmt
-from bridge.calllog.records import CallRecords, Stored
+from bridge.calllog.records import STATUS_RANK, CallEnd, CallRecords, Stored
 from bridge.secret import is_secret_variable
 from bridge.storage.database import Database
 
@@ -70,6 +77,7 @@ class PostCallEvent:
     failure: str | None
     # Its audio could not be put in the audio store (`full_audio.error` says why).
     audio_lost: bool = False
+    end: CallEnd | None = None
 
     async def store(self, records: CallRecords) -> Stored:
         return await records.record_elevenlabs_event(
@@ -80,6 +88,7 @@ class PostCallEvent:
             call_sid=self.call_sid,
             changes=self.changes,
             failure=self.failure,
+            end=self.end,
         )
 
 
@@ -94,6 +103,7 @@ async def prepare(payload: dict[str, Any], raw: bytes, *, store: AudioStore) -> 
 
     changes: dict[str, Any] = {}
     audio_lost = False
+    end = None
     if kind == "post_call_audio" and "full_audio" in data:
         audio = await _store_audio(store, data["full_audio"], conversation_id)
         data = {key: value for key, value in data.items() if key != "full_audio"}
@@ -108,6 +118,7 @@ async def prepare(payload: dict[str, Any], raw: bytes, *, store: AudioStore) -> 
             }
     elif kind == "post_call_transcription":
         changes = _transcription(data)
+        end = call_end(data)
     failure = None
     if kind == "call_initiation_failure":
         failure = _text(data.get("failure_reason")) or _text(data.get("reason")) or "unknown"
@@ -120,7 +131,68 @@ async def prepare(payload: dict[str, Any], raw: bytes, *, store: AudioStore) -> 
         changes=changes,
         failure=failure,
         audio_lost=audio_lost,
+        end=end,
     )
+
+
+def from_conversation(conversation: dict[str, Any]) -> PostCallEvent:
+    """A conversation as `GET /v1/convai/conversations/{id}` returns it (the same object
+    as a transcription webhook's `data`), ready to store exactly as that webhook."""
+    payload = {"type": "post_call_transcription", "data": conversation}
+    raw = json.dumps(conversation, sort_keys=True, default=str).encode()
+    # No audio in a transcription: nothing is written, so no audio store is needed.
+    data = strip_secret_variables(conversation)
+    conversation_id = _text(data.get("conversation_id"))
+    return PostCallEvent(
+        kind="post_call_transcription",
+        dedupe_key=_dedupe_key("post_call_transcription", conversation_id, None, raw),
+        payload={**payload, "data": data, "source": "reconcile"},
+        conversation_id=conversation_id,
+        call_sid=_call_sid(data),
+        changes=_transcription(data),
+        failure=None,
+        end=call_end(data),
+    )
+
+
+# A conversation's `status` when it is over: done, or failed.
+_ENDED_AS = {"done": "completed", "failed": "failed"}
+
+
+def call_end(data: dict[str, Any]) -> CallEnd | None:
+    """How the call ended, from a transcription's `status` and `metadata`."""
+    metadata = data.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    status = _ENDED_AS.get(str(data.get("status") or ""))
+    started = _number(metadata.get("start_time_unix_secs"))
+    duration = _number(metadata.get("call_duration_secs"))
+    phone_call = metadata.get("phone_call")
+    phone_call = phone_call if isinstance(phone_call, dict) else {}
+    ours, theirs = _text(phone_call.get("agent_number")), _text(phone_call.get("external_number"))
+    outbound = _text(phone_call.get("direction")) == "outbound"
+    end = CallEnd(
+        status=status if status in STATUS_RANK else None,
+        duration=int(duration) if duration is not None else None,
+        answered_at=_moment(started),
+        ended_at=_moment(started + duration)
+        if started is not None and duration is not None
+        else None,
+        from_number=ours if outbound else theirs,
+        to_number=theirs if outbound else ours,
+    )
+    return end if end != CallEnd() else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        if 0 <= number < 1e11:  # finite, and a time before the year 5138
+            return number
+    return None
+
+
+def _moment(stamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
 
 
 def strip_secret_variables(value: Any) -> Any:
@@ -184,7 +256,10 @@ def nesting_depth(value: Any) -> int:
 def _dedupe_key(kind: str, conversation_id: str | None, stamp: object, raw: bytes) -> str:
     if isinstance(stamp, float) and stamp.is_integer():
         stamp = int(stamp)
-    if conversation_id and isinstance(stamp, int | str) and not isinstance(stamp, bool):
+    if conversation_id and kind == "post_call_transcription":
+        # One transcription per conversation, however it arrived (webhook or fetched).
+        key = f"elevenlabs:{kind}:{conversation_id}"
+    elif conversation_id and isinstance(stamp, int | str) and not isinstance(stamp, bool):
         key = f"elevenlabs:{kind}:{conversation_id}:{stamp}"
     else:  # not enough to name the event: the exact body names it
         key = f"elevenlabs:{kind}:body:{hashlib.sha256(raw).hexdigest()}"

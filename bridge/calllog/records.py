@@ -84,6 +84,21 @@ class Stored:
 
 
 @dataclass(frozen=True, slots=True)
+class CallEnd:
+    """How a call ended, as ElevenLabs' post-call metadata tells it (calls placed in
+    `elevenlabs` or `sip` mode get no Twilio status callbacks). The status only moves
+    forward; the times, duration and numbers fill in what the call lacks, so Twilio's
+    own final callback, when there is one, still has the last word."""
+
+    status: str | None = None
+    duration: int | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Cleared:
     audio_paths: list[str]
     calls: int
@@ -187,8 +202,18 @@ class CallRecords:
             )
             await self._event(connection, call_id, "placed", dict(placed))
 
-    async def record_status(self, form: Mapping[str, str]) -> bool:
-        """A Twilio status callback. False when it was a duplicate (nothing changed)."""
+    async def record_status(
+        self,
+        form: Mapping[str, str],
+        *,
+        source: str | None = None,
+        ended_at: datetime | None = None,
+    ) -> bool:
+        """A Twilio status callback. False when it was a duplicate (nothing changed).
+
+        `source` names another way the status was learnt (`"reconcile"`: Twilio's call
+        resource fetched later); such a status is stored once per status, with the end
+        time `ended_at` Twilio reported, and like a callback it never moves back."""
         form = storable(dict(form))
         call_sid = form.get("CallSid", "")
         status = form.get("CallStatus", "")
@@ -214,8 +239,9 @@ class CallRecords:
                     "duration": _int(form.get("CallDuration")),
                     "answered_by": form.get("AnsweredBy") or None,
                     "timestamp": form.get("Timestamp") or None,
+                    "source": source,
                 },
-                dedupe_key=f"status:{call_sid}:{sequence}:{status}",
+                dedupe_key=f"status:{call_sid}:{source or sequence}:{status}",
             )
             if not fresh:
                 return False
@@ -239,7 +265,7 @@ class CallRecords:
             if status in ("in-progress", "answered"):
                 values["answered_at"] = now
             if status in FINAL:
-                values["ended_at"] = now
+                values["ended_at"] = ended_at or now
                 values["duration"] = _int(form.get("CallDuration"))
             if form.get("AnsweredBy"):
                 values["answered_by"] = form["AnsweredBy"]
@@ -330,16 +356,25 @@ class CallRecords:
         call_sid: str | None,
         changes: dict[str, Any],
         failure: str | None = None,
+        end: CallEnd | None = None,
     ) -> Stored:
         """An ElevenLabs webhook as an event (once per `dedupe_key`), matched to its call
         by conversation id, else by call SID; `changes` go on that call. `failure`
-        fails the call unless it already ended (then it is only its error)."""
+        fails the call unless it already ended (then it is only its error); `end`
+        (from the post-call metadata) completes it (`CallEnd`)."""
         dedupe_key, payload, conversation_id = (
             storable(dedupe_key),
             storable(payload),
             storable(conversation_id),
         )
         call_sid, changes, failure = storable(call_sid), storable(changes), storable(failure)
+        if end is not None:
+            end = dataclasses.replace(
+                end,
+                status=storable(end.status),
+                from_number=storable(end.from_number),
+                to_number=storable(end.to_number),
+            )
         engine = await self.database.engine()
         async with engine.begin() as connection:
             call_id, by_sid = await _match(connection, conversation_id, call_sid)
@@ -366,7 +401,24 @@ class CallRecords:
                 changes.update(await _failed(connection, call_id, failure))
             if changes:
                 await connection.execute(update(calls).where(calls.c.id == call_id).values(changes))
+            if end is not None:
+                await _ended(connection, call_id, end)
         return Stored(duplicate=False, call_id=call_id)
+
+    async def record_reconciled(self, call_ids: Sequence[str], *, done: bool) -> None:
+        """Reconciliation looked at these calls now: `done`, or one more attempt that
+        did not complete them (so a call that cannot be completed is tried less often,
+        then given up on)."""
+        if not call_ids:
+            return
+        engine = await self.database.engine()
+        values: dict[str, Any] = {"reconciled_at": self.now()}
+        if not done:
+            values["reconcile_attempts"] = calls.c.reconcile_attempts + 1
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(calls).where(calls.c.id.in_(sorted(call_ids))).values(values)
+            )
 
     async def audio_before(self, cutoff: datetime) -> list[str]:
         """Every stored audio a record before `cutoff` names: a call's post-call audio,
@@ -557,6 +609,35 @@ async def _failed(connection: AsyncConnection, call_id: str, reason: str) -> dic
     elif row.error is None:
         changes["error"] = reason
     return changes
+
+
+async def _ended(connection: AsyncConnection, call_id: str, end: CallEnd) -> None:
+    this_call = calls.c.id == call_id
+    rank = STATUS_RANK.get(end.status or "", 0)
+    if rank:
+        # Forward only, in one statement (a status callback may be stored right now).
+        await connection.execute(
+            update(calls)
+            .where(this_call & (calls.c.status_rank < rank))
+            .values(status=end.status, status_rank=rank)
+        )
+    filled = fitted(
+        calls,
+        {
+            "duration": end.duration,
+            "answered_at": end.answered_at,
+            "ended_at": end.ended_at,
+            "from_number": end.from_number,
+            "to_number": end.to_number,
+        },
+    )
+    values = {
+        name: func.coalesce(calls.c[name], value)
+        for name, value in filled.items()
+        if value is not None
+    }
+    if values:
+        await connection.execute(update(calls).where(this_call).values(values))
 
 
 def _audio_name(data: Any) -> str | None:

@@ -1,7 +1,7 @@
 """The `callbridge` command: serve, check routing files, dry-run routing, place calls.
 
 This module assembles the parser and runs a command; each command group lives in a
-module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `db`, `doctor`,
+module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `db`, `reconcile`, `doctor`,
 `sandbox`, `simulate`).
 
 Start-up time: building the parser imports only the command modules, which import
@@ -17,7 +17,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bridge.cli import call, calls, campaign, db, doctor, routes, sandbox, serve, simulate
+from bridge.cli import (
+    call,
+    calls,
+    campaign,
+    db,
+    doctor,
+    reconcile,
+    routes,
+    sandbox,
+    serve,
+    simulate,
+)
 from bridge.cli.call import parse_variables
 from bridge.cli.errors import Failed, UsageError
 
@@ -102,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_parser(commands)
     campaign.add_parser(commands)
     db.add_parser(commands)
+    reconcile.add_parser(commands)
     doctor.add_parser(commands)
     sandbox.add_parser(commands)
     simulate.add_parser(commands)

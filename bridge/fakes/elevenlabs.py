@@ -1,7 +1,9 @@
 """A stand-in for the ElevenLabs API: `register-call`, the native outbound calls
 (`POST /v1/convai/twilio/outbound-call` and `/v1/convai/sip-trunk/outbound-call`
 in the ElevenLabs API reference) and reading and patching agents
-(`GET`/`PATCH /v1/convai/agents/{agent_id}`), rejecting malformed bodies with
+(`GET`/`PATCH /v1/convai/agents/{agent_id}`), conversations (`GET
+/v1/convai/conversations/{id}` and the list, filtered by `agent_id` and
+`call_start_after_unix`, paged by `cursor`), rejecting malformed bodies with
 FastAPI's 422 `{"detail": [{"loc": ["body", ...], "msg": ..., "type": ...}]}`.
 
 Like the real API, register-call does not look at the agent's audio formats: an
@@ -12,6 +14,7 @@ on the line (Twilio error 31951).
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hmac
 import json
@@ -30,6 +33,9 @@ from starlette.routing import Route
 TWILIO_OUTBOUND_PATH = "/v1/convai/twilio/outbound-call"
 SIP_OUTBOUND_PATH = "/v1/convai/sip-trunk/outbound-call"
 AGENT_PATH = "/v1/convai/agents/{agent_id}"
+CONVERSATIONS_PATH = "/v1/convai/conversations"
+CONVERSATION_PATH = "/v1/convai/conversations/{conversation_id}"
+MAX_CONVERSATIONS_PAGE = 100
 # The ASRInputFormat and TTSOutputFormat enums of the agents API.
 AUDIO_FORMATS = (
     "pcm_8000",
@@ -73,6 +79,11 @@ class FakeElevenLabs:
     # False: a valid PATCH answers 200 with the unchanged agent (a change that did not
     # stick, which a client must notice by reading the agent again).
     apply_agent_patches: bool = True
+    # Conversations by id, as GET /v1/convai/conversations/{id} returns them
+    # (add_conversation); `conversation_requests` has the path and query of each
+    # authenticated conversations request.
+    conversations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    conversation_requests: list[str] = field(default_factory=list)
 
     @property
     def app(self) -> Starlette:
@@ -83,6 +94,8 @@ class FakeElevenLabs:
                 Route(SIP_OUTBOUND_PATH, self.sip_outbound_call, methods=["POST"]),
                 Route(AGENT_PATH, self.get_agent, methods=["GET"]),
                 Route(AGENT_PATH, self.patch_agent, methods=["PATCH"]),
+                Route(CONVERSATIONS_PATH, self.list_conversations, methods=["GET"]),
+                Route(CONVERSATION_PATH, self.get_conversation, methods=["GET"]),
             ]
         )
 
@@ -177,6 +190,118 @@ class FakeElevenLabs:
                 }
             )
         return await _scripted(step, body)
+
+    # --- conversations (read back by reconciliation) ------------------------------
+
+    def add_conversation(
+        self,
+        conversation_id: str | None = None,
+        *,
+        agent_id: str = "agent_default",
+        call_sid: str | None = None,
+        status: str = "done",
+        start_time_unix_secs: int | None = None,
+        call_duration_secs: int = 42,
+        direction: str = "outbound",
+        agent_number: str = "+14155550100",
+        external_number: str = "+14155550123",
+        summary: str = "A short call.",
+    ) -> dict[str, Any]:
+        """Store a conversation as the API returns it: the object a
+        post_call_transcription webhook carries as `data`."""
+        conversation_id = conversation_id or "conv_" + uuid.uuid4().hex[:20]
+        start = (
+            int(time.time()) - call_duration_secs
+            if start_time_unix_secs is None
+            else (start_time_unix_secs)
+        )
+        document = conversation_document(
+            conversation_id,
+            agent_id=agent_id,
+            call_sid=call_sid,
+            status=status,
+            start=start,
+            duration=call_duration_secs,
+            direction=direction,
+            agent_number=agent_number,
+            external_number=external_number,
+            summary=summary,
+        )
+        self.conversations[conversation_id] = document
+        return document
+
+    async def get_conversation(self, request: Request) -> Response:
+        if (denied := _key_problem(request, self.api_key)) is not None:
+            return denied
+        self.conversation_requests.append(str(request.url.path))
+        conversation_id = request.path_params["conversation_id"]
+        step = await self._next_step()
+        if step != "ok":
+            return await _scripted(step, {})
+        document = self.conversations.get(conversation_id)
+        if document is None:
+            return JSONResponse(
+                {
+                    "detail": {
+                        "status": "conversation_not_found",
+                        "message": f"Conversation with id {conversation_id} not found",
+                    }
+                },
+                status_code=404,
+            )
+        return JSONResponse(document)
+
+    async def list_conversations(self, request: Request) -> Response:
+        """Newest first, `page_size` (1-100, default 30) at a time; `cursor` is opaque
+        (here: where the next page starts), `has_more` and `next_cursor` say what is left."""
+        if (denied := _key_problem(request, self.api_key)) is not None:
+            return denied
+        self.conversation_requests.append(f"{request.url.path}?{request.url.query}")
+        query = request.query_params
+        problems: list[Problem] = []
+        size_text = query.get("page_size", "30")
+        if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_CONVERSATIONS_PAGE:
+            problems.append(
+                (("page_size",), "Input should be between 1 and 100", "less_than_equal")
+            )
+        after_text = query.get("call_start_after_unix")
+        if after_text is not None and not after_text.lstrip("-").isdigit():
+            problems.append(
+                (("call_start_after_unix",), "Input should be an integer", "int_parsing")
+            )
+        offset = _cursor_offset(query.get("cursor"))
+        if offset is None:
+            problems.append((("cursor",), "Invalid cursor", "value_error"))
+        if problems:
+            return _query_errors(problems)
+        step = await self._next_step()
+        if step != "ok":
+            return await _scripted(step, {})
+        assert offset is not None
+        agent_id = query.get("agent_id")
+        after = int(after_text) if after_text is not None else None
+        found = sorted(
+            (
+                document
+                for document in self.conversations.values()
+                if (agent_id is None or document["agent_id"] == agent_id)
+                and (after is None or document["metadata"]["start_time_unix_secs"] > after)
+            ),
+            key=lambda document: (
+                -document["metadata"]["start_time_unix_secs"],
+                document["conversation_id"],
+            ),
+        )
+        size = int(size_text)
+        page = found[offset : offset + size]
+        more = offset + size < len(found)
+        return JSONResponse(
+            {
+                "conversations": [conversation_summary(document) for document in page],
+                "has_more": more,
+                "next_cursor": _cursor(offset + size) if more else None,
+            }
+        )
 
     async def _receive(self, request: Request, check: Check) -> dict[str, Any] | Response:
         """The request's JSON body once the key and the body check out; else the error."""
@@ -531,6 +656,107 @@ _check_agent_patch = _object(
         "workflow": _nullable(_any_object),
     }
 )
+
+
+def conversation_document(
+    conversation_id: str,
+    *,
+    agent_id: str,
+    call_sid: str | None,
+    status: str,
+    start: int,
+    duration: int,
+    direction: str,
+    agent_number: str,
+    external_number: str,
+    summary: str,
+) -> dict[str, Any]:
+    """A conversation in the shape of GET /v1/convai/conversations/{id} (and of a
+    post_call_transcription webhook's `data`)."""
+    phone_call: dict[str, Any] | None = None
+    if call_sid is not None:
+        phone_call = {
+            "direction": direction,
+            "phone_number_id": "phnum_fake",
+            "agent_number": agent_number,
+            "external_number": external_number,
+            "type": "twilio",
+            "stream_sid": "MZ" + uuid.uuid4().hex,
+            "call_sid": call_sid,
+        }
+    return {
+        "agent_id": agent_id,
+        "conversation_id": conversation_id,
+        "status": status,
+        "user_id": None,
+        "transcript": [
+            {"role": "agent", "message": "Hello, how can I help?", "time_in_call_secs": 0},
+            {"role": "user", "message": "Just checking my order.", "time_in_call_secs": 4},
+        ],
+        "metadata": {
+            "start_time_unix_secs": start,
+            "accepted_time_unix_secs": start,
+            "call_duration_secs": duration,
+            "cost": 300,
+            "termination_reason": "Call ended by remote party",
+            "main_language": "en",
+            "phone_call": phone_call,
+        },
+        "analysis": {
+            "evaluation_criteria_results": {},
+            "data_collection_results": {},
+            "call_successful": "success",
+            "transcript_summary": summary,
+        },
+        "conversation_initiation_client_data": {"dynamic_variables": {}},
+        "has_audio": True,
+        "has_user_audio": True,
+        "has_response_audio": True,
+    }
+
+
+def conversation_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """A conversation as the list returns it."""
+    metadata = document["metadata"]
+    phone_call = metadata.get("phone_call") or {}
+    return {
+        "agent_id": document["agent_id"],
+        "agent_name": "Support agent",
+        "conversation_id": document["conversation_id"],
+        "start_time_unix_secs": metadata["start_time_unix_secs"],
+        "call_duration_secs": metadata["call_duration_secs"],
+        "message_count": len(document["transcript"]),
+        "status": document["status"],
+        "call_successful": document["analysis"]["call_successful"],
+        "transcript_summary": document["analysis"]["transcript_summary"],
+        "direction": phone_call.get("direction"),
+    }
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _cursor_offset(cursor: str | None) -> int | None:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kind, _, number = text.partition(":")
+    return int(number) if kind == "offset" and number.isdigit() else None
+
+
+def _query_errors(problems: list[Problem]) -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": [
+                {"loc": ["query", *loc], "msg": msg, "type": kind} for loc, msg, kind in problems
+            ]
+        },
+        status_code=422,
+    )
 
 
 def _field_errors(problems: list[Problem]) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""A stand-in for Twilio's REST API: creating calls and updating live ones, the
+"""A stand-in for Twilio's REST API: creating, fetching and updating calls, the
 account, and the account's phone numbers (IncomingPhoneNumbers: list, fetch, update).
 
 Requests are form-encoded and authenticated with HTTP Basic (account SID, auth
@@ -125,6 +125,7 @@ class FakeTwilio:
                 Route(f"{base}.json", self.fetch_account, methods=["GET"]),
                 Route(f"{base}/Calls.json", self.create_call, methods=["POST"]),
                 Route(f"{base}/Calls/{{call_sid}}.json", self.update_call, methods=["POST"]),
+                Route(f"{base}/Calls/{{call_sid}}.json", self.fetch_call, methods=["GET"]),
                 Route(f"{numbers}.json", self.list_numbers, methods=["GET"]),
                 Route(f"{numbers}/{{number_sid}}.json", self.fetch_number, methods=["GET"]),
                 Route(f"{numbers}/{{number_sid}}.json", self.update_number, methods=["POST"]),
@@ -259,6 +260,45 @@ class FakeTwilio:
         if "Status" in form:
             call.resource["status"] = form["Status"][0]
         call.resource["date_updated"] = _now()
+        return JSONResponse(call.resource)
+
+    # --- reading a call back (reconciliation) ---------------------------------------
+
+    def add_call(
+        self,
+        sid: str | None = None,
+        *,
+        status: str = "in-progress",
+        from_number: str = "+14155550123",
+        to_number: str = "+14155550100",
+        direction: str = "inbound",
+    ) -> FakeCall:
+        """A call this account has that was not created through the fake (an inbound
+        call, or one ElevenLabs placed with the account's credentials)."""
+        sid = sid or "CA" + uuid.uuid4().hex
+        call = FakeCall(
+            params={"From": [from_number], "To": [to_number]},
+            resource=self._resource(sid, {"From": [from_number], "To": [to_number]}),
+        )
+        call.resource.update(status=status, direction=direction, start_time=_now())
+        self.calls[sid] = call
+        return call
+
+    def end_call(self, sid: str, status: str = "completed", duration: int = 42) -> None:
+        """The call ends as Twilio records it: final status, duration, end time."""
+        resource = self.calls[sid].resource
+        resource.update(status=status, duration=str(duration), end_time=_now())
+        resource["date_updated"] = resource["end_time"]
+
+    async def fetch_call(self, request: Request) -> Response:
+        form = await self._receive(request)
+        if isinstance(form, Response):
+            return form
+        call = self.calls.get(request.path_params["call_sid"])
+        if call is None:
+            return _not_found(request)
+        if (failure := await self._scripted(200)) is not None:
+            return failure
         return JSONResponse(call.resource)
 
     async def _receive(self, request: Request) -> Form | Response:

@@ -18,6 +18,7 @@ _ENDPOINTS = (
     (re.compile(r"/v1/convai/twilio/register-call$"), "elevenlabs_register_call"),
     (re.compile(r"/v1/convai/twilio/outbound-call$"), "elevenlabs_twilio_outbound_call"),
     (re.compile(r"/v1/convai/sip-trunk/outbound-call$"), "elevenlabs_sip_outbound_call"),
+    (re.compile(r"/v1/convai/conversations"), "elevenlabs_conversations"),
     (re.compile(r"/v1/convai/"), "elevenlabs_other"),
     (re.compile(r"/Accounts/[^/]+/Calls\.json$"), "twilio_create_call"),
     (re.compile(r"/Accounts/[^/]+/Calls/[^/]+\.json$"), "twilio_update_call"),
@@ -25,9 +26,11 @@ _ENDPOINTS = (
 )
 
 
-def endpoint_name(path: str) -> str:
+def endpoint_name(path: str, method: str = "POST") -> str:
     for pattern, name in _ENDPOINTS:
         if pattern.search(path):
+            if name == "twilio_update_call" and method == "GET":
+                return "twilio_fetch_call"  # reconciliation reads a call back
             return name
     return "other"
 
@@ -52,7 +55,7 @@ class TimedTransport(httpx.AsyncBaseTransport):
         return response
 
     def _observe(self, request: httpx.Request, result: str, started: float) -> None:
-        endpoint = endpoint_name(request.url.path)
+        endpoint = endpoint_name(request.url.path, request.method)
         self._histogram.labels(endpoint, result).observe(time.perf_counter() - started)
 
     async def aclose(self) -> None:
