@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bridge.secret import Secret
+from bridge.settings.reader import is_loopback_host
 
 if TYPE_CHECKING:
     from bridge.settings.schema import Settings
@@ -200,10 +201,4 @@ def _is_private(host: str) -> bool:
 
 
 def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")

@@ -3,6 +3,8 @@ of stopping at the first (so that one start shows everything to fix)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -155,6 +157,53 @@ class EnvReader:
         )
         return ""
 
+    def webhook_urls(self, name: str) -> tuple[str, ...]:
+        """https URLs separated by commas or spaces; plain http only to a loopback
+        address (local development), since what goes there is call data."""
+        found = []
+        for item in self.text(name).replace(",", " ").split():
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                self._problem(name, f"{item!r} is not an https URL like https://example.com/hook")
+            elif parts.scheme == "http" and not is_loopback_host(parts.hostname):
+                self._problem(name, f"{item!r} must be https (plain http only to loopback)")
+            elif parts.username is not None or parts.fragment:
+                self._problem(name, f"{item!r} must not hold a user name or a fragment")
+            else:
+                found.append(item)
+        return tuple(found)
+
+    def webhook_secrets(self, name: str) -> tuple[Secret, ...]:
+        """Standard Webhooks secrets (`whsec_` then base64), separated by commas or
+        spaces: several during a rotation, the first one current."""
+        found = []
+        for index, item in enumerate(self.text(name).replace(",", " ").split(), start=1):
+            key = item.removeprefix("whsec_")
+            try:
+                decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                decoded = b""
+            if not item.startswith("whsec_") or len(decoded) < 16:
+                self._problem(
+                    name,
+                    f"secret {index} must be whsec_ followed by base64 of at least 16 bytes "
+                    '(generate one with: python3 -c "import base64,secrets; '
+                    "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\")",
+                )
+            else:
+                found.append(Secret(item))
+        return tuple(found)
+
+    def words(self, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """Names from `allowed`, separated by commas or spaces."""
+        found = []
+        for item in self.text(name).replace(",", " ").split():
+            if item not in allowed:
+                self._problem(name, f"{item!r} is not one of {', '.join(allowed)}")
+            else:
+                found.append(item)
+        return tuple(found)
+
     def path(self, name: str) -> Path | None:
         value = self.text(name)
         return Path(value) if value else None
@@ -208,3 +257,13 @@ class EnvReader:
             self._problem(name, f"must be one of {', '.join(options)}")
             return default
         return raw
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback address (no DNS lookup)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

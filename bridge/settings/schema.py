@@ -30,6 +30,15 @@ DEFAULT_DATABASE_URL = "sqlite:///./callbridge.sqlite3"
 # Twilio gives up on a webhook after 15 s; leave room for the fallback and the network.
 DEFAULT_INBOUND_DEADLINE = 5.0
 MAX_INBOUND_DEADLINE = 12.0
+DEFAULT_LOOKUP_TIMEOUT = 1.5
+# What the bridge tells the business's systems (bridge.events); EVENTS_TYPES narrows it.
+EVENT_TYPES = (
+    "call.completed",
+    "call.fallback",
+    "call.voicemail",
+    "call.transferred",
+    "call.failed",
+)
 DEFAULT_RECONCILE_INTERVAL = 300.0
 DEFAULT_RECONCILE_GRACE = 300.0
 
@@ -91,6 +100,17 @@ class Settings:
     # after a call ended its webhooks are waited for before it is reconciled.
     reconcile_interval: float = DEFAULT_RECONCILE_INTERVAL
     reconcile_grace: float = DEFAULT_RECONCILE_GRACE
+    # Outgoing events (Standard Webhooks): where to, signed with which secrets (the
+    # first signs; all sign during a rotation), and which types (empty: all).
+    events_webhook_urls: tuple[str, ...] = ()
+    events_webhook_secrets: tuple[Secret, ...] = ()
+    events_types: tuple[str, ...] = ()
+    # The lookup hook asked before register-call (a rule may name its own); signed with
+    # LOOKUP_SECRET, else the events' secrets.
+    lookup_url: str = ""
+    lookup_secrets: tuple[Secret, ...] = ()
+    lookup_timeout: float = DEFAULT_LOOKUP_TIMEOUT
+    outbound_lookup: bool = False
     # Signs the AI caller page's session cookie; empty: derived from BRIDGE_API_TOKEN.
     session_secret: Secret = field(default_factory=lambda: Secret(""))
     # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
@@ -145,6 +165,15 @@ class Settings:
             reconcile_interval=reader.number(
                 "RECONCILE_INTERVAL_SECONDS", DEFAULT_RECONCILE_INTERVAL, 0, 86_400
             ),
+            events_webhook_urls=reader.webhook_urls("EVENTS_WEBHOOK_URL"),
+            events_webhook_secrets=reader.webhook_secrets("EVENTS_WEBHOOK_SECRET"),
+            events_types=reader.words("EVENTS_TYPES", EVENT_TYPES),
+            lookup_url=_single(reader, "LOOKUP_URL"),
+            lookup_secrets=reader.webhook_secrets("LOOKUP_SECRET"),
+            lookup_timeout=reader.number(
+                "LOOKUP_TIMEOUT_SECONDS", DEFAULT_LOOKUP_TIMEOUT, 0.1, MAX_INBOUND_DEADLINE
+            ),
+            outbound_lookup=reader.flag("OUTBOUND_LOOKUP", False),
             reconcile_grace=reader.number(
                 "RECONCILE_GRACE_SECONDS", DEFAULT_RECONCILE_GRACE, 0, 86_400
             ),
@@ -162,6 +191,14 @@ class Settings:
                     "local development only (unset it, or use the sandbox)",
                 )
             )
+        if settings.events_webhook_urls and not settings.events_webhook_secrets:
+            reader.problems.append(
+                Problem("EVENTS_WEBHOOK_SECRET", "must be set when EVENTS_WEBHOOK_URL is")
+            )
+        if settings.lookup_url and not settings.lookup_signing_secrets:
+            reader.problems.append(
+                Problem("LOOKUP_SECRET", "or EVENTS_WEBHOOK_SECRET must be set when LOOKUP_URL is")
+            )
         if reader.problems:
             raise SettingsError(reader.problems)
         return settings
@@ -169,6 +206,11 @@ class Settings:
     @property
     def elevenlabs_configured(self) -> bool:
         return bool(self.elevenlabs_api_key)
+
+    @property
+    def lookup_signing_secrets(self) -> tuple[Secret, ...]:
+        """What lookups are signed with: LOOKUP_SECRET, else the events' secrets."""
+        return self.lookup_secrets or self.events_webhook_secrets
 
     @property
     def audio_store_url(self) -> str:
@@ -211,3 +253,11 @@ class Settings:
     def summary(self) -> list[tuple[str, str]]:
         """(name, shown value) pairs for `callbridge serve`; secrets show only set/not set."""
         return diagnostics.summary(self)
+
+
+def _single(reader: EnvReader, name: str) -> str:
+    urls = reader.webhook_urls(name)
+    if len(urls) > 1:
+        reader.problems.append(Problem(name, "must be one URL"))
+        return ""
+    return urls[0] if urls else ""
