@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bridge import forwarded
 from bridge.answer.inbound import InboundBridge
 from bridge.answer.outbound import OutboundAnswerer
+from bridge.audio.opening import open_audio_store
 from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
 from bridge.elevenlabs.api import ElevenLabsAPI
@@ -28,6 +29,9 @@ from bridge.metrics import Metrics
 from bridge.outbound.dialer import Dialer
 from bridge.outbound.idempotency import IdempotencyKeys
 from bridge.outbound.sealing import Sealer
+from bridge.recordings.fetcher import RecordingFetcher
+from bridge.recordings.rows import RecordingRows
+from bridge.recordings.sweep import RecordingSweep
 from bridge.routing import RoutingTable, load_routes
 from bridge.settings import Settings, Severity
 from bridge.storage.database import Database
@@ -35,10 +39,12 @@ from bridge.storage.migrate import NotMigrated, ensure_current
 from bridge.transport.factory import make_transport
 from bridge.transport.timing import TimedTransport
 from bridge.twilio import paths
+from bridge.twilio.recordings import TwilioRecordings
 from bridge.twilio.rest import TwilioREST
 from bridge.web import ai_caller_api, calls_api, calls_read_api, elevenlabs_webhook, metrics_api, ui
 from bridge.web import twilio_webhooks as webhooks
 from bridge.web.auth import token_matches
+from bridge.web.recording_status import recording_status
 from bridge.web.throttle import LoginThrottle
 
 logger = logging.getLogger("bridge")
@@ -114,6 +120,23 @@ def create_app(
         if settings.twilio_configured
         else None
     )
+    call_records = CallRecords(database)
+    recording_fetcher = RecordingFetcher(
+        rows=RecordingRows(database),
+        records=call_records,
+        store=open_audio_store(settings),
+        twilio=TwilioRecordings(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            api_base=settings.twilio_api_base,
+            transport=transport,
+        )
+        if settings.twilio_configured
+        else None,
+        delete_at_twilio=settings.twilio_delete_recordings,
+        count=metrics.count_recording,
+    )
+    recording_sweep = RecordingSweep(recording_fetcher)
     # Secret variables of pending calls are sealed under the API token's key.
     sealer = Sealer(settings.bridge_api_token.reveal()) if settings.bridge_api_token else None
     dialer = Dialer(
@@ -147,6 +170,7 @@ def create_app(
             logger.error("refusing to start: %s", exc)
             raise
         call_log_writer.start()
+        recording_sweep.start()
         tune_garbage_collector()
         logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
         for note in settings.notes():
@@ -159,6 +183,9 @@ def create_app(
             yield
         finally:
             app.state.ready = False
+            await recording_sweep.stop()
+            if recording_fetcher.twilio is not None:
+                await recording_fetcher.twilio.aclose()
             if elevenlabs_api is not None:
                 await elevenlabs_api.aclose()
             await call_log_writer.stop()
@@ -173,6 +200,7 @@ def create_app(
         paths.VOICEMAIL_COMPLETE_PATH: webhooks.voicemail_complete,
         paths.OUTBOUND_ANSWER_PATH: webhooks.outbound_answer,
         paths.STATUS_PATH: webhooks.status_callback,
+        paths.RECORDING_STATUS_PATH: recording_status,
     }
     app = BridgeApp(
         webhooks=twilio_routes,
@@ -207,7 +235,8 @@ def create_app(
         ).digest(),
     )
     app.state.outbound_answerer = outbound_answerer
-    app.state.call_records = CallRecords(database)
+    app.state.call_records = call_records
+    app.state.recording_fetcher = recording_fetcher
     app.state.call_log_writer = call_log_writer
     app.state.metrics = metrics
     app.state.login_throttle = LoginThrottle(

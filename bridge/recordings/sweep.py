@@ -1,0 +1,54 @@
+"""The server's background sweep: due recording work (retries, deletions at Twilio)
+every `interval` seconds, or sooner when a retry is due sooner. One small task,
+started and cancelled by the app's lifespan; every process may run one (work is
+claimed row by row, so two sweeps never fetch the same recording).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bridge.recordings.fetcher import RecordingFetcher
+
+logger = logging.getLogger("bridge.recordings")
+
+INTERVAL = 30.0
+SHORTEST_NAP = 0.05
+
+
+class RecordingSweep:
+    def __init__(self, fetcher: RecordingFetcher, *, interval: float = INTERVAL) -> None:
+        self.fetcher = fetcher
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="recording-sweep")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.fetcher.retry_due_recordings()
+                nap = await self._until_next()
+            except Exception:
+                # The database may be away for a while: try again next round.
+                logger.exception("event=recording_sweep_failed")
+                nap = self.interval
+            await asyncio.sleep(nap)
+
+    async def _until_next(self) -> float:
+        due = await self.fetcher.rows.next_due()
+        if due is None:
+            return self.interval
+        wait = (due - self.fetcher.now()).total_seconds()
+        return min(self.interval, max(SHORTEST_NAP, wait))
