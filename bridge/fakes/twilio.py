@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.fakes.twilio_recordings import FakeRecordings
 from bridge.twilio.form import Form as TwilioForm
 
 API_VERSION = "2010-04-01"
@@ -115,6 +116,8 @@ class FakeTwilio:
     apply_number_updates: bool = True
     account_status: str = "active"  # or "suspended", "closed"
     account_friendly_name: str = "My first Twilio account"
+    # Recordings with their audio (bridge.fakes.twilio_recordings).
+    recordings: FakeRecordings = field(default_factory=FakeRecordings)
 
     @property
     def app(self) -> Starlette:
@@ -128,6 +131,7 @@ class FakeTwilio:
                 Route(f"{numbers}.json", self.list_numbers, methods=["GET"]),
                 Route(f"{numbers}/{{number_sid}}.json", self.fetch_number, methods=["GET"]),
                 Route(f"{numbers}/{{number_sid}}.json", self.update_number, methods=["POST"]),
+                *self.recordings.routes(base, self._receive),
             ]
         )
 
