@@ -67,3 +67,20 @@ async def test_runs_again_and_survives_failures() -> None:
     await sweep.stop()
     await sweep.stop()
     assert fetcher.runs >= 4
+
+
+async def test_a_reschedule_wakes_it() -> None:
+    fetcher: Any = Fetcher(None)
+    sweep = RecordingSweep(fetcher, interval=30.0)
+    sweep.start()
+    for _ in range(100):
+        if fetcher.runs:
+            break
+        await asyncio.sleep(0.01)
+    fetcher.on_reschedule()  # what the fetcher calls when it puts work off
+    for _ in range(100):
+        if fetcher.runs >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await sweep.stop()
+    assert fetcher.runs == 2

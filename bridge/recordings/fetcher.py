@@ -64,6 +64,8 @@ class RecordingFetcher:
         self.backoff = backoff or Backoff()
         self.count = count or (lambda kind, result: None)
         self.now = now
+        # Told when work is put off to a later time (the sweep then looks again).
+        self.on_reschedule: Callable[[], None] = lambda: None
 
     async def record_callback(self, callback: RecordingCallback) -> bool:
         """The recording as an event on its call and as a row; True when there is
@@ -146,6 +148,7 @@ class RecordingFetcher:
             await self.rows.retry_later(
                 recording.recording_sid, error, now + timedelta(seconds=wait), gave_up=gave_up
             )
+            self.on_reschedule()
             if gave_up:
                 await self._event(
                     recording.kind,

@@ -23,6 +23,13 @@ class RecordingSweep:
         self.fetcher = fetcher
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
+        # A retry set by a fetch outside the sweep (after a webhook) may be due sooner.
+        fetcher.on_reschedule = self.wake
+
+    def wake(self) -> None:
+        """Look at what is due now, not after the current nap."""
+        self._woken.set()
 
     def start(self) -> None:
         if self._task is None:
@@ -44,7 +51,9 @@ class RecordingSweep:
                 # The database may be away for a while: try again next round.
                 logger.exception("event=recording_sweep_failed")
                 nap = self.interval
-            await asyncio.sleep(nap)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), nap)
+            self._woken.clear()
 
     async def _until_next(self) -> float:
         due = await self.fetcher.rows.next_due()
