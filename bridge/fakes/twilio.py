@@ -160,6 +160,17 @@ class FakeTwilio:
         self.numbers[sid] = resource
         return resource
 
+    def add_live_call(
+        self, sid: str, *, from_number: str, to_number: str, direction: str = "inbound"
+    ) -> FakeCall:
+        """A call that is in progress now (an incoming one: nobody created it through
+        the API), so that it can be updated (moved to new TwiML, ended)."""
+        params = {"From": [from_number], "To": [to_number]}
+        call = FakeCall(params=params, resource=self._resource(sid, params))
+        call.resource.update(direction=direction, status="in-progress")
+        self.calls[sid] = call
+        return call
+
     async def fetch_account(self, request: Request) -> Response:
         form = await self._receive(request)
         if isinstance(form, Response):
