@@ -29,7 +29,6 @@ from bridge.call import Call
 from bridge.routing import parse_routes
 from bridge.sandbox import Sandbox, SandboxOptions, Timing
 from bridge.sandbox.credentials import load_or_create
-from bridge.simulate import voice_webhook as simulate
 from bridge.sandbox.numbers import (
     AFTER_HOURS_LINE,
     BLOCKED_CALLER,
@@ -39,6 +38,7 @@ from bridge.sandbox.numbers import (
     SPANISH_LINE,
     UK_CALLER,
 )
+from bridge.simulate import voice_webhook as simulate
 from tests.helpers import SECRET_PIN, clear_settings_environment, free_port, run_cli
 
 ROOT = Path(__file__).parent.parent
@@ -260,12 +260,7 @@ def test_an_inbound_call_can_be_transferred(tmp_path: Path) -> None:
 
         async def call() -> None:
             async with httpx.AsyncClient() as client:
-                delivered = await simulate.deliver(
-                    client,
-                    url,
-                    form,
-                    auth_token=running.credentials.twilio_auth_token,  # type: ignore[union-attr]
-                )
+                delivered = await simulate.deliver(client, url, form, auth_token=token)
                 assert delivered.status == 200
 
         asyncio.run(call())
