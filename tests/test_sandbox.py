@@ -498,7 +498,7 @@ def test_the_command_runs_until_ctrl_c(tmp_path: Path) -> None:
         health = httpx.get(f"{base}/healthz", headers=bearer).json()
         # Everything is configured (plain http on loopback is fine).
         assert health["problems"] == []
-        assert health["routes"]["rules"] == 5
+        assert health["routes"]["rules"] == 6
         simulated = subprocess.run(
             [
                 sys.executable,
