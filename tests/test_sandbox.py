@@ -244,6 +244,36 @@ def test_forward_no_answer_then_a_voicemail_in_the_audio_store(
     assert "-> 200 audio" in shown
 
 
+def test_a_forward_answered_by_a_person(
+    sandbox: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = sandbox.sandbox.credentials
+    assert credentials is not None
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", credentials.twilio_auth_token)
+    code, out, err = run_cli(
+        capsys,
+        "simulate",
+        "inbound",
+        "--url",
+        sandbox.url,
+        "--from",
+        UK_CALLER,
+        "--to",
+        OUR_NUMBER,
+    )
+    assert code == 0, err
+    (call_sid,) = re.findall(r"CallSid=(CA[0-9a-f]{32})", out)
+
+    def answered() -> dict[str, Any] | None:
+        record = sandbox.call(call_sid)
+        results = [e for e in (record or {}).get("events", []) if e["kind"] == "dial_result"]
+        return results[0] if results and record and record["status"] == "completed" else None
+
+    dial = eventually(answered, "the desk's dial result")
+    assert dial["data"]["status"] == "completed" and dial["data"]["duration"] >= 1
+    assert "DialCallStatus=completed" in sandbox.output()
+
+
 def test_an_inbound_call_can_be_transferred(tmp_path: Path) -> None:
     lines: list[str] = []
     options = SandboxOptions(directory=tmp_path, port=0, timing=Timing(ring=0.1, talk=3.0))
