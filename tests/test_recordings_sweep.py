@@ -84,3 +84,32 @@ async def test_a_reschedule_wakes_it() -> None:
         await asyncio.sleep(0.01)
     await sweep.stop()
     assert fetcher.runs == 2
+
+
+async def test_a_round_in_progress_ends_before_it_stops() -> None:
+    class Slow(Fetcher):
+        finished = False
+
+        async def retry_due_recordings(self) -> int:
+            await asyncio.sleep(0.1)
+            self.finished = True
+            return 0
+
+    fetcher: Any = Slow(None)
+    sweep = RecordingSweep(fetcher, interval=30.0)
+    sweep.start()
+    await asyncio.sleep(0.01)
+    await sweep.stop()
+    assert fetcher.finished
+
+
+async def test_a_round_past_the_grace_is_cancelled() -> None:
+    class Stuck(Fetcher):
+        async def retry_due_recordings(self) -> int:
+            await asyncio.sleep(3600)
+            return 0
+
+    sweep = RecordingSweep(Stuck(None), interval=30.0)  # type: ignore[arg-type]
+    sweep.start()
+    await asyncio.sleep(0.01)
+    await sweep.stop(grace=0.05)

@@ -16,6 +16,7 @@ logger = logging.getLogger("bridge.recordings")
 
 INTERVAL = 30.0
 SHORTEST_NAP = 0.05
+GRACE = 5.0
 
 
 class RecordingSweep:
@@ -24,6 +25,7 @@ class RecordingSweep:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
+        self._stopping = False
         # A retry set by a fetch outside the sweep (after a webhook) may be due sooner.
         fetcher.on_reschedule = self.wake
 
@@ -33,17 +35,26 @@ class RecordingSweep:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="recording-sweep")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = GRACE) -> None:
+        """Let the round in progress end (a database call cancelled halfway can outlive
+        the event loop), then stop; cancelled after `grace` seconds (a slow fetch:
+        its claim lapses and another round retries it)."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        self._woken.set()
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.fetcher.retry_due_recordings()
                 nap = await self._until_next()
