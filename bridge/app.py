@@ -32,6 +32,8 @@ from bridge.outbound.idempotency import IdempotencyKeys
 from bridge.outbound.sealing import Sealer
 from bridge.reconcile import background as reconcile_background
 from bridge.reconcile.service import Service as ReconcileService
+from bridge.recordings.fetcher import fetcher_for
+from bridge.recordings.sweep import RecordingSweep
 from bridge.routing import RoutingTable, load_routes
 from bridge.settings import Settings, Severity
 from bridge.storage.database import Database
@@ -51,6 +53,7 @@ from bridge.web import (
 )
 from bridge.web import twilio_webhooks as webhooks
 from bridge.web.auth import token_matches
+from bridge.web.recording_status import recording_status
 from bridge.web.throttle import LoginThrottle
 
 logger = logging.getLogger("bridge")
@@ -130,6 +133,11 @@ def create_app(
         if settings.twilio_configured
         else None
     )
+    call_records = CallRecords(database)
+    recording_fetcher = fetcher_for(
+        settings, database, transport, store=audio_store, count=metrics.count_recording
+    )
+    recording_sweep = RecordingSweep(recording_fetcher)
     # Secret variables of pending calls are sealed under the API token's key.
     sealer = Sealer(settings.bridge_api_token.reveal()) if settings.bridge_api_token else None
     dialer = Dialer(
@@ -146,8 +154,14 @@ def create_app(
         database, on_failure=metrics.call_log_failures.inc, on_dropped=metrics.call_log_dropped.inc
     )
     # Reconciliation in the background (bridge.reconcile): what the bridge missed.
-    # More work for its runs (e.g. due recordings) goes in `reconcile.reconciler.also`.
-    reconcile = ReconcileService(settings, database, transport, metrics=metrics)
+    # Its runs also retry the recordings whose fetch is due (after a crash, say).
+    reconcile = ReconcileService(
+        settings,
+        database,
+        transport,
+        metrics=metrics,
+        also=[recording_fetcher.retry_due_recordings],
+    )
     inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
     inbound = InboundBridge(
         table=table,
@@ -166,6 +180,7 @@ def create_app(
             logger.error("refusing to start: %s", exc)
             raise
         call_log_writer.start()
+        recording_sweep.start()
         tune_garbage_collector()
         logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
         for note in settings.notes():
@@ -186,6 +201,9 @@ def create_app(
             app.state.ready = False
             await reconcile_background.stop(reconciling)
             await reconcile.aclose()
+            await recording_sweep.stop()
+            if recording_fetcher.twilio is not None:
+                await recording_fetcher.twilio.aclose()
             if elevenlabs_api is not None:
                 await elevenlabs_api.aclose()
             await call_log_writer.stop()
@@ -200,6 +218,7 @@ def create_app(
         paths.VOICEMAIL_COMPLETE_PATH: webhooks.voicemail_complete,
         paths.OUTBOUND_ANSWER_PATH: webhooks.outbound_answer,
         paths.STATUS_PATH: webhooks.status_callback,
+        paths.RECORDING_STATUS_PATH: recording_status,
     }
     app = BridgeApp(
         webhooks=twilio_routes,
@@ -235,8 +254,9 @@ def create_app(
         ).digest(),
     )
     app.state.outbound_answerer = outbound_answerer
-    app.state.call_records = CallRecords(database)
+    app.state.call_records = call_records
     app.state.audio_store = audio_store
+    app.state.recording_fetcher = recording_fetcher
     app.state.call_log_writer = call_log_writer
     app.state.reconcile = reconcile
     app.state.metrics = metrics

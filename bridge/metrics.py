@@ -184,6 +184,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.recordings = Counter(
+            "callbridge_recordings",
+            "Twilio recordings' audio work, by kind (voicemail, recording) and result "
+            "(fetched, retry, failed, deleted).",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+
+    def count_recording(self, kind: str, result: str) -> None:
+        self.recordings.labels(kind, result).inc()
+
     def count_answer(self, direction: str, answer: Answer, *, new_call: bool = True) -> None:
         """An answered webhook; a follow-up of a call (after a <Dial>) counts only
         its fallback, the call itself was counted when it came in."""

@@ -140,6 +140,10 @@ def test_render_voicemail(
     record = root.find("Record")
     assert record is not None
     action_url = record.attrib.pop("action")
+    # The recording's status (its audio to fetch) goes to the bridge, marked a voicemail.
+    assert record.attrib.pop("recordingStatusCallback") == "/twilio/recording-status?kind=voicemail"
+    assert record.attrib.pop("recordingStatusCallbackEvent") == "completed absent"
+    assert record.attrib.pop("recordingStatusCallbackMethod") == "POST"
     assert record.attrib == record_attrs
     assert action_url == "/twilio/voicemail-complete?step=rule%3Aafter-hours"
     assert step_of(action_url, "/twilio/voicemail-complete") == "rule:after-hours"

@@ -30,6 +30,7 @@ from bridge.routing import parse_routes
 from bridge.sandbox import Sandbox, SandboxOptions, Timing
 from bridge.sandbox.credentials import load_or_create
 from bridge.sandbox.numbers import (
+    AFTER_HOURS_LINE,
     BLOCKED_CALLER,
     CALLER,
     EXAMPLE_ROUTES,
@@ -37,6 +38,7 @@ from bridge.sandbox.numbers import (
     SPANISH_LINE,
     UK_CALLER,
 )
+from bridge.simulate import voice_webhook as simulate
 from tests.helpers import SECRET_PIN, clear_settings_environment, free_port, run_cli
 
 ROOT = Path(__file__).parent.parent
@@ -199,6 +201,120 @@ def test_a_rejected_inbound_call_ends_busy(
     assert record["rule"] == "blocklist" and record["action"] == "reject"
 
 
+def test_forward_no_answer_then_a_voicemail_in_the_audio_store(
+    sandbox: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = sandbox.sandbox.credentials
+    assert credentials is not None
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", credentials.twilio_auth_token)
+    code, out, err = run_cli(
+        capsys,
+        "simulate",
+        "inbound",
+        "--url",
+        sandbox.url,
+        "--from",
+        CALLER,
+        "--to",
+        AFTER_HOURS_LINE,
+    )
+    assert code == 0, err
+    (call_sid,) = re.findall(r"CallSid=(CA[0-9a-f]{32})", out)
+
+    # The desk rings out, the caller leaves a message, the bridge fetches it.
+    def stored() -> dict[str, Any] | None:
+        record = sandbox.call(call_sid)
+        events = record["events"] if record else []
+        done = any(event.get("data", {}).get("status") == "stored" for event in events)
+        return record if done and record and record["status"] == "completed" else None
+
+    record = eventually(stored, "the voicemail, stored")
+    assert record["rule"] == "after hours" and record["action"] == "forward"
+    kinds = [event["kind"] for event in record["events"]]
+    assert "dial_result" in kinds and "voicemail" in kinds
+    (dial,) = [event for event in record["events"] if event["kind"] == "dial_result"]
+    assert dial["data"]["status"] == "no-answer"
+    (recording,) = sandbox.sandbox.twilio.recordings.items.values()
+    assert recording.call_sid == call_sid
+    audio = sandbox.sandbox.options.directory / "call-audio" / "recordings" / f"{recording.sid}.mp3"
+    assert audio.read_bytes() == recording.audio
+    shown = sandbox.output()
+    assert "DialCallStatus=no-answer" in shown
+    assert f"recording {recording.sid}" in shown
+    assert "-> 200 audio" in shown
+
+
+def test_a_forward_answered_by_a_person(
+    sandbox: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = sandbox.sandbox.credentials
+    assert credentials is not None
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", credentials.twilio_auth_token)
+    code, out, err = run_cli(
+        capsys,
+        "simulate",
+        "inbound",
+        "--url",
+        sandbox.url,
+        "--from",
+        UK_CALLER,
+        "--to",
+        OUR_NUMBER,
+    )
+    assert code == 0, err
+    (call_sid,) = re.findall(r"CallSid=(CA[0-9a-f]{32})", out)
+
+    def answered() -> dict[str, Any] | None:
+        record = sandbox.call(call_sid)
+        results = [e for e in (record or {}).get("events", []) if e["kind"] == "dial_result"]
+        return results[0] if results and record and record["status"] == "completed" else None
+
+    dial = eventually(answered, "the desk's dial result")
+    assert dial["data"]["status"] == "completed" and dial["data"]["duration"] >= 1
+    assert "DialCallStatus=completed" in sandbox.output()
+
+
+def test_an_inbound_call_can_be_transferred(tmp_path: Path) -> None:
+    lines: list[str] = []
+    options = SandboxOptions(directory=tmp_path, port=0, timing=Timing(ring=0.1, talk=3.0))
+    running = Sandbox(options, out=lines.append)
+    thread = threading.Thread(target=lambda: asyncio.run(running.run()), daemon=True)
+    thread.start()
+    assert running.ready.wait(20)
+    try:
+        sandbox = Running(running, lines)
+        assert running.credentials is not None
+        token = running.credentials.twilio_auth_token
+        form = simulate.voice_form(from_number=CALLER, to_number=OUR_NUMBER)
+        url = f"{sandbox.url}/twilio/inbound"
+
+        async def call() -> None:
+            async with httpx.AsyncClient() as client:
+                delivered = await simulate.deliver(client, url, form, auth_token=token)
+                assert delivered.status == 200
+
+        asyncio.run(call())
+        sid = form["CallSid"]
+        eventually(lambda: running.twilio.calls.get(sid), "the call at the stand-in Twilio")
+        response = httpx.post(
+            f"{sandbox.url}/calls/{sid}/transfer",
+            json={"to": "+14155550111", "message": "Moving you to a person."},
+            headers=sandbox.bearer,
+        )
+        assert response.status_code == 200, response.text
+        eventually(
+            lambda: "transferred: " in sandbox.output() or None, "the phone following the transfer"
+        )
+        record = eventually(
+            lambda: ((r := sandbox.call(sid)) and r["status"] == "completed" and r) or None,
+            "the transferred call, completed",
+        )
+        assert any(event["kind"] == "transfer" for event in record["events"])
+    finally:
+        running.stop()
+        thread.join(15)
+
+
 # --- a call goes out ---------------------------------------------------------------
 
 
@@ -343,6 +459,7 @@ def test_credentials_are_kept_per_directory(tmp_path: Path) -> None:
         (BLOCKED_CALLER, OUR_NUMBER, "blocklist"),
         (UK_CALLER, OUR_NUMBER, "uk callers"),
         (CALLER, SPANISH_LINE, "spanish line"),
+        (CALLER, AFTER_HOURS_LINE, "after hours"),
         (CALLER, "+14155550177", "default"),
     ],
 )
@@ -355,7 +472,7 @@ def test_the_example_rules_route_as_the_banner_says(caller: str, called: str, ru
 def test_the_example_files_own_comments_are_right() -> None:
     table = parse_routes(EXAMPLE_ROUTES, source="sandbox")
     examples = re.findall(r"--from (\S+) --to (\S+) +-> (.+)", EXAMPLE_ROUTES)
-    assert len(examples) == 5
+    assert len(examples) == 6
     for caller, called, rule in examples:
         call = Call(call_sid="CA1", from_number=caller, to_number=called)
         assert table.choose(call, datetime.now(UTC)).rule == rule
@@ -411,7 +528,7 @@ def test_the_command_runs_until_ctrl_c(tmp_path: Path) -> None:
         health = httpx.get(f"{base}/healthz", headers=bearer).json()
         # Everything is configured (plain http on loopback is fine).
         assert health["problems"] == []
-        assert health["routes"]["rules"] == 5
+        assert health["routes"]["rules"] == 6
         simulated = subprocess.run(
             [
                 sys.executable,

@@ -115,6 +115,23 @@ async def test_create_call_sends_every_option(fake: FakeTwilio, twilio: TwilioRE
     }
 
 
+async def test_create_call_asks_for_the_recording_status(
+    fake: FakeTwilio, twilio: TwilioREST
+) -> None:
+    url = "https://bridge.example.com/twilio/recording-status?kind=recording"
+    result = await call(
+        twilio,
+        record=True,
+        recording_status_callback=url,
+        recording_status_callback_event=["completed", "absent"],
+    )
+    params = fake.calls[result.sid].params
+    assert params["Record"] == ["true"]
+    assert params["RecordingStatusCallback"] == [url]
+    assert params["RecordingStatusCallbackMethod"] == ["POST"]
+    assert params["RecordingStatusCallbackEvent"] == ["completed", "absent"]
+
+
 async def test_create_call_sends_only_what_is_given(fake: FakeTwilio, twilio: TwilioREST) -> None:
     result = await call(twilio)
     assert result.sid.startswith("CA") and len(result.sid) == 34

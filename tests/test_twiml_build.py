@@ -6,7 +6,7 @@ from xml.etree.ElementTree import Element
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from twiml import forward, hangup, reject, say_and_hangup, voicemail
+from twiml import check_twiml, forward, hangup, reject, say_and_hangup, voicemail
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
@@ -289,3 +289,38 @@ def test_voicemail_requires_action_url() -> None:
 def test_voicemail_invalid(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         voicemail("hi", **kwargs)
+
+
+def test_voicemail_recording_status_callback() -> None:
+    root = parse(
+        voicemail(
+            None,
+            action_url="/vm",
+            recording_status_url="/twilio/recording-status?kind=voicemail&x=1",
+            recording_status_events=("completed", "absent"),
+        )
+    )
+    record = root[0]
+    assert record.get("recordingStatusCallback") == "/twilio/recording-status?kind=voicemail&x=1"
+    assert record.get("recordingStatusCallbackMethod") == "POST"
+    assert record.get("recordingStatusCallbackEvent") == "completed absent"
+    # The checker takes what the builder writes.
+    assert check_twiml(voicemail(None, action_url="/vm", recording_status_url="/rs")).verbs == (
+        "Record",
+        "Hangup",
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"recording_status_url": " "}, "recording_status_url"),
+        ({"recording_status_url": "/rs\x01"}, "recording_status_url"),
+        ({"recording_status_url": "/rs", "recording_status_events": ()}, "events"),
+        ({"recording_status_url": "/rs", "recording_status_events": "completed"}, "events"),
+        ({"recording_status_url": "/rs", "recording_status_events": ("done",)}, "unknown"),
+    ],
+)
+def test_voicemail_recording_status_invalid(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        voicemail("hi", action_url="/vm", **kwargs)

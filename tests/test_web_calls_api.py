@@ -165,6 +165,11 @@ def test_twilio_mode_creates_the_call_and_registers_it_when_answered(
     call = upstreams.twilio.calls[body["call_sid"]]
     assert call.param("To") == CALLEE and call.param("From") == OUR_NUMBER
     assert call.param("Timeout") == "25" and call.param("Record") == "true"
+    # The recording comes back to the bridge, which fetches and stores its audio.
+    assert (
+        call.param("RecordingStatusCallback") == f"{PUBLIC}/twilio/recording-status?kind=recording"
+    )
+    assert call.params["RecordingStatusCallbackEvent"] == ["completed", "absent"]
     assert call.param("StatusCallback") == f"{PUBLIC}/twilio/status"
     assert call.params["StatusCallbackEvent"] == [
         "initiated",

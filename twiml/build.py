@@ -17,6 +17,8 @@ __all__ = ["forward", "hangup", "reject", "say_and_hangup", "voicemail"]
 # Twilio's documented ranges: Dial timeout 5-600 s, Record maxLength up to 4 hours.
 DIAL_TIMEOUT_RANGE = (5, 600)
 RECORD_MAX_LENGTH_RANGE = (1, 14_400)
+# What <Record recordingStatusCallbackEvent> may list.
+RECORDING_STATUS_EVENTS = frozenset({"in-progress", "completed", "absent"})
 
 # Characters XML 1.0 cannot carry at all; ElementTree would write them raw and
 # Twilio would reject the whole document, so fail early with a clear message.
@@ -135,22 +137,41 @@ def voicemail(
     action_url: str,
     voice: str | None = None,
     language: str | None = None,
+    recording_status_url: str | None = None,
+    recording_status_events: Sequence[str] = ("completed",),
 ) -> str:
     """Optional ``<Say>``, then ``<Record/>`` and ``<Hangup/>``.
 
     ``action_url`` is required: without it Twilio POSTs the recording to the
-    current document URL, which would re-run the inbound-call webhook.
+    current document URL, which would re-run the inbound-call webhook. With
+    ``recording_status_url`` Twilio also POSTs there once the recording is
+    ``completed`` (or ``absent``: the events in ``recording_status_events``).
     """
     _check_range("max_length", max_length, RECORD_MAX_LENGTH_RANGE)
     if not action_url.strip():
         raise ValueError("action_url must not be empty")
     response = VoiceResponse()
     _say(response, message, voice=voice, language=language)
+    record_attrs: dict[str, Any] = {}
+    if recording_status_url is not None:
+        if not recording_status_url.strip():
+            raise ValueError("recording_status_url must not be empty")
+        if isinstance(recording_status_events, str) or not recording_status_events:
+            raise ValueError("recording_status_events must be a non-empty sequence of events")
+        unknown = set(recording_status_events) - RECORDING_STATUS_EVENTS
+        if unknown:
+            raise ValueError(f"recording_status_events: unknown {sorted(unknown)}")
+        record_attrs["recording_status_callback"] = _clean(
+            "recording_status_url", recording_status_url
+        )
+        record_attrs["recording_status_callback_method"] = "POST"
+        record_attrs["recording_status_callback_event"] = " ".join(recording_status_events)
     response.record(
         max_length=max_length,
         play_beep=play_beep,
         action=_clean("action_url", action_url),
         method="POST",
+        **record_attrs,
     )
     response.hangup()
     return _to_xml(response)

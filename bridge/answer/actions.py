@@ -18,7 +18,12 @@ from bridge.routing.rules import (
     VoicemailAction,
 )
 from bridge.secret import is_secret_variable
-from bridge.twilio.paths import DIAL_COMPLETE_PATH, VOICEMAIL_COMPLETE_PATH
+from bridge.twilio.paths import (
+    DIAL_COMPLETE_PATH,
+    RECORDING_EVENTS,
+    VOICEMAIL_COMPLETE_PATH,
+    recording_status_url,
+)
 
 
 def render(action: Action, *, step: str) -> str:
@@ -42,6 +47,9 @@ def render(action: Action, *, step: str) -> str:
             action_url=f"{VOICEMAIL_COMPLETE_PATH}?step={quote(step, safe='')}",
             voice=action.voice,
             language=action.language,
+            # The audio is fetched, stored and logged once Twilio says it is ready.
+            recording_status_url=recording_status_url("voicemail"),
+            recording_status_events=RECORDING_EVENTS,
         )
     if isinstance(action, ForwardAction):
         return twiml.forward(

@@ -82,7 +82,9 @@ def describe(outcome: Outcome) -> str:
 def _reconcile(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bridge.audio.opening import open_audio_store
     from bridge.reconcile.service import Service
+    from bridge.recordings.fetcher import fetcher_for
     from bridge.settings import Settings
     from bridge.storage.database import Database
     from bridge.transport.factory import make_transport
@@ -99,11 +101,15 @@ def _reconcile(args: argparse.Namespace) -> int:
     async def run() -> Outcome | None:
         database = Database(settings.database_url)
         transport = make_transport(settings.upstream_transport, settings.upstream_max_connections)
-        service = Service(settings, database, transport)
+        # Recordings whose fetch is due (after a crash, say) are retried in the run.
+        recordings = fetcher_for(settings, database, transport, store=open_audio_store(settings))
+        service = Service(settings, database, transport, also=[recordings.retry_due_recordings])
         try:
             return await service.run_once(since=since, grace=grace)
         finally:
             await service.aclose()
+            if recordings.twilio is not None:
+                await recordings.twilio.aclose()
             await transport.aclose()
             await database.dispose()
 

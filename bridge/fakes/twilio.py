@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.fakes.twilio_recordings import FakeRecordings
 from bridge.twilio.form import Form as TwilioForm
 
 API_VERSION = "2010-04-01"
@@ -115,6 +116,8 @@ class FakeTwilio:
     apply_number_updates: bool = True
     account_status: str = "active"  # or "suspended", "closed"
     account_friendly_name: str = "My first Twilio account"
+    # Recordings with their audio (bridge.fakes.twilio_recordings).
+    recordings: FakeRecordings = field(default_factory=FakeRecordings)
 
     @property
     def app(self) -> Starlette:
@@ -129,6 +132,7 @@ class FakeTwilio:
                 Route(f"{numbers}.json", self.list_numbers, methods=["GET"]),
                 Route(f"{numbers}/{{number_sid}}.json", self.fetch_number, methods=["GET"]),
                 Route(f"{numbers}/{{number_sid}}.json", self.update_number, methods=["POST"]),
+                *self.recordings.routes(base, self._receive),
             ]
         )
 
@@ -156,6 +160,17 @@ class FakeTwilio:
         )
         self.numbers[sid] = resource
         return resource
+
+    def add_live_call(
+        self, sid: str, *, from_number: str, to_number: str, direction: str = "inbound"
+    ) -> FakeCall:
+        """A call that is in progress now (an incoming one: nobody created it through
+        the API), so that it can be updated (moved to new TwiML, ended)."""
+        params = {"From": [from_number], "To": [to_number]}
+        call = FakeCall(params=params, resource=self._resource(sid, params))
+        call.resource.update(direction=direction, status="in-progress")
+        self.calls[sid] = call
+        return call
 
     async def fetch_account(self, request: Request) -> Response:
         form = await self._receive(request)

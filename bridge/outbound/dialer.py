@@ -27,7 +27,12 @@ from bridge.outbound.pending import PendingCalls
 from bridge.outbound.sealing import Sealer
 from bridge.settings import Settings
 from bridge.storage.database import Database
-from bridge.twilio.paths import OUTBOUND_ANSWER_PATH, STATUS_PATH
+from bridge.twilio.paths import (
+    OUTBOUND_ANSWER_PATH,
+    RECORDING_EVENTS,
+    STATUS_PATH,
+    recording_status_url,
+)
 from bridge.twilio.rest import TwilioError, TwilioREST
 
 logger = logging.getLogger("bridge.outbound")
@@ -187,6 +192,11 @@ class Dialer:
                 machine_detection=_machine_detection(request),
                 timeout=request.ring_timeout,
                 record=request.record,
+                # A recorded call's audio is fetched into the audio store, as a voicemail's.
+                recording_status_callback=recording_status_url("recording", base=base)
+                if request.record
+                else None,
+                recording_status_callback_event=list(RECORDING_EVENTS) if request.record else None,
             )
         except TwilioError as exc:
             definite = _surely_not_placed(exc.status, exc.not_sent)

@@ -10,10 +10,12 @@ from pathlib import Path
 
 OUR_NUMBER = "+14155550100"  # the Twilio number: inbound calls go to it, outbound come from it
 SPANISH_LINE = "+14155550102"
+AFTER_HOURS_LINE = "+14155550103"  # forwarded to a desk that never answers: voicemail
 CALLER = "+14155550123"  # a person who answers when called
 BLOCKED_CALLER = "+14155550199"
 UK_CALLER = "+442079460123"
 DESK = "+14155550111"
+UNANSWERED_DESK = "+14155550125"  # the virtual phone lets it ring out (no-answer)
 DEFAULT_AGENT = "agent_sandbox"
 AGENT_PHONE_NUMBER_ID = "phnum_sandbox"
 
@@ -28,6 +30,7 @@ EXAMPLE_ROUTES = f"""\
 #   callbridge simulate inbound --from {BLOCKED_CALLER} --to {OUR_NUMBER}   -> blocklist
 #   callbridge simulate inbound --from {UK_CALLER} --to {OUR_NUMBER}       -> uk callers
 #   callbridge simulate inbound --from {CALLER} --to {SPANISH_LINE}        -> spanish line
+#   callbridge simulate inbound --from {CALLER} --to {AFTER_HOURS_LINE}        -> after hours
 
 [fallback]
 action = "say"
@@ -59,6 +62,17 @@ when = {{ caller_countries = ["GB"] }}
 action = "forward"
 to = ["{DESK}"]
 message = "Connecting you to our front desk."
+
+# Nobody answers the desk: the caller leaves a voicemail, which the bridge fetches
+# into the audio store (see `callbridge calls show CALL_SID`).
+[[rules]]
+name = "after hours"
+when = {{ called = ["{AFTER_HOURS_LINE}"] }}
+action = "forward"
+to = ["{UNANSWERED_DESK}"]
+timeout = 5
+message = "Trying the front desk."
+on_no_answer = {{ action = "voicemail", message = "Nobody is free. Please leave a message." }}
 
 [[rules]]
 name = "main line"

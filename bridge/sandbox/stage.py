@@ -66,6 +66,7 @@ def assemble(
         report=report,
         background=background,
         timing=timing,
+        twilio=twilio,
     )
     elevenlabs_watch = ElevenLabsWatch(report, webhooks)
     twilio_watch = TwilioWatch(report, phone)

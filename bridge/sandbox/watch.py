@@ -140,6 +140,9 @@ class TwilioWatch:
             self.report("twilio", f"{exchange.method} {exchange.path}")
 
     def answered(self, exchange: Exchange) -> None:
+        if exchange.path.endswith(".mp3") and exchange.status == 200:
+            self.report("twilio", f"-> 200 audio, {len(exchange.response)} bytes")
+            return
         answer = _json(exchange.response) or {}
         if exchange.status >= 400:
             self.report("twilio", f"-> {exchange.status} {answer.get('message', '')}".rstrip())

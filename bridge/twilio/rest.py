@@ -150,6 +150,8 @@ class TwilioREST:
         machine_detection: str | None = None,
         timeout: int | None = None,
         record: bool = False,
+        recording_status_callback: str | None = None,
+        recording_status_callback_event: list[str] | None = None,
     ) -> CreatedCall:
         """Start an outbound call; Twilio POSTs to `url` for its TwiML once it connects."""
         options: dict[str, object] = {}
@@ -164,6 +166,11 @@ class TwilioREST:
             options["timeout"] = timeout
         if record:
             options["record"] = True
+            if recording_status_callback is not None:
+                options["recording_status_callback"] = recording_status_callback
+                options["recording_status_callback_method"] = "POST"
+            if recording_status_callback_event:
+                options["recording_status_callback_event"] = recording_status_callback_event
 
         def create(client: Any) -> Any:
             return client.calls.create_async(to=to, from_=from_, url=url, method="POST", **options)
