@@ -5,6 +5,7 @@ phone, down to the call log and its transcripts."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -39,7 +40,7 @@ from bridge.sandbox.numbers import (
     UK_CALLER,
 )
 from bridge.simulate import voice_webhook as simulate
-from tests.helpers import SECRET_PIN, clear_settings_environment, free_port, run_cli
+from tests.helpers import SECRET_PIN, S3Server, clear_settings_environment, free_port, run_cli
 
 ROOT = Path(__file__).parent.parent
 Found = TypeVar("Found")
@@ -78,12 +79,14 @@ def eventually(probe: Callable[[], Found | None], what: str, timeout: float = 10
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> Iterator[Running]:
     lines: list[str] = []
     options = SandboxOptions(
         directory=tmp_path_factory.mktemp("sandbox"),
         port=0,
         timing=Timing(ring=0.1, talk=0.3),
+        # `--audio-store s3://…`: call audio in a real S3-compatible server.
+        audio=s3_server.settings(prefix="sandbox"),
     )
     running = Sandbox(options, out=lines.append)
     errors: list[BaseException] = []
@@ -202,7 +205,10 @@ def test_a_rejected_inbound_call_ends_busy(
 
 
 def test_forward_no_answer_then_a_voicemail_in_the_audio_store(
-    sandbox: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    sandbox: Running,
+    s3_server: S3Server,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     credentials = sandbox.sandbox.credentials
     assert credentials is not None
@@ -236,8 +242,27 @@ def test_forward_no_answer_then_a_voicemail_in_the_audio_store(
     assert dial["data"]["status"] == "no-answer"
     (recording,) = sandbox.sandbox.twilio.recordings.items.values()
     assert recording.call_sid == call_sid
-    audio = sandbox.sandbox.options.directory / "call-audio" / "recordings" / f"{recording.sid}.mp3"
-    assert audio.read_bytes() == recording.audio
+    name = f"sandbox/recordings/{recording.sid}.mp3"
+    assert s3_server.objects("sandbox/recordings/")[name] == recording.audio
+
+    # Listened to from the call log: the API's link redirects to the bucket.
+    (voicemail,) = [item for item in record["audio"] if item["kind"] == "voicemail"]
+    assert voicemail["file"] == f"{recording.sid}.mp3"
+    assert voicemail["sha256"] == hashlib.sha256(recording.audio).hexdigest()
+    link = httpx.get(f"{sandbox.url}{voicemail['url']}", headers=sandbox.bearer)
+    assert link.status_code == 307
+    assert httpx.get(link.headers["location"]).content == recording.audio
+    texts = [step["text"] for step in record["timeline"]]
+    assert any(text.startswith("voicemail") and "with audio" in text for text in texts), texts
+    listed = httpx.get(
+        f"{sandbox.url}/calls", params={"has_voicemail": "true"}, headers=sandbox.bearer
+    )
+    assert call_sid in [call["call_sid"] for call in listed.json()["calls"]]
+    # And from the command line, with the same link.
+    monkeypatch.setenv("BRIDGE_API_TOKEN", credentials.bridge_api_token)
+    code, out, err = run_cli(capsys, "calls", "show", call_sid, "--url", sandbox.url)
+    assert code == 0, err
+    assert f"{sandbox.url}{voicemail['url']}" in out
     shown = sandbox.output()
     assert "DialCallStatus=no-answer" in shown
     assert f"recording {recording.sid}" in shown
@@ -495,6 +520,36 @@ def test_bad_routes_are_reported(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert code == 1 and "routes.toml" in err
     code, _, err = run_cli(capsys, "sandbox", "--routes", str(tmp_path / "missing.toml"))
     assert code == 2 and "--routes" in err
+
+
+def test_a_bad_audio_store_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "sandbox", "--audio-store", "ftp://bucket")
+    assert code == 2 and "--audio-store" in err and "AUDIO_STORE: must be file://PATH" in err
+
+
+def test_the_audio_store_takes_only_the_aws_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.cli.sandbox import _audio
+    from bridge.sandbox.config import sandbox_settings
+    from bridge.sandbox.credentials import Credentials
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "a-real-key-left-in-the-shell")
+    audio = _audio("s3://callbridge-audio/sandbox")
+    assert audio is not None and not audio.elevenlabs_api_key
+    settings = sandbox_settings(
+        Credentials.new(),
+        bridge_url="http://127.0.0.1:1",
+        elevenlabs_url="http://127.0.0.1:2",
+        twilio_url="http://127.0.0.1:3",
+        directory=Path("sb"),
+        routes_file=Path("sb/routes.toml"),
+        audio=audio,
+    )
+    assert settings.audio_store_url == "s3://callbridge-audio/sandbox"
+    assert settings.aws_access_key_id == "AKIDEXAMPLE"
+    assert settings.aws_endpoint_url == "http://127.0.0.1:9000"
+    assert settings.elevenlabs_api_key.reveal() != "a-real-key-left-in-the-shell"
 
 
 def test_the_command_runs_until_ctrl_c(tmp_path: Path) -> None:

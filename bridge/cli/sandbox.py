@@ -4,11 +4,15 @@ trying calls and routing rules without any account."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from bridge.settings import Settings
 
 SANDBOX_EPILOG = """\
 Everything runs in this process, on 127.0.0.1: the bridge on --port, and the stand-in
@@ -68,6 +72,12 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="the stand-in ElevenLabs sends no post-call transcripts",
     )
+    sandbox.add_argument(
+        "--audio-store",
+        metavar="URL",
+        help="keep call audio in this store, e.g. s3://BUCKET/PREFIX with the AWS_* "
+        "variables (the only ones read from the environment); default DIR/call-audio",
+    )
     sandbox.set_defaults(handler=_sandbox)
 
 
@@ -87,6 +97,20 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _audio(store: str | None) -> Settings | None:
+    """The audio store asked for, with the AWS_* variables and no other setting."""
+    if store is None:
+        return None
+    from bridge.sandbox.config import AUDIO_VARIABLES
+    from bridge.settings import Settings, SettingsError
+
+    environ = {name: os.environ[name] for name in AUDIO_VARIABLES if name in os.environ}
+    try:
+        return Settings.from_env({**environ, "AUDIO_STORE": store})
+    except SettingsError as exc:
+        raise UsageError(f"--audio-store: {exc}") from None
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -100,6 +124,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         routes_file=args.routes,
         timing=Timing(ring=args.ring_seconds, talk=args.talk_seconds),
         transcripts=not args.no_transcripts,
+        audio=_audio(args.audio_store),
     )
     try:
         asyncio.run(Sandbox(options).run())

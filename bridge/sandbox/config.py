@@ -6,6 +6,7 @@ shell never reaches the sandbox (and the sandbox never calls a real API).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from bridge.sandbox.credentials import Credentials
@@ -14,6 +15,23 @@ from bridge.secret import Secret
 from bridge.settings import Settings
 
 DATABASE_FILE = "callbridge.sqlite3"
+AUDIO_FIELDS = (
+    "audio_store",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region",
+    "aws_endpoint_url",
+)
+# The only variables `callbridge sandbox --audio-store` reads from the environment.
+AUDIO_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)
 
 
 def sandbox_settings(
@@ -24,9 +42,12 @@ def sandbox_settings(
     twilio_url: str,
     directory: Path,
     routes_file: Path,
+    audio: Settings | None = None,
 ) -> Settings:
+    """`audio`: where call audio goes instead of DIR/call-audio (`--audio-store`); only
+    its AUDIO_STORE and AWS_* values are used."""
     directory = directory.resolve()
-    return Settings(
+    settings = Settings(
         elevenlabs_api_key=Secret(credentials.elevenlabs_api_key),
         elevenlabs_agent_id=DEFAULT_AGENT,
         elevenlabs_agent_phone_number_id=AGENT_PHONE_NUMBER_ID,
@@ -42,3 +63,6 @@ def sandbox_settings(
         database_url=f"sqlite:///{directory / DATABASE_FILE}",
         call_audio_dir=directory / "call-audio",
     )
+    if audio is None:
+        return settings
+    return replace(settings, **{name: getattr(audio, name) for name in AUDIO_FIELDS})

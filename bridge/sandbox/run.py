@@ -42,6 +42,9 @@ class SandboxOptions:
     routes_file: Path | None = None
     timing: Timing = field(default_factory=Timing)
     transcripts: bool = True
+    # Where call audio goes (AUDIO_STORE and the AWS_* variables, nothing else);
+    # None: the folder DIR/call-audio.
+    audio: Settings | None = None
 
 
 class Sandbox:
@@ -102,6 +105,7 @@ class Sandbox:
                 twilio_url=servers.url_of(twilio_socket),
                 directory=options.directory,
                 routes_file=routes_file,
+                audio=options.audio,
             )
             await migrate.upgrade(settings.database_url)
             with self.report.bridge_log():
