@@ -16,8 +16,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.calllog.keys import call_by_key
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls, recordings
+from bridge.storage.tables import call_events, recordings
 
 POST_CALL = "post_call"
 
@@ -43,11 +44,9 @@ async def audio_of_call(database: Database, call_sid: str) -> list[CallAudio] | 
     """The call's audio, post-call audio first, then recordings in the order they were
     made. The call is found as `GET /calls/{key}` finds it (call SID, the bridge's id,
     then conversation id); None when there is no such call."""
-    if "\x00" in call_sid:  # never stored, and PostgreSQL refuses it
-        return None
     engine = await database.engine()
     async with engine.connect() as connection:
-        row = await _call(connection, call_sid)
+        row = await call_by_key(connection, call_sid)
         if row is None:
             return None
         return await listed(connection, row)
@@ -107,20 +106,6 @@ def links(call: Row[Any] | str, audio: list[CallAudio]) -> list[dict[str, Any]]:
         }
         for item in audio
     ]
-
-
-async def _call(connection: AsyncConnection, key: str) -> Row[Any] | None:
-    for column in (calls.c.call_sid, calls.c.id, calls.c.conversation_id):
-        query = (
-            select(calls)
-            .where(column == key)
-            .order_by(calls.c.created_at.desc(), calls.c.id.desc())
-            .limit(1)
-        )
-        row = (await connection.execute(query)).first()
-        if row is not None:
-            return row
-    return None
 
 
 def _full_audio(data: Any) -> CallAudio | None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Row
 
 from bridge import phone
 from bridge.calllog import audio
+from bridge.calllog.keys import call_by_key
 from bridge.calllog.records import STATUS_RANK
 from bridge.calllog.timeline import timeline
 from bridge.storage.database import Database
@@ -152,21 +153,9 @@ async def find_call(database: Database, key: str) -> dict[str, Any] | None:
     """A call by Twilio call SID, else the bridge's id, else its conversation id: the
     record, its events in order, its transcript and its audio (links to
     `GET /calls/{sid}/audio/{file}`). None when nothing matches."""
-    if "\x00" in key:  # never stored (bridge.calllog.records), and PostgreSQL refuses it
-        return None
     engine = await database.engine()
     async with engine.connect() as connection:
-        row = None
-        for column in (calls.c.call_sid, calls.c.id, calls.c.conversation_id):
-            query = (
-                select(calls)
-                .where(column == key)
-                .order_by(calls.c.created_at.desc(), calls.c.id.desc())
-                .limit(1)
-            )
-            row = (await connection.execute(query)).first()
-            if row is not None:
-                break
+        row = await call_by_key(connection, key)
         if row is None:
             return None
         mine = call_events.c.call_id == row.id

@@ -11,9 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
-from bridge.reconcile.upstream import Fault, Pacer, get_json
+from bridge.reconcile.upstream import Fault, Pacer, client, get_json
 from bridge.secret import Secret
-from bridge.transport.factory import USER_AGENT
 
 CONVERSATIONS_PATH = "/v1/convai/conversations"
 PAGE_SIZE = 100  # the API's largest page
@@ -40,13 +39,7 @@ class Conversations:
     ) -> None:
         self._api_key = api_key
         self._pacer = pacer
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            timeout=timeout,
-            headers={"user-agent": USER_AGENT},
-            follow_redirects=False,
-        )
+        self._http = client(base_url, transport, timeout)
 
     async def get(self, conversation_id: str) -> dict[str, Any]:
         """The conversation; `Missing` when ElevenLabs does not know it."""

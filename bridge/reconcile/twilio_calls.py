@@ -8,9 +8,8 @@ from urllib.parse import quote
 
 import httpx
 
-from bridge.reconcile.upstream import Pacer, get_json
+from bridge.reconcile.upstream import Pacer, client, get_json
 from bridge.secret import Secret
-from bridge.transport.factory import USER_AGENT
 
 TIMEOUT = 15.0
 
@@ -29,13 +28,7 @@ class TwilioCalls:
         self._account_sid = account_sid
         self._auth_token = auth_token
         self._pacer = pacer
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            timeout=timeout,
-            headers={"user-agent": USER_AGENT},
-            follow_redirects=False,
-        )
+        self._http = client(base_url, transport, timeout)
 
     async def fetch(self, call_sid: str) -> dict[str, Any]:
         """The Call resource; `Missing` when Twilio does not know the call."""

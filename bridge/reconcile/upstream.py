@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from bridge.transport.factory import USER_AGENT
 from bridge.transport.limits import MAX_RESPONSE_BYTES, RESPONSE_LIMIT
 
 
@@ -42,6 +43,18 @@ class Pacer:
                 now = self._next
             self._next = now + self.interval
             self.sent += 1
+
+
+def client(base_url: str, transport: httpx.AsyncBaseTransport, timeout: float) -> httpx.AsyncClient:
+    """A client towards one upstream: its own user agent, redirects never followed
+    (credentials go to the configured base URL only)."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        transport=transport,
+        timeout=timeout,
+        headers={"user-agent": USER_AGENT},
+        follow_redirects=False,
+    )
 
 
 async def get_json(
