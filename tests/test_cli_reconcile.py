@@ -23,6 +23,8 @@ from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.reconcile import Outcome
 from bridge.reconcile.lease import Lease
 from bridge.reconcile.service import LEASE_NAME
+from bridge.recordings.callback import RecordingCallback
+from bridge.recordings.rows import RecordingRows
 from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import calls
@@ -135,6 +137,32 @@ def test_missed_webhooks_are_restored_and_said(
             headers={HEADER: sign(raw, WEBHOOK_SECRET, int(time.time()))},
         )
     assert response.json() == {"received": True, "duplicate": True}
+
+
+def test_a_recording_left_pending_by_a_crash_is_fetched(
+    bridge_env: tuple[FakeElevenLabs, FakeTwilio, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _, twilio, url = bridge_env
+    monkeypatch.setenv("CALL_AUDIO_DIR", str(tmp_path / "audio"))
+    sid = "CA" + uuid.uuid4().hex
+    add_call(url, call_sid=sid, status="completed", status_rank=4)
+    recording = twilio.recordings.add(sid)
+    # Acknowledged, then the server died before it fetched the audio.
+    callback = RecordingCallback(recording.sid, sid, "voicemail", "completed", 4, 1, "RecordVerb")
+
+    async def acknowledged() -> None:
+        database = Database(url)
+        assert await RecordingRows(database).add(callback, datetime.now(UTC))
+        await database.dispose()
+
+    asyncio.run(acknowledged())
+    code, _, err = run_cli(capsys, "reconcile", "--grace", "0")
+    assert code == 0, err
+    stored = tmp_path / "audio" / "recordings" / f"{recording.sid}.mp3"
+    assert stored.read_bytes() == recording.audio
 
 
 def test_upstream_faults_exit_1_and_say_so(
