@@ -199,9 +199,10 @@ def create_app(
             yield
         finally:
             app.state.ready = False
+            # The background work first: its clients share the transport closed below.
             await reconcile_background.stop(reconciling)
-            await reconcile.aclose()
             await recording_sweep.stop()
+            await reconcile.aclose()
             if recording_fetcher.twilio is not None:
                 await recording_fetcher.twilio.aclose()
             if elevenlabs_api is not None:

@@ -33,7 +33,9 @@ RESPONSES: dict[bytes, bytes | None] = {
     ),
     b"/drop": None,  # close without answering
     b"/slow": b"",  # never answer
+    b"/late": OK,  # answers after LATE seconds
 }
+LATE = 0.3
 
 
 class Server:
@@ -60,6 +62,8 @@ async def scripted_server(
                     break
                 if response == b"":
                     await asyncio.sleep(30)
+                if path == b"/late":
+                    await asyncio.sleep(LATE)
                 writer.write(response)
                 if path == b"/big":
                     writer.write(b"x" * (MAX_RESPONSE_BYTES + 1))
@@ -200,6 +204,20 @@ async def test_connection_refused() -> None:
     transport = PooledTransport()
     with pytest.raises(httpx.ConnectError):
         await fetch(transport, f"http://127.0.0.1:{port}/ok")
+
+
+async def test_a_request_in_flight_at_close_leaves_no_connection_open() -> None:
+    async with scripted_server() as (server, port):
+        transport = PooledTransport()
+        in_flight = asyncio.create_task(fetch(transport, f"http://127.0.0.1:{port}/late"))
+        await asyncio.sleep(LATE / 3)
+        await transport.aclose()
+        assert (await in_flight).content == b"hello"
+        # Not pooled after the close: nothing would ever close it.
+        assert not transport._idle
+        with pytest.raises(httpx.TransportError, match="closed"):
+            await fetch(transport, f"http://127.0.0.1:{port}/ok")
+    assert server.connections == 1
 
 
 async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:

@@ -164,7 +164,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 connection.close()
                 raise
-            if connection.reusable and not connection.closed:
+            # Closed meanwhile (shutdown with a request in flight): pooling it now
+            # would leave a socket nobody closes.
+            if connection.reusable and not connection.closed and not self._closed:
                 connection.idle_since = time.monotonic()
                 self._idle.setdefault(origin, deque()).append(connection)
             else:
