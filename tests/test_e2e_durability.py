@@ -143,7 +143,9 @@ def test_two_processes_write_to_one_postgres_without_loss_or_duplicates(
     statuses = [("initiated", 0), ("ringing", 1), ("in-progress", 2), ("completed", 3)]
 
     async def send_all() -> list[int]:
-        async with httpx.AsyncClient() as client:
+        # 160 posts at once: on a busy machine some wait for a connection longer than
+        # httpx's default 5 s; this test is about what is stored, not how fast.
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as client:
             posts = []
             for sid in sids:
                 for status, sequence in statuses:
