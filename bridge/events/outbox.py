@@ -151,7 +151,8 @@ class Delivery:
 
 
 async def disable_gone(connection: AsyncConnection) -> None:
-    """Pending deliveries to an endpoint that answered 410 become disabled."""
+    """Pending deliveries to an endpoint that answered 410 become disabled (events
+    are written without looking, so the webhook's path has no extra query)."""
     gone = select(event_endpoints.c.url)
     await connection.execute(
         update(event_deliveries)
@@ -171,6 +172,7 @@ async def claim(
     """Up to `limit` deliveries due at `now`, taken for this sender: their
     `next_attempt_at` moves to `lease_until`, so another sender (or this one after a
     crash) tries them again only then. PostgreSQL skips rows another sender holds."""
+    await disable_gone(connection)
     query = (
         select(event_deliveries.c.id)
         .where(
