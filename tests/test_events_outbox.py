@@ -138,6 +138,7 @@ async def claim(database: Database, now: datetime, limit: int = 1000) -> list[ou
 async def test_a_claimed_delivery_is_leased_then_due_again(database: Database) -> None:
     box = Outbox(endpoints(), now=lambda: NOW)
     event_id = await enqueue(database, box, uuid.uuid4().hex, n=1)
+    assert event_id is not None
     mine = [item for item in await claim(database, NOW) if item.event_id == event_id]
     assert len(mine) == 2
     assert mine[0].body == await body(database, event_id)
