@@ -298,3 +298,38 @@ async def test_each_event_has_a_delivery_per_endpoint(database: Database) -> Non
 def test_final_types() -> None:
     assert outgoing.final_type("completed") == "call.completed"
     assert outgoing.final_type("busy") == "call.failed"
+
+
+async def test_a_call_not_placed_sends_call_failed(database: Database) -> None:
+    to = "+1415" + uuid.uuid4().hex[:7]
+    log = records(database)
+    assert await log.record_not_placed(
+        to=to, mode="twilio", agent_id="agent_1", status=400, reason="invalid number"
+    )
+    assert not await records(database, "call.completed").record_not_placed(
+        to=to, mode="twilio", agent_id=None, status=400, reason="invalid number"
+    )
+    assert not await CallRecords(database).record_not_placed(
+        to=to, mode="twilio", agent_id=None, status=400, reason="invalid number"
+    )
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        bodies = [
+            json.loads(body)
+            for (body,) in await connection.execute(
+                select(event_outbox.c.body).where(event_outbox.c.body.contains(to))
+            )
+        ]
+    ((body),) = bodies
+    assert body["type"] == "call.failed"
+    assert body["data"] == {
+        "call_id": None,
+        "call_sid": None,
+        "direction": "outbound",
+        "to": to,
+        "mode": "twilio",
+        "agent_id": "agent_1",
+        "status": "not-placed",
+        "error": "invalid number",
+        "http_status": 400,
+    }

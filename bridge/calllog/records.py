@@ -221,6 +221,40 @@ class CallRecords:
             )
             await self._event(connection, call_id, "placed", dict(placed))
 
+    async def record_not_placed(
+        self,
+        *,
+        to: str,
+        mode: str,
+        agent_id: str | None,
+        status: int,
+        reason: str,
+    ) -> bool:
+        """An outbound call the API could not place (definitely): only a `call.failed`
+        event, as no call exists. False when no event was written."""
+        if self.events is None or not self.events.wants(outgoing.FAILED):
+            return False
+        data = storable(
+            {
+                "call_id": None,
+                "call_sid": None,
+                "direction": "outbound",
+                "to": to,
+                "mode": mode,
+                "agent_id": agent_id,
+                "status": "not-placed",
+                "error": reason,
+                "http_status": status,
+            }
+        )
+        engine = await self.database.engine()
+        async with engine.begin() as connection:
+            found = await self.events.enqueue(
+                connection, outgoing.FAILED, data, dedupe_key=f"not_placed:{secrets.token_hex(16)}"
+            )
+        outbox.notify()
+        return found is not None
+
     async def record_status(
         self,
         form: Mapping[str, str],
