@@ -50,6 +50,7 @@ from bridge.web import (
     calls_api,
     calls_read_api,
     elevenlabs_webhook,
+    events_api,
     metrics_api,
     ui,
 )
@@ -241,6 +242,7 @@ def create_app(
             *ai_caller_api.routes,
             *elevenlabs_webhook.routes,
             *calls_read_api.routes,
+            *events_api.routes,
             *call_audio.routes,
             *ui.routes,
         ],
