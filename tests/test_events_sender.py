@@ -123,7 +123,7 @@ async def test_500_then_200_retries_with_the_same_bytes(database: Database) -> N
     receiver = Receiver(500, 200)
     metrics = Metrics()
     event_id = await enqueue(database, n=1)
-    events = sender(database, receiver, metrics=metrics)
+    events = sender(database, receiver, metrics=metrics, measure_every=0)
     started = datetime.now(UTC)
     await events.run_once()
     row = await delivery(database, event_id)
@@ -137,6 +137,10 @@ async def test_500_then_200_retries_with_the_same_bytes(database: Database) -> N
     retry_at = row.next_attempt_at.replace(tzinfo=UTC)
     assert timedelta(seconds=4) <= retry_at - started <= timedelta(seconds=7)
     assert await events.run_once() == 0  # not due yet
+    waiting = metrics.exposition(None)[0].decode()
+    assert "callbridge_events_queue_depth 1.0" in waiting
+    age = metrics.registry.get_sample_value("callbridge_events_oldest_pending_seconds")
+    assert age is not None and 0 <= age < 60
     await due_now(database, event_id)
     await events.run_once()
     await events.stop()

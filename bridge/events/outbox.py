@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -228,23 +228,37 @@ async def settle(
     connection: AsyncConnection, outcomes: Sequence[Outcome], *, gone: Sequence[str] = ()
 ) -> None:
     """Store attempts' outcomes; `gone` endpoints (410) are disabled."""
-    for outcome in outcomes:
+    if outcomes:
+        # One statement for the batch (executemany); a delivery another sender has
+        # settled meanwhile (its lease ran out here) is left as it is.
         await connection.execute(
             update(event_deliveries)
             .where(
                 and_(
-                    event_deliveries.c.id == outcome.delivery_id,
+                    event_deliveries.c.id == bindparam("delivery_id"),
                     event_deliveries.c.status == PENDING,
                 )
             )
             .values(
-                status=outcome.status,
-                attempts=outcome.attempts,
-                last_status=outcome.last_status,
-                last_error=outcome.last_error,
-                next_attempt_at=outcome.next_attempt_at,
-                delivered_at=outcome.delivered_at,
-            )
+                status=bindparam("new_status"),
+                attempts=bindparam("new_attempts"),
+                last_status=bindparam("new_last_status"),
+                last_error=bindparam("new_last_error"),
+                next_attempt_at=bindparam("new_next_attempt_at"),
+                delivered_at=bindparam("new_delivered_at"),
+            ),
+            [
+                {
+                    "delivery_id": outcome.delivery_id,
+                    "new_status": outcome.status,
+                    "new_attempts": outcome.attempts,
+                    "new_last_status": outcome.last_status,
+                    "new_last_error": outcome.last_error,
+                    "new_next_attempt_at": outcome.next_attempt_at,
+                    "new_delivered_at": outcome.delivered_at,
+                }
+                for outcome in outcomes
+            ],
         )
     for url in sorted(set(gone)):
         known = await connection.execute(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from bridge.events.outbox import DELIVERED, FAILED, PENDING, Delivery, Outcome
 from bridge.metrics import Metrics
 from bridge.settings import Settings
 from bridge.storage.database import Database
+from bridge.transport.factory import make_transport
 from bridge.webhook_signing import WebhookSigner
 
 logger = logging.getLogger("bridge.events")
@@ -35,6 +37,7 @@ LEASE = timedelta(seconds=60)
 BATCH = 100
 CONCURRENCY = 32
 POLL = 2.0
+MEASURE_EVERY = 1.0
 
 
 @dataclass
@@ -57,6 +60,7 @@ class EventSender:
         timeout: float = TIMEOUT,
         batch: int = BATCH,
         concurrency: int = CONCURRENCY,
+        measure_every: float = MEASURE_EVERY,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database = database
@@ -66,8 +70,10 @@ class EventSender:
         self.batch = batch
         self.now = now
         self.counts = SenderCounts()
+        # The bridge's own keep-alive transport by default: httpx's pool is several
+        # times slower with many requests in flight (benchmarks/events_drain.py).
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or make_transport("pooled", concurrency),
             timeout=timeout,
             limits=httpx.Limits(max_connections=concurrency),
         )
@@ -75,6 +81,8 @@ class EventSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
+        self.measure_every = measure_every
+        self._measured = -measure_every
 
     def start(self) -> None:
         self._unlisten = outbox.listen(self._wake.set)
@@ -166,8 +174,10 @@ class EventSender:
             self.metrics.events.labels(result).inc()
 
     async def _measure(self) -> None:
-        if self.metrics is None:
+        """The queue's depth and age for /metrics, at most once a second."""
+        if self.metrics is None or time.monotonic() - self._measured < self.measure_every:
             return
+        self._measured = time.monotonic()
         engine = await self.database.engine()
         async with engine.connect() as connection:
             found = await outbox.depth(connection)
@@ -197,6 +207,6 @@ def sender_for(
     return EventSender(
         database,
         WebhookSigner(settings.events_webhook_secrets),
-        transport=transport,
+        transport=transport or make_transport(settings.upstream_transport, CONCURRENCY),
         metrics=metrics,
     )
