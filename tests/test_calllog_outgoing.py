@@ -333,3 +333,21 @@ async def test_a_call_not_placed_sends_call_failed(database: Database) -> None:
         "error": "invalid number",
         "http_status": 400,
     }
+
+
+async def test_retention_deletes_outgoing_events_before_the_cutoff(database: Database) -> None:
+    from datetime import timedelta
+
+    old, new = new_sid(), new_sid()
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    box = Outbox(("https://crm.example/hook",), now=lambda: past)
+    await CallRecords(database, events=box, now=lambda: past).record_status(
+        status(old, "completed", 1)
+    )
+    await records(database).record_status(status(new, "completed", 1))
+    cleared = await CallRecords(database).clear_personal_data(
+        past + timedelta(days=1), events_become={"pruned": True}
+    )
+    assert cleared.outgoing_events >= 1
+    assert await events_of(database, old) == []
+    assert [kind for kind, _ in await events_of(database, new)] == ["call.completed"]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,7 +39,14 @@ from bridge.calllog.audio import CallAudio
 from bridge.events import outbox
 from bridge.events.outbox import Outbox
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls, fitted, recordings
+from bridge.storage.tables import (
+    call_events,
+    calls,
+    event_deliveries,
+    event_outbox,
+    fitted,
+    recordings,
+)
 
 # Twilio's call statuses in the order a call goes through them.
 STATUS_RANK = {
@@ -108,6 +115,7 @@ class Cleared:
     calls: int
     events: int
     recordings: int = 0
+    outgoing_events: int = 0
 
 
 class CallRecords:
@@ -575,11 +583,21 @@ class CallRecords:
                 .where(and_(call_events.c.at < cutoff, call_events.c.kind.like("elevenlabs:%")))
                 .values(data=events_become)
             )
+            # Outgoing events carry transcripts too; older than the cutoff they are long
+            # past their 24 hours of retries: deleted with their deliveries.
+            old_events = select(event_outbox.c.id).where(event_outbox.c.created_at < cutoff)
+            await connection.execute(
+                delete(event_deliveries).where(event_deliveries.c.event_id.in_(old_events))
+            )
+            outgoing_deleted = await connection.execute(
+                delete(event_outbox).where(event_outbox.c.created_at < cutoff)
+            )
         return Cleared(
             audio_paths=audio,
             calls=cleared.rowcount,
             events=emptied.rowcount,
             recordings=recorded.rowcount,
+            outgoing_events=outgoing_deleted.rowcount,
         )
 
     async def _call_id(
