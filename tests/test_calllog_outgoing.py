@@ -351,3 +351,25 @@ async def test_retention_deletes_outgoing_events_before_the_cutoff(database: Dat
     assert cleared.outgoing_events >= 1
     assert await events_of(database, old) == []
     assert [kind for kind, _ in await events_of(database, new)] == ["call.completed"]
+
+
+@pytest.mark.parametrize("types", [None, ("call.failed",)])
+async def test_unwanted_steps_and_analyses_write_nothing(
+    database: Database, types: tuple[str, ...] | None
+) -> None:
+    log = CallRecords(database) if types is None else records(database, *types)
+    sid, conversation = new_sid(), f"conv_{uuid.uuid4().hex}"
+    await log.record_placed(
+        {"mode": "twilio", "call_sid": sid, "conversation_id": conversation}, idempotency_key=None
+    )
+    await log.record_step(sid, "fallback", {"reason": "x"}, dedupe_key=f"fb:{sid}")
+    await log.record_status(status(sid, "completed", 2))
+    await log.record_elevenlabs_event(
+        kind="post_call_transcription",
+        dedupe_key=f"t:{conversation}",
+        payload={},
+        conversation_id=conversation,
+        call_sid=None,
+        changes={"transcript": []},
+    )
+    assert await events_of(database, sid) == []
