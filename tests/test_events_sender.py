@@ -313,3 +313,23 @@ def test_bodies_are_compact_json() -> None:
     text = outbox.body_of("call.failed", datetime(2026, 1, 1, tzinfo=UTC), {"a": "é"})
     assert text == '{"type":"call.failed","timestamp":"2026-01-01T00:00:00Z","data":{"a":"é"}}'
     assert json.loads(text)["data"] == {"a": "é"}
+
+
+async def test_two_senders_on_one_database_never_send_an_event_twice(
+    database: Database, database_url: str
+) -> None:
+    from collections import Counter
+
+    receiver = Receiver(200)
+    ids = [await enqueue(database, n=n) for n in range(60)]
+    other = Database(database_url)
+    first, second = sender(database, receiver, batch=7), sender(other, receiver, batch=7)
+    while sum(await asyncio.gather(first.run_once(), second.run_once())):
+        pass
+    await first.stop()
+    await second.stop()
+    await other.dispose()
+    seen = Counter(request.headers["webhook-id"] for request in receiver.requests)
+    assert set(seen) == set(ids)
+    assert max(seen.values()) == 1
+    assert first.counts.delivered > 0 and second.counts.delivered > 0

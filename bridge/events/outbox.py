@@ -173,7 +173,7 @@ async def claim(
     `next_attempt_at` moves to `lease_until`, so another sender (or this one after a
     crash) tries them again only then. PostgreSQL skips rows another sender holds."""
     await disable_gone(connection)
-    query = (
+    due = (
         select(event_deliveries.c.id)
         .where(
             and_(
@@ -185,15 +185,18 @@ async def claim(
         .limit(limit)
     )
     if connection.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = [row for (row,) in await connection.execute(query)]
+        due = due.with_for_update(skip_locked=True)
+    # One statement: on SQLite the UPDATE takes the write lock before it reads, so two
+    # processes on one file never pick the same rows either (the second waits).
+    taken = await connection.execute(
+        update(event_deliveries)
+        .where(event_deliveries.c.id.in_(due.scalar_subquery()))
+        .values(next_attempt_at=lease_until)
+        .returning(event_deliveries.c.id)
+    )
+    ids = [row for (row,) in taken]
     if not ids:
         return []
-    await connection.execute(
-        update(event_deliveries)
-        .where(event_deliveries.c.id.in_(ids))
-        .values(next_attempt_at=lease_until)
-    )
     rows = await connection.execute(
         select(
             event_deliveries.c.id,
