@@ -333,3 +333,26 @@ async def test_two_senders_on_one_database_never_send_an_event_twice(
     assert set(seen) == set(ids)
     assert max(seen.values()) == 1
     assert first.counts.delivered > 0 and second.counts.delivered > 0
+
+
+@pytest.mark.parametrize(("grace", "stored"), [(5.0, "delivered"), (0.05, "pending")])
+async def test_stopping_lets_the_batch_in_flight_finish(
+    database: Database, grace: float, stored: str
+) -> None:
+    """A restart does not send again what was sent just before it (when the receiver
+    answers within the grace), nor waits for a receiver that does not."""
+    arrived = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await asyncio.sleep(0.3)
+        return httpx.Response(200)
+
+    event_id = await enqueue(database)
+    events = EventSender(
+        database, WebhookSigner([Secret(SECRET)]), transport=httpx.MockTransport(slow), poll=30
+    )
+    events.start()
+    await asyncio.wait_for(arrived.wait(), 5)
+    await events.stop(grace=grace)
+    assert (await delivery(database, event_id)).status == stored

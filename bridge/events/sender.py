@@ -37,6 +37,8 @@ LEASE = timedelta(seconds=60)
 BATCH = 100
 CONCURRENCY = 32
 POLL = 2.0
+# How long a stopping sender lets its batch in flight finish.
+STOP_GRACE = 5.0
 MEASURE_EVERY = 1.0
 
 
@@ -83,30 +85,38 @@ class EventSender:
         self._unlisten: Callable[[], None] | None = None
         self.measure_every = measure_every
         self._measured = -measure_every
+        self._stopping = False
 
     def start(self) -> None:
         self._unlisten = outbox.listen(self._wake.set)
         self._task = asyncio.create_task(self._loop(), name="event-sender")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Let the batch in flight finish (for up to `grace` seconds), so what it sent
+        is stored as sent and not sent again after a restart; then stop."""
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         await self._client.aclose()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 busy = await self.run_once()
             except Exception:
                 logger.exception("event=events_send_failed")
                 busy = 0
-            if busy < self.batch:
+            if busy < self.batch and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll)
