@@ -26,6 +26,8 @@ from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
 from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.elevenlabs.register_call import ElevenLabsClient
+from bridge.events.outbox import Outbox
+from bridge.events.sender import sender_for
 from bridge.metrics import Metrics
 from bridge.outbound.dialer import Dialer
 from bridge.outbound.idempotency import IdempotencyKeys
@@ -48,6 +50,7 @@ from bridge.web import (
     calls_api,
     calls_read_api,
     elevenlabs_webhook,
+    events_api,
     metrics_api,
     ui,
 )
@@ -133,7 +136,9 @@ def create_app(
         if settings.twilio_configured
         else None
     )
-    call_records = CallRecords(database)
+    events = Outbox.from_settings(settings)
+    call_records = CallRecords(database, events=events)
+    event_sender = sender_for(settings, database, metrics=metrics)
     recording_fetcher = fetcher_for(
         settings, database, transport, store=audio_store, count=metrics.count_recording
     )
@@ -151,7 +156,10 @@ def create_app(
         database=database, sealer=sealer, elevenlabs=elevenlabs, deadline=settings.inbound_deadline
     )
     call_log_writer = CallLogWriter(
-        database, on_failure=metrics.call_log_failures.inc, on_dropped=metrics.call_log_dropped.inc
+        database,
+        on_failure=metrics.call_log_failures.inc,
+        on_dropped=metrics.call_log_dropped.inc,
+        events=events,
     )
     # Reconciliation in the background (bridge.reconcile): what the bridge missed.
     # Its runs also retry the recordings whose fetch is due (after a crash, say).
@@ -181,6 +189,8 @@ def create_app(
             raise
         call_log_writer.start()
         recording_sweep.start()
+        if event_sender is not None:
+            event_sender.start()
         tune_garbage_collector()
         logger.info("routing: %s, %d rule(s)", table.source, len(table.rules))
         for note in settings.notes():
@@ -201,6 +211,8 @@ def create_app(
             app.state.ready = False
             # The background work first: its clients share the transport closed below.
             await reconcile_background.stop(reconciling)
+            if event_sender is not None:
+                await event_sender.stop()
             await recording_sweep.stop()
             await reconcile.aclose()
             if recording_fetcher.twilio is not None:
@@ -231,6 +243,7 @@ def create_app(
             *ai_caller_api.routes,
             *elevenlabs_webhook.routes,
             *calls_read_api.routes,
+            *events_api.routes,
             *call_audio.routes,
             *ui.routes,
         ],
@@ -256,6 +269,7 @@ def create_app(
     )
     app.state.outbound_answerer = outbound_answerer
     app.state.call_records = call_records
+    app.state.event_sender = event_sender
     app.state.audio_store = audio_store
     app.state.recording_fetcher = recording_fetcher
     app.state.call_log_writer = call_log_writer

@@ -93,6 +93,7 @@ MULTIPROCESS_DIRECTORY = shared_directory_for_workers()
 from prometheus_client import (  # noqa: E402
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
 )
@@ -190,6 +191,28 @@ class Metrics:
             "(fetched, retry, failed, deleted).",
             ["kind", "result"],
             registry=self.registry,
+        )
+
+        self.events = Counter(
+            "callbridge_events",
+            "Outgoing event deliveries attempted, by result (delivered; retried: to be "
+            "tried again; failed: given up after 24 hours; disabled: the endpoint "
+            "answered 410).",
+            ["result"],
+            registry=self.registry,
+        )
+        # The same value in every process (the database's): the largest one is shown.
+        self.events_queue_depth = Gauge(
+            "callbridge_events_queue_depth",
+            "Outgoing event deliveries pending.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        self.events_oldest_pending_seconds = Gauge(
+            "callbridge_events_oldest_pending_seconds",
+            "Age of the oldest event with a pending delivery, in seconds.",
+            registry=self.registry,
+            multiprocess_mode="max",
         )
 
     def count_recording(self, kind: str, result: str) -> None:

@@ -62,11 +62,18 @@ class Dialer:
 class Records:
     fails: bool = False
     placed: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
+    not_placed: list[dict[str, Any]] = field(default_factory=list)
 
     async def record_placed(self, placed: dict[str, Any], *, idempotency_key: str | None) -> None:
         if self.fails:
             raise RuntimeError("database is down")
         self.placed.append((placed, idempotency_key))
+
+    async def record_not_placed(self, **failure: Any) -> bool:
+        if self.fails:
+            raise RuntimeError("database is down")
+        self.not_placed.append(failure)
+        return True
 
 
 @dataclass
@@ -156,6 +163,27 @@ async def test_a_call_not_placed_releases_the_key_only_when_it_surely_was_not(
     assert world.keys.calls[1:] == expected
     assert world.counted(result) == 1
     assert world.records.placed == []
+    # Only a call surely not placed is a `call.failed` event.
+    expected_events = [
+        {
+            "to": CALLEE,
+            "mode": "twilio",
+            "agent_id": None,
+            "status": 504,
+            "reason": "upstream timed out",
+        }
+    ]
+    assert world.records.not_placed == (expected_events if definite else [])
+
+
+@pytest.mark.anyio
+async def test_a_call_event_that_cannot_be_written_leaves_the_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failure = NotPlaced(400, "invalid number")
+    world = World(dialer=Dialer(outcome=failure), records=Records(fails=True))
+    assert await world.place() == Placed(400, failure.body())
+    assert "event=call_event_not_written" in caplog.text
 
 
 @pytest.mark.anyio

@@ -28,14 +28,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.call import Answer, Call
+from bridge.calllog import outgoing
+from bridge.calllog.audio import CallAudio
+from bridge.events import outbox
+from bridge.events.outbox import Outbox
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls, fitted, recordings
+from bridge.storage.tables import (
+    call_events,
+    calls,
+    event_deliveries,
+    event_outbox,
+    fitted,
+    recordings,
+)
 
 # Twilio's call statuses in the order a call goes through them.
 STATUS_RANK = {
@@ -104,14 +115,24 @@ class Cleared:
     calls: int
     events: int
     recordings: int = 0
+    outgoing_events: int = 0
 
 
 class CallRecords:
+    """`events` (EVENTS_WEBHOOK_URL set) makes the writes that end a call, and its
+    fallback, transfer, voicemail and analysis, also write an outgoing event in the
+    same transaction (bridge.calllog.outgoing says what each carries)."""
+
     def __init__(
-        self, database: Database, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        database: Database,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        events: Outbox | None = None,
     ) -> None:
         self.database = database
         self.now = now
+        self.events = events
 
     async def record_answer(
         self,
@@ -172,7 +193,13 @@ class CallRecords:
             call_id = await self._call_id(
                 connection, call_sid, direction=direction, from_number=None, to_number=None
             )
-            return await self._event(connection, call_id, kind, stored, dedupe_key=dedupe_key)
+            fresh = await self._event(connection, call_id, kind, stored, dedupe_key=dedupe_key)
+            emitted = fresh and await self._step_event(
+                connection, call_id, kind, stored, dedupe_key
+            )
+        if emitted:
+            outbox.notify()
+        return fresh
 
     async def record_placed(
         self, placed: Mapping[str, Any], *, idempotency_key: str | None
@@ -201,6 +228,40 @@ class CallRecords:
                 )
             )
             await self._event(connection, call_id, "placed", dict(placed))
+
+    async def record_not_placed(
+        self,
+        *,
+        to: str,
+        mode: str,
+        agent_id: str | None,
+        status: int,
+        reason: str,
+    ) -> bool:
+        """An outbound call the API could not place (definitely): only a `call.failed`
+        event, as no call exists. False when no event was written."""
+        if self.events is None or not self.events.wants(outgoing.FAILED):
+            return False
+        data = storable(
+            {
+                "call_id": None,
+                "call_sid": None,
+                "direction": "outbound",
+                "to": to,
+                "mode": mode,
+                "agent_id": agent_id,
+                "status": "not-placed",
+                "error": reason,
+                "http_status": status,
+            }
+        )
+        engine = await self.database.engine()
+        async with engine.begin() as connection:
+            found = await self.events.enqueue(
+                connection, outgoing.FAILED, data, dedupe_key=f"not_placed:{secrets.token_hex(16)}"
+            )
+        outbox.notify()
+        return found is not None
 
     async def record_status(
         self,
@@ -277,7 +338,10 @@ class CallRecords:
                     values[column] = func.coalesce(calls.c[column], number)
             if values:
                 await connection.execute(update(calls).where(this_call).values(values))
-            return True
+            emitted = status in FINAL and await self._final_event(connection, call_id)
+        if emitted:
+            outbox.notify()
+        return True
 
     async def record_answers(self, entries: Sequence[Answered]) -> None:
         """A batch of inbound answers in one transaction; writing it twice writes it once."""
@@ -345,6 +409,14 @@ class CallRecords:
                 dialect.insert(call_events).on_conflict_do_nothing(index_elements=["dedupe_key"]),
                 events,
             )
+            emitted = False
+            for event in events:
+                if event["kind"] == "fallback":
+                    emitted |= await self._step_event(
+                        connection, event["call_id"], "fallback", event["data"], event["dedupe_key"]
+                    )
+        if emitted:
+            outbox.notify()
 
     async def record_elevenlabs_event(
         self,
@@ -403,6 +475,13 @@ class CallRecords:
                 await connection.execute(update(calls).where(calls.c.id == call_id).values(changes))
             if end is not None:
                 await _ended(connection, call_id, end)
+            emitted = False
+            if failure is not None or end is not None:
+                emitted |= await self._final_event(connection, call_id)
+            if "transcript" in changes or "analysis" in changes:
+                emitted |= await self._analyzed_event(connection, call_id)
+        if emitted:
+            outbox.notify()
         return Stored(duplicate=False, call_id=call_id)
 
     async def record_reconciled(self, call_ids: Sequence[str], *, done: bool) -> None:
@@ -504,11 +583,21 @@ class CallRecords:
                 .where(and_(call_events.c.at < cutoff, call_events.c.kind.like("elevenlabs:%")))
                 .values(data=events_become)
             )
+            # Outgoing events carry transcripts too; older than the cutoff they are long
+            # past their 24 hours of retries: deleted with their deliveries.
+            old_events = select(event_outbox.c.id).where(event_outbox.c.created_at < cutoff)
+            await connection.execute(
+                delete(event_deliveries).where(event_deliveries.c.event_id.in_(old_events))
+            )
+            outgoing_deleted = await connection.execute(
+                delete(event_outbox).where(event_outbox.c.created_at < cutoff)
+            )
         return Cleared(
             audio_paths=audio,
             calls=cleared.rowcount,
             events=emptied.rowcount,
             recordings=recorded.rowcount,
+            outgoing_events=outgoing_deleted.rowcount,
         )
 
     async def _call_id(
@@ -547,6 +636,81 @@ class CallRecords:
             return str(found)
         return call_id
 
+    async def _final_event(self, connection: AsyncConnection, call_id: str) -> bool:
+        """`call.completed` or `call.failed` once per call, when its status is final."""
+        if self.events is None:
+            return False
+        row = await outgoing.call_row(connection, call_id)
+        if row is None or row.status not in FINAL:
+            return False
+        event_type = outgoing.final_type(row.status)
+        if not self.events.wants(event_type):
+            return False
+        data = await outgoing.final_record(connection, row, self.events.base_url)
+        found = await self.events.enqueue(
+            connection, event_type, data, dedupe_key=f"final:{call_id}", call_id=call_id
+        )
+        return found is not None
+
+    async def _analyzed_event(self, connection: AsyncConnection, call_id: str) -> bool:
+        """`call.analyzed` once per call, when its transcript or analysis is stored."""
+        if self.events is None or not self.events.wants(outgoing.ANALYZED):
+            return False
+        row = await outgoing.call_row(connection, call_id)
+        if row is None:
+            return False
+        data = await outgoing.final_record(connection, row, self.events.base_url)
+        found = await self.events.enqueue(
+            connection, outgoing.ANALYZED, data, dedupe_key=f"analyzed:{call_id}", call_id=call_id
+        )
+        return found is not None
+
+    async def _step_event(
+        self,
+        connection: AsyncConnection,
+        call_id: str,
+        kind: str,
+        data: dict[str, Any],
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """The event of a step: a fallback, a transfer, a voicemail (once stored, or
+        given up on)."""
+        if self.events is None:
+            return False
+        event_type = _STEP_EVENTS.get(kind)
+        if event_type is None or not self.events.wants(event_type):
+            return False
+        if kind == "voicemail" and data.get("status") not in ("stored", "failed"):
+            return False
+        row = await outgoing.call_row(connection, call_id)
+        if row is None:
+            return False
+        payload: dict[str, Any] = {**outgoing.identity(row), **_step_data(kind, data)}
+        if kind == "voicemail":
+            audio = data.get("audio")
+            payload["audio"] = (
+                outgoing.audio_link(
+                    row,
+                    CallAudio(
+                        "voicemail",
+                        str(audio["name"]),
+                        audio.get("bytes"),
+                        audio.get("sha256"),
+                        data.get("duration"),
+                    ),
+                    self.events.base_url,
+                )
+                if isinstance(audio, dict) and audio.get("name")
+                else None
+            )
+            key = f"voicemail:{data.get('recording_sid') or dedupe_key}"
+        else:
+            key = f"{kind}:{dedupe_key or secrets.token_hex(16)}"
+        found = await self.events.enqueue(
+            connection, event_type, payload, dedupe_key=key, call_id=call_id
+        )
+        return found is not None
+
     async def _event(
         self,
         connection: AsyncConnection,
@@ -569,6 +733,22 @@ class CallRecords:
         except IntegrityError:
             return False  # a replay
         return True
+
+
+_STEP_EVENTS = {
+    "fallback": outgoing.FALLBACK,
+    "transfer": outgoing.TRANSFERRED,
+    "voicemail": outgoing.VOICEMAIL,
+}
+
+
+def _step_data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    keep: tuple[str, ...]
+    if kind == "voicemail":
+        keep = ("recording_sid", "status", "duration", "error")
+    else:
+        keep = tuple(key for key in data if key != "audio")
+    return {key: data.get(key) for key in keep if data.get(key) is not None}
 
 
 async def _match(

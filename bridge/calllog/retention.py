@@ -3,9 +3,11 @@
 `callbridge db prune --days N` (or RETENTION_DAYS) clears, for calls older than the
 cutoff, the transcript, analysis and summary, deletes their audio from the audio store
 (post-call audio, voicemails and recordings), and empties the stored ElevenLabs
-webhook bodies (which carry the transcript too). The call record itself (numbers,
-times, status, rule) and a recording's row (its SID, duration, status) stay for the
-log; a recording's object name and transcription are cleared.
+webhook bodies (which carry the transcript too), and deletes the outgoing events
+(bridge.events) made before the cutoff, whose bodies may carry it as well. The call
+record itself (numbers, times, status, rule) and a recording's row (its SID,
+duration, status) stay for the log; a recording's object name and transcription are
+cleared.
 
 Every stored audio is named by a record: its call's, always its post-call audio
 event's (also when the conversation matched no call, as for `/api/call` calls), and
@@ -38,6 +40,7 @@ class Pruned:
     audio_files: int
     events: int
     recordings: int = 0
+    outgoing_events: int = 0
 
 
 async def prune(
@@ -57,6 +60,7 @@ async def prune(
         audio_files=removed,
         events=cleared.events,
         recordings=cleared.recordings,
+        outgoing_events=cleared.outgoing_events,
     )
 
 

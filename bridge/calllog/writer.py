@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bridge.call import Answer, Call
 from bridge.calllog.records import CallRecords
+from bridge.events.outbox import Outbox
 from bridge.storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class CallLogWriter:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_failure: Callable[[], object] = lambda: None,
         on_dropped: Callable[[int], object] = lambda count: None,
+        events: Outbox | None = None,
     ) -> None:
         self.database = database
         self.interval = interval
@@ -108,7 +110,7 @@ class CallLogWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._backing_off = False
-        self._records = CallRecords(database, now=now)
+        self._records = CallRecords(database, now=now, events=events)
 
     def add(self, call: Call, answer: Answer, *, kind: str = "inbound") -> None:
         """Queue a call's answer; never waits and never raises."""

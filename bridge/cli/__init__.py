@@ -23,6 +23,7 @@ from bridge.cli import (
     campaign,
     db,
     doctor,
+    events,
     reconcile,
     routes,
     sandbox,
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     routes.add_route_parser(commands)
     call.add_parser(commands)
     calls.add_parser(commands)
+    events.add_parser(commands)
     campaign.add_parser(commands)
     db.add_parser(commands)
     reconcile.add_parser(commands)

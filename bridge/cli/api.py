@@ -197,7 +197,10 @@ async def bridge_client(
                 settings = dataclasses.replace(settings, log_level="ERROR")
             if reading:
                 token = secrets.token_urlsafe(24)
-                settings = dataclasses.replace(settings, bridge_api_token=Secret(token))
+                # Nor does it send the outgoing events: the server does.
+                settings = dataclasses.replace(
+                    settings, bridge_api_token=Secret(token), events_webhook_urls=()
+                )
             app = create_app(settings)
             # In process, this command is the server: it brings the schema up to date.
             await migrate.upgrade(settings.database_url)

@@ -86,6 +86,8 @@ class Placement:
             mode = call.mode or self.dialer.default_mode()
             requested.labels(mode, "not_placed" if failure.definite else "unknown").inc()
             log("call_not_placed", to=call.to, status=failure.status, reason=failure.message)
+            if failure.definite:
+                await self._not_placed(call, mode, failure)
             if key is not None:
                 if failure.definite:
                     await self.keys.release(SCOPE, key)
@@ -118,6 +120,19 @@ class Placement:
             logger.exception("event=call_log_failed call_sid=%s", placed.get("call_sid"))
         log("call_placed", to=call.to, mode=placed["mode"], call_sid=placed.get("call_sid"))
         return Placed(201, placed)
+
+    async def _not_placed(self, call: OutboundRequest, mode: str, failure: NotPlaced) -> None:
+        """A `call.failed` event for a call not placed; its failure never changes the answer."""
+        try:
+            await self.records.record_not_placed(
+                to=call.to,
+                mode=mode,
+                agent_id=call.agent_id,
+                status=failure.status,
+                reason=failure.message,
+            )
+        except Exception:
+            logger.exception("event=call_event_not_written to=%s", phone.mask(call.to))
 
     async def _keep_unknown(self, key: str | None) -> None:
         """Every retry with this key gets "unknown" rather than a second ring."""

@@ -34,6 +34,7 @@ from typing import Any
 from bridge.calllog.log_lines import logfmt
 from bridge.calllog.post_call import from_conversation
 from bridge.calllog.records import FINAL, CallRecords
+from bridge.events.outbox import Outbox
 from bridge.metrics import Metrics
 from bridge.reconcile import candidates
 from bridge.reconcile.candidates import Candidate, Window
@@ -113,6 +114,7 @@ class Reconciler:
         metrics: Metrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         also: Sequence[Callable[[], Awaitable[object]]] = (),
+        events: Outbox | None = None,
     ) -> None:
         self.database = database
         self.conversations = conversations
@@ -122,7 +124,7 @@ class Reconciler:
         self.metrics = metrics
         self.now = now
         self.also = list(also)
-        self.records = CallRecords(database, now=now)
+        self.records = CallRecords(database, now=now, events=events)
 
     async def run(
         self,

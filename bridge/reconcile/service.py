@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import httpx
 
+from bridge.events.outbox import Outbox
 from bridge.metrics import Metrics
 from bridge.reconcile.conversations import Conversations
 from bridge.reconcile.lease import Lease
@@ -67,6 +68,7 @@ class Service:
             bounds=self.bounds,
             metrics=metrics,
             also=also,
+            events=Outbox.from_settings(settings),
         )
         # Longer than a run may take, so a live holder never loses it between renewals.
         ttl = lease_ttl or max(60.0, self.bounds.seconds * 2)

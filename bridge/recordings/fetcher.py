@@ -20,6 +20,7 @@ from bridge.audio import names
 from bridge.audio.store import AudioStore, StoredAudio
 from bridge.calllog.log_lines import logfmt
 from bridge.calllog.records import CallRecords
+from bridge.events.outbox import Outbox
 from bridge.recordings.callback import RecordingCallback
 from bridge.recordings.rows import STORED, Recording, RecordingRows
 from bridge.settings import Settings
@@ -215,7 +216,7 @@ def fetcher_for(
     """The fetcher a server or `callbridge reconcile` uses, from the settings."""
     return RecordingFetcher(
         rows=RecordingRows(database),
-        records=CallRecords(database),
+        records=CallRecords(database, events=Outbox.from_settings(settings)),
         store=store,
         twilio=TwilioRecordings(
             account_sid=settings.twilio_account_sid,

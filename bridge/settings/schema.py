@@ -38,6 +38,8 @@ EVENT_TYPES = (
     "call.voicemail",
     "call.transferred",
     "call.failed",
+    # The transcript and analysis, once ElevenLabs' post-call webhook has them.
+    "call.analyzed",
 )
 DEFAULT_RECONCILE_INTERVAL = 300.0
 DEFAULT_RECONCILE_GRACE = 300.0

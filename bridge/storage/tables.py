@@ -140,6 +140,47 @@ leases = Table(
 )
 
 
+# Outgoing events (bridge.events): one row per event, written in the same transaction
+# as the change that causes it. `body` is the JSON sent, fixed at creation, so every
+# retry sends the same bytes; `id` is its `webhook-id`; `dedupe_key` makes a replayed
+# cause add no second event.
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("type", String(64), nullable=False, index=True),
+    Column("dedupe_key", String(255), nullable=False, unique=True),
+    Column("call_id", String(32), index=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# One delivery per (event, endpoint URL): `status` pending -> delivered, or failed
+# (given up after 24 hours), or disabled (the endpoint answered 410).
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), ForeignKey("event_outbox.id"), nullable=False, index=True),
+    Column("endpoint", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), index=True),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+)
+
+# Endpoints that answered 410 Gone: nothing more is sent to them until an event is
+# redelivered (`callbridge events redeliver ID`), which enables them again.
+event_endpoints = Table(
+    "event_endpoints",
+    metadata,
+    Column("url", String(2048), primary_key=True),
+    Column("disabled_at", DateTime(timezone=True), nullable=False),
+)
+
+
 def fitted(table: Table, values: dict[str, Any]) -> dict[str, Any]:
     """`values` with each string cut to its column's length.
 
