@@ -26,6 +26,7 @@ from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
 from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.elevenlabs.register_call import ElevenLabsClient
+from bridge.lookup.hook import lookups_for
 from bridge.metrics import Metrics
 from bridge.outbound.dialer import Dialer
 from bridge.outbound.idempotency import IdempotencyKeys
@@ -168,6 +169,13 @@ def create_app(
         elevenlabs=elevenlabs,
         default_agent_id=settings.elevenlabs_agent_id,
         deadline=settings.inbound_deadline,
+        lookups=lookups_for(
+            url=settings.lookup_url,
+            timeout=settings.lookup_timeout,
+            secrets=settings.lookup_signing_secrets,
+            rule_lookups=(rule.lookup for rule in table.rules),
+            transport=transport,
+        ),
         **inbound_kwargs,
     )
 

@@ -97,6 +97,17 @@ class Call:
 
 
 @dataclass(frozen=True)
+class LookupNote:
+    """What the lookup hook did for a call: its result (ok, timeout, http_error,
+    invalid, error), how long it took, and the names of what it changed (never values)."""
+
+    result: str
+    latency: float
+    changed: tuple[str, ...] = ()
+    status: int | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
     """What the bridge answered a call with, and why (the call log and metrics keep it)."""
 
@@ -112,3 +123,4 @@ class Answer:
     attempts: int = 0
     reason: str | None = None
     conversation_id: str | None = None
+    lookup: LookupNote | None = None

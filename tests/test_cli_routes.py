@@ -428,3 +428,22 @@ def test_serve_help_says_where_it_listens(capsys: pytest.CaptureFixture[str]) ->
     assert "default: 127.0.0.1, this machine only; 0.0.0.0, every interface, when $PORT is set" in (
         help_text
     )
+
+
+def test_routes_check_shows_lookups(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        '[[rules]]\nname = "a"\naction = "agent"\n'
+        'lookup = { url = "https://crm.example/l", timeout = 0.8 }\n\n'
+        '[[rules]]\nname = "b"\naction = "hangup"\nlookup = false\n\n'
+        '[[rules]]\nname = "c"\naction = "hangup"\n',
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "routes", "check", str(path))
+    assert code == 0
+    assert (
+        "1. a: when always -> agent (default agent), lookup https://crm.example/l within 0.8 s"
+        in out
+    )
+    assert "2. b: when always -> hangup, lookup off" in out
+    assert "3. c: when always -> hangup\n" in out

@@ -79,7 +79,13 @@ def _describe_rule(rule: Rule) -> str:
     target = ""
     if isinstance(rule, AgentAction):
         target = f" {rule.agent_id or '(default agent)'}"
-    return f"when {when} -> {rule.action}{target}"
+    lookup = ""
+    if rule.lookup is False:
+        lookup = ", lookup off"
+    elif rule.lookup is not None:
+        timeout = f" within {rule.lookup.timeout:g} s" if rule.lookup.timeout else ""
+        lookup = f", lookup {rule.lookup.url}{timeout}"
+    return f"when {when} -> {rule.action}{target}{lookup}"
 
 
 def _route(args: argparse.Namespace) -> int:
