@@ -52,6 +52,8 @@ class LookupClient:
         # Without a secret nothing is sent: the endpoint could not trust it.
         self._signer = WebhookSigner(secrets) if secrets else None
         self._now = now
+        # Parsed once per URL (a handful: LOOKUP_URL and the rules' own).
+        self._urls: dict[str, tuple[httpx.URL, str]] = {}
 
     async def lookup(
         self, url: str, body: dict[str, Any], *, message_id: str, timeout: float
@@ -88,10 +90,14 @@ class LookupClient:
     ) -> httpx.Response:
         assert self._signer is not None
         content = json.dumps(body, separators=(",", ":")).encode()
-        target = httpx.URL(url)
+        parsed = self._urls.get(url)
+        if parsed is None:
+            target = httpx.URL(url)
+            parsed = self._urls[url] = (target, target.netloc.decode("ascii"))
+        target, host = parsed
         headers = httpx.Headers(
             {
-                "host": target.netloc.decode("ascii"),
+                "host": host,
                 "accept": "application/json",
                 "content-type": "application/json",
                 "content-length": str(len(content)),

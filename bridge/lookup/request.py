@@ -19,7 +19,8 @@ def lookup_body(call: Call, *, rule: str, agent_id: str | None, direction: str) 
         "rule": rule,
         "direction": direction,
         "caller_name": call.caller_name or None,
-        "caller_country": call.caller_country,
+        # Twilio's own FromCountry when it sent one: parsing the number costs ~0.1 ms.
+        "caller_country": call.geo.get("FromCountry") or call.caller_country,
         "forwarded_from": call.forwarded_from or None,
         "account_sid": call.account_sid or None,
         "geo": dict(call.geo),
