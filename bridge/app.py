@@ -148,8 +148,20 @@ def create_app(
         twilio=twilio,
         sealer=sealer,
     )
+    # The lookup hook (LOOKUP_URL, the rules' own); None when none is configured.
+    lookups = lookups_for(
+        url=settings.lookup_url,
+        timeout=settings.lookup_timeout,
+        secrets=settings.lookup_signing_secrets,
+        rule_lookups=(rule.lookup for rule in table.rules),
+        transport=transport,
+    )
     outbound_answerer = OutboundAnswerer(
-        database=database, sealer=sealer, elevenlabs=elevenlabs, deadline=settings.inbound_deadline
+        database=database,
+        sealer=sealer,
+        elevenlabs=elevenlabs,
+        deadline=settings.inbound_deadline,
+        lookups=lookups if settings.outbound_lookup else None,
     )
     call_log_writer = CallLogWriter(
         database, on_failure=metrics.call_log_failures.inc, on_dropped=metrics.call_log_dropped.inc
@@ -169,13 +181,7 @@ def create_app(
         elevenlabs=elevenlabs,
         default_agent_id=settings.elevenlabs_agent_id,
         deadline=settings.inbound_deadline,
-        lookups=lookups_for(
-            url=settings.lookup_url,
-            timeout=settings.lookup_timeout,
-            secrets=settings.lookup_signing_secrets,
-            rule_lookups=(rule.lookup for rule in table.rules),
-            transport=transport,
-        ),
+        lookups=lookups,
         **inbound_kwargs,
     )
 
