@@ -161,7 +161,8 @@ def create_app(
         sealer=sealer,
         elevenlabs=elevenlabs,
         deadline=settings.inbound_deadline,
-        lookups=lookups if settings.outbound_lookup else None,
+        lookups=lookups,
+        lookup_by_default=settings.outbound_lookup,
     )
     call_log_writer = CallLogWriter(
         database, on_failure=metrics.call_log_failures.inc, on_dropped=metrics.call_log_dropped.inc

@@ -72,13 +72,16 @@ def client(tmp_path: Path, upstreams: Upstreams, lookup: Lookup) -> Iterator[Tes
         yield test_client
 
 
-def place_and_answer(client: TestClient, upstreams: Upstreams) -> tuple[str, httpx.Response]:
+def place_and_answer(
+    client: TestClient, upstreams: Upstreams, **fields: Any
+) -> tuple[str, httpx.Response]:
     response = client.post(
         "/calls",
         json={
             "to": CALLEE,
             "agent_id": "agent_reminders",
             "dynamic_variables": {"name": "Ada", "secret__pin": SECRET_PIN},
+            **fields,
         },
         headers=BEARER,
     )
@@ -180,3 +183,32 @@ def test_without_outbound_lookup_nothing_is_asked(
         assert "<Connect>" in reply.text
         assert lookup_events(client, sid) == []
     assert lookup.requests == []
+
+
+def test_a_request_may_ask_for_the_lookup(
+    tmp_path: Path, upstreams: Upstreams, lookup: Lookup
+) -> None:
+    lookup.reply = {"agent_id": "agent_vip"}
+    with bridge(tmp_path, upstreams, lookup, outbound_lookup=False) as client:
+        sid, reply = place_and_answer(client, upstreams, lookup=True)
+        assert (upstreams.twilio.calls[sid].param("Url") or "").endswith("&lookup=1")
+        assert "<Connect>" in reply.text
+    assert len(lookup.requests) == 1
+    assert upstreams.elevenlabs.requests[0]["agent_id"] == "agent_vip"
+
+
+def test_a_request_may_decline_the_lookup(
+    client: TestClient, upstreams: Upstreams, lookup: Lookup
+) -> None:
+    sid, reply = place_and_answer(client, upstreams, lookup=False)
+    assert (upstreams.twilio.calls[sid].param("Url") or "").endswith("&lookup=0")
+    assert "<Connect>" in reply.text
+    assert lookup.requests == []
+
+
+def test_lookup_needs_twilio_mode(client: TestClient) -> None:
+    response = client.post(
+        "/calls", json={"to": CALLEE, "mode": "elevenlabs", "lookup": True}, headers=BEARER
+    )
+    assert response.status_code == 422
+    assert "lookup needs mode 'twilio'" in response.json()["error"]

@@ -49,20 +49,27 @@ class OutboundAnswerer:
         elevenlabs: ElevenLabsClient | None,
         deadline: float,
         lookups: Lookups | None = None,
+        lookup_by_default: bool = False,
     ) -> None:
         self.database = database
         self.sealer = sealer
         self.elevenlabs = elevenlabs
         self.deadline = deadline
-        # OUTBOUND_LOOKUP: the global lookup hook (LOOKUP_URL), asked at answer time.
+        # The global lookup hook (LOOKUP_URL), asked at answer time when the request
+        # said `lookup: true`, or said nothing and OUTBOUND_LOOKUP is on.
         self.lookups = lookups
+        self.lookup_by_default = lookup_by_default
 
-    async def answer_in_time(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
+    async def answer_in_time(
+        self, pending_id: str, *, call_sid: str, answered_by: str, lookup: bool | None = None
+    ) -> Answer:
         """`answer`, or the fallback when it failed or would not fit in Twilio's 15 s."""
         try:
             # The database and register-call together must fit in Twilio's 15 s.
             async with asyncio.timeout(self.deadline + ANSWER_SLACK):
-                return await self.answer(pending_id, call_sid=call_sid, answered_by=answered_by)
+                return await self.answer(
+                    pending_id, call_sid=call_sid, answered_by=answered_by, lookup=lookup
+                )
         except TimeoutError:
             logger.warning("event=outbound_answer_deadline call_sid=%s", call_sid or "-")
             reason = "deadline"
@@ -73,7 +80,9 @@ class OutboundAnswerer:
             OUTBOUND_FALLBACK, rule="outbound", action="-", outcome="fallback", reason=reason
         )
 
-    async def answer(self, pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
+    async def answer(
+        self, pending_id: str, *, call_sid: str, answered_by: str, lookup: bool | None = None
+    ) -> Answer:
         # Used once: the sealed secrets do not stay longer than they must.
         row = await PendingCalls(self.database).take(pending_id)
         if row is None:
@@ -100,8 +109,14 @@ class OutboundAnswerer:
                 outcome="handled",
                 agent_id=row.agent_id,
             )
+        asks = self.lookup_by_default if lookup is None else lookup
         return await self._connect(
-            row.agent_id, row.from_number, row.to_number, row.client_data, call_sid=call_sid
+            row.agent_id,
+            row.from_number,
+            row.to_number,
+            row.client_data,
+            call_sid=call_sid,
+            lookups=self.lookups if asks else None,
         )
 
     async def _connect(
@@ -112,6 +127,7 @@ class OutboundAnswerer:
         sealed: object,
         *,
         call_sid: str = "",
+        lookups: Lookups | None = None,
     ) -> Answer:
         def fallback(
             reason: str,
@@ -138,8 +154,8 @@ class OutboundAnswerer:
         except ValueError:
             return fallback("sealed_secret_unreadable")
         timeout = self.deadline
-        target = self.lookups.target(None) if self.lookups is not None else None
-        if self.lookups is not None and target is not None:
+        target = lookups.target(None) if lookups is not None else None
+        if lookups is not None and target is not None:
             started = time.monotonic()
             call = Call(
                 call_sid=call_sid,
@@ -148,7 +164,7 @@ class OutboundAnswerer:
                 direction="outbound-api",
             )
             requested = AgentAction(action="agent", agent_id=agent_id)
-            result = await self.lookups.ask(
+            result = await lookups.ask(
                 target,
                 call,
                 rule="outbound",

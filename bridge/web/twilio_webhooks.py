@@ -176,8 +176,13 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
     answerer: OutboundAnswerer = webhook.state.outbound_answerer
     form = webhook.form
     call = Call.from_form(form.multi_items())
+    # The request's own `lookup` choice, in the URL Twilio signed (bridge.outbound.dialer).
+    lookup = {"1": True, "0": False}.get(webhook.query_param("lookup"))
     answer = await answerer.answer_in_time(
-        webhook.query_param("call"), call_sid=call.call_sid, answered_by=form.get("AnsweredBy")
+        webhook.query_param("call"),
+        call_sid=call.call_sid,
+        answered_by=form.get("AnsweredBy"),
+        lookup=lookup,
     )
     log_answer(call, answer, event="outbound_answer", answered_by=form.get("AnsweredBy") or "-")
     metrics: Metrics = webhook.state.metrics
