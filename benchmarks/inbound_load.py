@@ -648,7 +648,8 @@ def format_report(report: Report) -> str:
         ),
         f"elapsed           {report.elapsed_s:.3f} s",
         f"throughput        {report.throughput_per_s:.1f} calls/s",
-        f"ideal bound       {report.ideal_per_s:.1f} calls/s (concurrency / latency)",
+        f"ideal bound       {report.ideal_per_s:.1f} calls/s (concurrency / "
+        + ("(latency + lookup))" if report.lookup_latency_ms is not None else "latency)"),
         f"ratio             {report.ratio:.3f}",
         f"latency p50/p90/p99  {report.p50_ms:.1f} / {report.p90_ms:.1f} / "
         f"{report.p99_ms:.1f} ms (max {report.max_ms:.1f})",
