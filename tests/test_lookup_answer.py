@@ -100,3 +100,11 @@ def test_problems_never_carry_a_variables_value() -> None:
     with pytest.raises(InvalidLookupAnswer) as caught:
         parse_answer(b'{"dynamic_variables": {"secret__pin": ["hidden-1234"]}}')
     assert "hidden-1234" not in str(caught.value)
+
+
+def test_a_secret_variables_bad_template_is_not_quoted() -> None:
+    body = {"action": {"action": "agent", "dynamic_variables": {"secret__t": "tok{en}-9876"}}}
+    with pytest.raises(InvalidLookupAnswer) as caught:
+        parsed(body)
+    assert "action.dynamic_variables.secret__t: invalid value (not shown)" in str(caught.value)
+    assert "9876" not in str(caught.value)

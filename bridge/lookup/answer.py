@@ -74,5 +74,7 @@ def _lines(error: ValidationError, prefix: str) -> list[str]:
         tag, _, tail = rest.partition(".")
         if prefix and head == prefix and tag in ACTION_NAMES:
             name = f"{head}.{tail}" if tail else head
-        lines.append(f"{name}: {item['problem']}")
+        # A rule's template errors quote the value: never a secret variable's.
+        problem = "invalid value (not shown)" if "secret__" in name else item["problem"]
+        lines.append(f"{name}: {problem}")
     return lines
