@@ -105,8 +105,8 @@ class InboundBridge:
     ) -> Answer:
         """`work`'s answer; the global fallback if it raised: a bug never reaches the caller.
 
-        No timeout here: the only wait in answering a call is register-call, which
-        keeps its own deadline.
+        No timeout here: the only waits in answering a call are the lookup hook and
+        register-call, which share the call's deadline (bridge.lookup.hook).
         """
         try:
             return await work
