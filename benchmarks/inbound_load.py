@@ -16,6 +16,7 @@ uvloop). `--driver aiohttp` and `--fake starlette` bring back the heavier ones.
     python benchmarks/inbound_load.py --workers 2      # uvicorn --workers 2 for the bridge
     python benchmarks/inbound_load.py --transport aiohttp   # the bridge's UPSTREAM_TRANSPORT
     python benchmarks/inbound_load.py --compare-transports  # pooled, aiohttp, direct; one table
+    python benchmarks/inbound_load.py --lookup-latency 0.05  # LOOKUP_URL: a 50 ms lookup hook
 
 See benchmarks/README.md for what each number means and measured results.
 """
@@ -54,6 +55,9 @@ AUTH_TOKEN = "bench-twilio-auth-token"
 API_KEY = "bench-elevenlabs-key"
 AGENT_ID = "agent_bench"
 ACCOUNT_SID = "AC" + "0" * 32
+# The lookup hook (--lookup-latency): served by the lean fake, signed with this.
+LOOKUP_PATH = "/lookup"
+LOOKUP_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # Environment the fake-upstream subprocess reads (`fake_app` below, or lean.py).
 FAKE_ENV_LATENCY = "BENCH_FAKE_LATENCY"
 FAKE_ENV_API_KEY = ENV_API_KEY
@@ -70,6 +74,11 @@ SCRUBBED_ENV = (
     "TRUST_FORWARDED_HEADERS",
     "UPSTREAM_MAX_CONNECTIONS",
     "UPSTREAM_TRANSPORT",
+    "LOOKUP_URL",
+    "LOOKUP_SECRET",
+    "LOOKUP_TIMEOUT_SECONDS",
+    "EVENTS_WEBHOOK_URL",
+    "EVENTS_WEBHOOK_SECRET",
     # The aiohttp transport honours these (trust_env); the fake is on loopback.
     *(f"{name}_proxy" for name in ("http", "https", "all", "no")),
     *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "ALL", "NO")),
@@ -212,13 +221,16 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_fake(stack: ExitStack, latency: float, kind: FakeKind) -> Server:
+def start_fake(
+    stack: ExitStack, latency: float, kind: FakeKind, lookup_latency: float | None = None
+) -> Server:
     port = free_port()
     env = child_env({FAKE_ENV_LATENCY: repr(latency), FAKE_ENV_API_KEY: API_KEY})
     if kind == "lean":
         command = [
             sys.executable, str(BENCH_DIR / "lean.py"),
             "--host", HOST, "--port", str(port), "--latency", repr(latency),
+            "--lookup-latency", repr(lookup_latency or 0.0),
         ]  # fmt: skip
     else:
         command = uvicorn_command("inbound_load:fake_app", port, factory=True)
@@ -239,6 +251,7 @@ def start_bridge(
     target: str = "bridge.app:app",
     workers: int = 1,
     extra: Sequence[str] = (),
+    lookup: bool = False,
 ) -> Server:
     port = free_port()
     # A fresh database per bridge, migrated first: the bridge refuses an unmigrated one.
@@ -255,6 +268,14 @@ def start_bridge(
             "LOG_LEVEL": log_level,
             "UPSTREAM_MAX_CONNECTIONS": str(max(500, concurrency)),
             "UPSTREAM_TRANSPORT": transport,
+            **(
+                {
+                    "LOOKUP_URL": f"http://{HOST}:{upstream_port}{LOOKUP_PATH}",
+                    "LOOKUP_SECRET": LOOKUP_SECRET,
+                }
+                if lookup
+                else {}
+            ),
         }
     )
     subprocess.run(
@@ -535,6 +556,8 @@ class Report:
     workers: int | None = None
     log_level: str | None = None
     transport: str | None = None
+    # The lookup hook's latency (--lookup-latency), part of the ideal bound; None: no lookup.
+    lookup_latency_ms: float | None = None
 
 
 def build_report(
@@ -551,8 +574,11 @@ def build_report(
     ok = result.outcomes.get("ok", 0)
     answered = max(args.requests - result.outcomes.get("hard_timeout", 0), 1)
     throughput = ok / result.elapsed if result.elapsed else 0.0
+    # What one call waits for upstream: register-call, and the lookup hook before it.
+    lookup = args.lookup_latency if mode == "bridge" and args.lookup_latency else 0.0
+    waited = args.latency + lookup
     # With no upstream latency there is no bound to compare against.
-    ideal = args.concurrency / args.latency if args.latency else math.nan
+    ideal = args.concurrency / waited if waited else math.nan
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     cores_busy = cores_other = None
     if machine_busy is not None and result.elapsed:
@@ -578,8 +604,8 @@ def build_report(
         p90_ms=round(percentile(latencies, 0.90) * ms, 2),
         p99_ms=round(p99 * ms, 2),
         max_ms=round((latencies[-1] if latencies else math.nan) * ms, 2),
-        overhead_p50_ms=round((p50 - args.latency) * ms, 2),
-        overhead_p99_ms=round((p99 - args.latency) * ms, 2),
+        overhead_p50_ms=round((p50 - waited) * ms, 2),
+        overhead_p99_ms=round((p99 - waited) * ms, 2),
         failures=sum(n for outcome, n in result.outcomes.items() if outcome != "ok"),
         outcomes=dict(result.outcomes),
         cpu_ms_per_request=cpu_ms,
@@ -592,6 +618,7 @@ def build_report(
         workers=args.workers if mode == "bridge" else None,
         log_level=args.log_level if mode == "bridge" else None,
         transport=transport if mode == "bridge" else None,
+        lookup_latency_ms=lookup * ms if lookup else None,
     )
 
 
@@ -613,10 +640,16 @@ def format_report(report: Report) -> str:
         f"== {title}",
         f"requests          {report.requests}",
         f"concurrency       {report.concurrency}",
-        f"upstream latency  {report.upstream_latency_ms:.0f} ms",
+        f"upstream latency  {report.upstream_latency_ms:.0f} ms"
+        + (
+            f" + lookup {report.lookup_latency_ms:.0f} ms"
+            if report.lookup_latency_ms is not None
+            else ""
+        ),
         f"elapsed           {report.elapsed_s:.3f} s",
         f"throughput        {report.throughput_per_s:.1f} calls/s",
-        f"ideal bound       {report.ideal_per_s:.1f} calls/s (concurrency / latency)",
+        f"ideal bound       {report.ideal_per_s:.1f} calls/s (concurrency / "
+        + ("(latency + lookup))" if report.lookup_latency_ms is not None else "latency)"),
         f"ratio             {report.ratio:.3f}",
         f"latency p50/p90/p99  {report.p50_ms:.1f} / {report.p90_ms:.1f} / "
         f"{report.p99_ms:.1f} ms (max {report.max_ms:.1f})",
@@ -686,7 +719,7 @@ async def run_bridge(args: argparse.Namespace, fake: Server, transport: Transpor
     with ExitStack() as stack:
         bridge = start_bridge(
             stack, fake.port, args.concurrency, args.log_level,
-            transport=transport, workers=args.workers,
+            transport=transport, workers=args.workers, lookup=args.lookup_latency is not None,
         )  # fmt: skip
         await wait_ready(bridge, "/healthz", args.startup_timeout)
         url = f"http://{HOST}:{bridge.port}{INBOUND_PATH}"
@@ -720,7 +753,7 @@ async def run(args: argparse.Namespace) -> list[Report]:
     with ExitStack() as stack:
         # One fake upstream serves every run of this invocation; each bridge run gets
         # a fresh bridge process.
-        fake = start_fake(stack, args.latency, args.fake)
+        fake = start_fake(stack, args.latency, args.fake, args.lookup_latency)
         await wait_ready(fake, FAKE_READY_PATH[args.fake], args.startup_timeout)
         for transport in transports:
             reports.append(await run_bridge(args, fake, transport))
@@ -827,8 +860,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fake", default="lean", choices=("lean", "starlette"),
         help="lean: raw asyncio server (default); starlette: FakeElevenLabs under uvicorn",
     )  # fmt: skip
+    parser.add_argument(
+        "--lookup-latency", type=float, default=None, metavar="SECONDS",
+        help="put a lookup hook (LOOKUP_URL, served by the lean fake) of this latency in the "
+        "path; the ideal bound becomes concurrency / (latency + lookup latency)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
+    if args.lookup_latency is not None and (args.lookup_latency < 0 or args.fake != "lean"):
+        parser.error("--lookup-latency needs the lean fake (--fake lean) and must be >= 0")
     if args.requests < 1 or args.concurrency < 1 or args.latency < 0 or args.workers < 1:
         parser.error("--requests, --concurrency and --workers must be >= 1, --latency >= 0")
     if args.compare_transports and args.transport is not None:

@@ -36,6 +36,13 @@ from dataclasses import dataclass, field
 from typing import cast
 
 REGISTER_CALL_PATH = b"/v1/convai/twilio/register-call"
+LOOKUP_PATH = b"/lookup"
+LOOKUP_BODY = json.dumps(
+    {
+        "type": "conversation_initiation_client_data",
+        "dynamic_variables": {"customer_name": "Bench", "tier": "gold"},
+    }
+).encode()
 HEALTH_PATH = b"/healthz"
 ENV_API_KEY = "BENCH_FAKE_API_KEY"
 DEFAULT_API_KEY = "bench-elevenlabs-key"
@@ -107,10 +114,17 @@ BAD_BODY = json.dumps(
 class FakeUpstream:
     """What every connection of the fake shares: settings, TwiML templates, a counter."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, api_key: str, latency: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        api_key: str,
+        latency: float,
+        lookup_latency: float = 0.0,
+    ) -> None:
         self.loop = loop
         self.api_key = api_key.encode()
         self.latency = latency
+        self.lookup_latency = lookup_latency
         self.conversations = 0
         self._templates: dict[str, tuple[bytes, bytes]] = {}
 
@@ -223,7 +237,15 @@ class FakeProtocol(asyncio.Protocol):
                 return
             reply = http_response(200, b"OK", HTML_TYPE, self.fake.twiml(agent_id), close=close)
             if self.fake.latency > 0:
-                self.answer_later(reply, close)
+                self.answer_later(reply, close, self.fake.latency)
+            else:
+                self.answer(reply, close=close)
+        elif path == LOOKUP_PATH and method == b"POST":
+            # The lookup hook (inbound_load.py --lookup-latency): a fixed personalization;
+            # the signature is not checked here, the tests do that (tests/test_e2e_lookup.py).
+            reply = http_response(200, b"OK", JSON_TYPE, LOOKUP_BODY, close=close)
+            if self.fake.lookup_latency > 0:
+                self.answer_later(reply, close, self.fake.lookup_latency)
             else:
                 self.answer(reply, close=close)
         elif path == HEALTH_PATH:
@@ -237,9 +259,9 @@ class FakeProtocol(asyncio.Protocol):
         else:
             self.write(payload, close)
 
-    def answer_later(self, payload: bytes, close: bool) -> None:
+    def answer_later(self, payload: bytes, close: bool, delay: float) -> None:
         pending = _Pending(None, close)
-        pending.handle = self.fake.loop.call_later(self.fake.latency, self.ready, pending, payload)
+        pending.handle = self.fake.loop.call_later(delay, self.ready, pending, payload)
         self.queue.append(pending)
 
     def ready(self, pending: _Pending, payload: bytes) -> None:
@@ -261,10 +283,12 @@ class FakeProtocol(asyncio.Protocol):
             transport.close()
 
 
-async def serve_fake(host: str, port: int, api_key: str, latency: float) -> None:
+async def serve_fake(
+    host: str, port: int, api_key: str, latency: float, lookup_latency: float = 0.0
+) -> None:
     """Serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
-    fake = FakeUpstream(loop, api_key, latency)
+    fake = FakeUpstream(loop, api_key, latency, lookup_latency)
     server = await loop.create_server(
         lambda: FakeProtocol(fake), host, port, backlog=LISTEN_BACKLOG
     )
@@ -287,6 +311,9 @@ def fake_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.15, help="seconds per register-call")
+    parser.add_argument(
+        "--lookup-latency", type=float, default=0.0, help="seconds per POST /lookup"
+    )
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         parser.error("loopback only")
@@ -294,9 +321,9 @@ def fake_main(argv: Sequence[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve_fake(args.host, args.port, api_key, args.latency))
+        asyncio.run(serve_fake(args.host, args.port, api_key, args.latency, args.lookup_latency))
     else:
-        uvloop.run(serve_fake(args.host, args.port, api_key, args.latency))
+        uvloop.run(serve_fake(args.host, args.port, api_key, args.latency, args.lookup_latency))
 
 
 # --- the driver -------------------------------------------------------------------

@@ -28,6 +28,7 @@ from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.elevenlabs.register_call import ElevenLabsClient
 from bridge.events.outbox import Outbox
 from bridge.events.sender import sender_for
+from bridge.lookup.hook import lookups_for
 from bridge.metrics import Metrics
 from bridge.outbound.dialer import Dialer
 from bridge.outbound.idempotency import IdempotencyKeys
@@ -152,8 +153,21 @@ def create_app(
         twilio=twilio,
         sealer=sealer,
     )
+    # The lookup hook (LOOKUP_URL, the rules' own); None when none is configured.
+    lookups = lookups_for(
+        url=settings.lookup_url,
+        timeout=settings.lookup_timeout,
+        secrets=settings.lookup_signing_secrets,
+        rule_lookups=(rule.lookup for rule in table.rules),
+        transport=transport,
+    )
     outbound_answerer = OutboundAnswerer(
-        database=database, sealer=sealer, elevenlabs=elevenlabs, deadline=settings.inbound_deadline
+        database=database,
+        sealer=sealer,
+        elevenlabs=elevenlabs,
+        deadline=settings.inbound_deadline,
+        lookups=lookups,
+        lookup_by_default=settings.outbound_lookup,
     )
     call_log_writer = CallLogWriter(
         database,
@@ -176,6 +190,7 @@ def create_app(
         elevenlabs=elevenlabs,
         default_agent_id=settings.elevenlabs_agent_id,
         deadline=settings.inbound_deadline,
+        lookups=lookups,
         **inbound_kwargs,
     )
 

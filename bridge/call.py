@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from bridge import phone
 
@@ -71,8 +72,10 @@ class Call:
     def anonymous(self) -> bool:
         return phone.is_anonymous(self.from_number)
 
-    @property
+    @cached_property
     def caller_country(self) -> str | None:
+        # Cached (parsing the number costs tens of microseconds): routing and the
+        # lookup hook both ask.
         return phone.country_of(self.from_number)
 
     def template_values(self) -> dict[str, str]:
@@ -97,6 +100,17 @@ class Call:
 
 
 @dataclass(frozen=True)
+class LookupNote:
+    """What the lookup hook did for a call: its result (ok, timeout, http_error,
+    invalid, error), how long it took, and the names of what it changed (never values)."""
+
+    result: str
+    latency: float
+    changed: tuple[str, ...] = ()
+    status: int | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
     """What the bridge answered a call with, and why (the call log and metrics keep it)."""
 
@@ -112,3 +126,4 @@ class Answer:
     attempts: int = 0
     reason: str | None = None
     conversation_id: str | None = None
+    lookup: LookupNote | None = None

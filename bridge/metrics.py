@@ -214,6 +214,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.lookups = Counter(
+            "callbridge_lookups",
+            "Lookup hook requests, by result (ok; timeout, http_error, invalid, error: the "
+            "call went on with its rule's own values).",
+            ["result"],
+            registry=self.registry,
+        )
 
     def count_recording(self, kind: str, result: str) -> None:
         self.recordings.labels(kind, result).inc()
@@ -225,6 +232,8 @@ class Metrics:
             self.calls.labels(direction, answer.rule, answer.action, answer.outcome).inc()
         if answer.outcome == "fallback":
             self.fallbacks.labels(answer.reason or "unknown").inc()
+        if answer.lookup is not None:
+            self.lookups.labels(answer.lookup.result).inc()
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The text and its content type: Prometheus' text format, or OpenMetrics

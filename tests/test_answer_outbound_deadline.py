@@ -29,7 +29,9 @@ async def test_a_slow_or_broken_answer_is_the_fallback(
         deadline=0.01,
     )
 
-    async def answer(pending_id: str, *, call_sid: str, answered_by: str) -> Answer:
+    async def answer(
+        pending_id: str, *, call_sid: str, answered_by: str, lookup: bool | None = None
+    ) -> Answer:
         if trouble == "bug":
             raise RuntimeError("boom")
         await asyncio.sleep(5)

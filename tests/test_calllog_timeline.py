@@ -118,6 +118,14 @@ AUDIO = {"name": "recordings/RE1.mp3", "bytes": 6720, "sha256": "ab" * 32}
         # fallbacks and machine detection
         ("fallback", {"action": "agent", "reason": "timeout"}, "fallback: register-call timed out"),
         ("fallback", {"reason": "http_503"}, "fallback: http 503"),
+        (
+            "lookup",
+            {"result": "ok", "changed": ["agent_id", "dynamic_variables.name"]},
+            "lookup: changed agent_id, dynamic_variables.name",
+        ),
+        ("lookup", {"result": "ok", "ms": 3.1}, "lookup: nothing changed"),
+        ("lookup", {"result": "http_error"}, "lookup http error: rule's own values used"),
+        ("lookup", {}, "lookup unknown: rule's own values used"),
         ("fallback", {"reason": "no_agent_id"}, "fallback: no agent is configured"),
         ("fallback", {}, "fallback: reason unknown"),
         ("amd", {"answered_by": "machine_start"}, "answered by machine"),

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import pytest
 from defusedxml.ElementTree import fromstring
 
 from bridge.cli import main
-from tests.helpers import SETTINGS_VARIABLES, clear_settings_environment, run_cli
+from bridge.fakes import FakeLookup
+from bridge.fakes.lookup import LOOKUP_PATH
+from tests.helpers import SETTINGS_VARIABLES, clear_settings_environment, run_cli, running_server
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = Path(__file__).parent / "data" / "routes_example.toml"
@@ -428,3 +431,133 @@ def test_serve_help_says_where_it_listens(capsys: pytest.CaptureFixture[str]) ->
     assert "default: 127.0.0.1, this machine only; 0.0.0.0, every interface, when $PORT is set" in (
         help_text
     )
+
+
+def test_routes_check_shows_lookups(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        '[[rules]]\nname = "a"\naction = "agent"\n'
+        'lookup = { url = "https://crm.example/l", timeout = 0.8 }\n\n'
+        '[[rules]]\nname = "b"\naction = "hangup"\nlookup = false\n\n'
+        '[[rules]]\nname = "c"\naction = "hangup"\n',
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "routes", "check", str(path))
+    assert code == 0
+    assert (
+        "1. a: when always -> agent (default agent), lookup https://crm.example/l within 0.8 s"
+        in out
+    )
+    assert "2. b: when always -> hangup, lookup off" in out
+    assert "3. c: when always -> hangup\n" in out
+
+
+# --- route --lookup ----------------------------------------------------------------------
+
+LOOKUP_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SIMPLE_ROUTES = """
+[[rules]]
+name = "quiet"
+when = { callers = ["+12125550199"] }
+action = "hangup"
+lookup = false
+
+[[rules]]
+name = "sales"
+action = "agent"
+agent_id = "agent_rule"
+dynamic_variables = { tier = "basic" }
+"""
+
+
+@pytest.fixture
+def fake_lookup(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeLookup, str]]:
+    fake = FakeLookup(secret=LOOKUP_SECRET)
+    monkeypatch.setenv("LOOKUP_SECRET", LOOKUP_SECRET)
+    with running_server(fake.app) as base:
+        yield fake, f"{base}{LOOKUP_PATH}"
+
+
+def route_with_lookup(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, *extra: str, caller: str = "+12125550100"
+) -> tuple[int, str, str]:
+    path = tmp_path / "routes.toml"
+    path.write_text(SIMPLE_ROUTES, encoding="utf-8")
+    return run(
+        capsys, "route", "--from", caller, "--to", "+12125550123", "--routes", str(path), *extra
+    )
+
+
+def test_route_lookup_shows_what_the_lookup_changes(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    fake_lookup: tuple[FakeLookup, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, url = fake_lookup
+    monkeypatch.setenv("LOOKUP_URL", url)
+    fake.reply = {
+        "agent_id": "agent_vip",
+        "dynamic_variables": {"tier": "gold", "secret__pin": "never-shown:pin!"},
+    }
+    code, out, err = route_with_lookup(capsys, tmp_path, "--lookup")
+    assert code == 0, err
+    assert f"lookup: POST {url} -> ok HTTP 200 in " in out
+    assert "lookup changes: agent_id, dynamic_variables.tier, dynamic_variables.secret__pin" in out
+    before, after = out.split("with the lookup, action: agent")
+    assert '"agent_id": "agent_rule"' in before and '"tier": "basic"' in before
+    assert '"agent_id": "agent_vip"' in after and '"tier": "gold"' in after
+    assert '"secret__pin": "***"' in after and "never-shown:pin!" not in out
+    [sent] = fake.requests
+    assert sent["rule"] == "sales" and sent["caller_id"] == "+12125550100"
+
+
+def test_route_lookup_to_a_url_with_an_action(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_lookup: tuple[FakeLookup, str]
+) -> None:
+    fake, url = fake_lookup
+    fake.reply = {"action": {"action": "forward", "to": ["+12125550111"]}}
+    code, out, _ = route_with_lookup(capsys, tmp_path, "--lookup", url)
+    assert code == 0
+    assert "lookup changes: action=forward" in out
+    assert "with the lookup, action: forward" in out
+    assert "step=lookup%3Asales" in out and "+12125550111" in out
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "problem"),
+    [
+        ({}, 500, "-> http_error HTTP 500"),
+        ({"action": {"action": "forward", "to": ["555"]}}, 200, "-> invalid HTTP 200"),
+    ],
+)
+def test_route_lookup_failures_exit_1(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    fake_lookup: tuple[FakeLookup, str],
+    reply: dict[str, Any],
+    status: int,
+    problem: str,
+) -> None:
+    fake, url = fake_lookup
+    fake.reply, fake.status = reply, status
+    code, out, err = route_with_lookup(capsys, tmp_path, "--lookup", url)
+    assert code == 1
+    assert problem in out
+    assert "the call would go on with the rule's values" in err
+
+
+def test_route_lookup_without_any_lookup(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = route_with_lookup(capsys, tmp_path, "--lookup")
+    assert code == 1
+    assert "LOOKUP_URL is not set and the rule has no lookup" in err
+    code, _, err = route_with_lookup(capsys, tmp_path, "--lookup", caller="+12125550199")
+    assert code == 1 and "turned off for this rule (lookup = false)" in err
+
+
+def test_route_lookup_without_a_secret(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = route_with_lookup(capsys, tmp_path, "--lookup", "http://127.0.0.1:9/l")
+    assert code == 1
+    assert "-> error in" in out and "no signing secret" in err

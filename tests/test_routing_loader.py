@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
 
+from bridge.call import Call
 from bridge.routing import RoutesError, RoutingTable, load_routes, parse_routes
-from bridge.routing.rules import AgentAction, ForwardAction
+from bridge.routing.rules import AgentAction, ForwardAction, RuleLookup
 
 DATA = Path(__file__).parent / "data"
 
@@ -660,3 +661,68 @@ def test_every_example_file_loads(path: Path) -> None:
     table = load_routes(path)
     assert table.rules
     assert table.source == str(path)
+
+
+# --- a rule's lookup hook -----------------------------------------------------------------
+
+NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
+LOOKUP_RULE = '[[rules]]\nname = "sales"\naction = "agent"\n'
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("lookup = false", False),
+        ('lookup = { url = "https://crm.example/l" }', RuleLookup(url="https://crm.example/l")),
+        (
+            'lookup = { url = "https://crm.example/l", timeout = 0.8 }',
+            RuleLookup(url="https://crm.example/l", timeout=0.8),
+        ),
+        ('lookup = { url = "http://127.0.0.1:8080/l" }', RuleLookup(url="http://127.0.0.1:8080/l")),
+        ('lookup = { url = "http://localhost/l" }', RuleLookup(url="http://localhost/l")),
+        ("", None),
+    ],
+)
+def test_a_rules_lookup(written: str, expected: object) -> None:
+    table = parse_routes(LOOKUP_RULE + written)
+    assert table.rules[0].lookup == expected
+    assert table.choose(Call(call_sid="CA1", from_number="+1", to_number="+2"), NOW).lookup == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        (
+            "lookup = true",
+            "field 'lookup': must be a table like { url = \"https://...\", timeout = 1.5 } "
+            "or false",
+        ),
+        ('lookup = "https://x.example"', "field 'lookup': must be a table"),
+        ("lookup = {}", "field 'lookup.url': required"),
+        (
+            'lookup = { url = "http://crm.example/l" }',
+            "field 'lookup.url': 'http://crm.example/l' must be an https URL "
+            "(plain http only to loopback)",
+        ),
+        ('lookup = { url = "crm.example" }', "field 'lookup.url': 'crm.example' must be an https"),
+        (
+            'lookup = { url = "https://crm.example/l", timeout = 0 }',
+            "field 'lookup.timeout': Input should be greater than 0",
+        ),
+        (
+            'lookup = { url = "https://crm.example/l", timeout = 11 }',
+            "field 'lookup.timeout': Input should be less than or equal to 10",
+        ),
+        (
+            'lookup = { url = "https://crm.example/l", tmeout = 1 }',
+            "field 'lookup.tmeout': unknown key; did you mean 'timeout'?",
+        ),
+    ],
+)
+def test_a_bad_lookup_names_the_rule_and_field(written: str, problem: str) -> None:
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(LOOKUP_RULE + written, source="routes.toml")
+    [line] = caught.value.problems
+    assert line.startswith("routes.toml: rule 'sales' (#1): ") and problem in line

@@ -5,7 +5,9 @@ Every path returns valid TwiML; nothing here raises to the caller's line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +16,12 @@ import twiml
 from bridge.answer.actions import register_request, render
 from bridge.call import Answer, Call
 from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallError
+from bridge.lookup.answer import LookupAnswer
+from bridge.lookup.hook import Lookups, LookupTarget, note
+from bridge.lookup.merge import merged_action, merged_request
 from bridge.routing import RoutingTable
 from bridge.routing.rules import Action, AgentAction, FallbackAction, SayAction
-from bridge.routing.table import DEFAULT_FALLBACK_MESSAGE, GLOBAL_FALLBACK_STEP
+from bridge.routing.table import DEFAULT_FALLBACK_MESSAGE, GLOBAL_FALLBACK_STEP, Decision
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +29,8 @@ logger = logging.getLogger(__name__)
 EMERGENCY_TWIML = twiml.say_and_hangup(DEFAULT_FALLBACK_MESSAGE)
 # The <Dial action> step of a live transfer (POST /calls/{sid}/transfer).
 TRANSFER_STEP = "transfer"
+# The step of an action the lookup hook chose: no rule of the file names it.
+LOOKUP_STEP_PREFIX = "lookup:"
 _NO_ANSWER_AGENT_FALLBACK = SayAction(action="say", message=DEFAULT_FALLBACK_MESSAGE)
 
 
@@ -36,15 +43,22 @@ class InboundBridge:
         default_agent_id: str,
         deadline: float,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lookups: Lookups | None = None,
     ) -> None:
         self.table = table
         self.elevenlabs = elevenlabs
         self.default_agent_id = default_agent_id
         self.deadline = deadline
         self.now = now
+        # None when no lookup is configured anywhere: the hot path is then unchanged.
+        self.lookups = lookups
 
     async def answer(self, call: Call) -> Answer:
         decision = self.table.choose(call, self.now())
+        if self.lookups is not None:
+            target = self.lookups.target(decision.lookup)
+            if target is not None:
+                return await self._answer_with_lookup(decision, call, self.lookups, target)
         return await self._run(
             decision.action,
             call,
@@ -54,13 +68,45 @@ class InboundBridge:
             fallback_step=decision.fallback_step,
         )
 
+    async def _answer_with_lookup(
+        self, decision: Decision, call: Call, lookups: Lookups, target: LookupTarget
+    ) -> Answer:
+        """The lookup first, within the call's deadline; whatever it answers, the call
+        goes on (with the rule's own values if the lookup failed)."""
+        started = time.monotonic()
+        result = await lookups.ask(
+            target,
+            call,
+            rule=decision.rule,
+            action=decision.action,
+            default_agent_id=self.default_agent_id,
+            direction="inbound",
+            deadline=self.deadline,
+        )
+        action, step = decision.action, decision.step
+        if result.answer is not None:
+            action = merged_action(decision.action, result.answer)
+            if result.answer.action is not None:
+                step = f"{LOOKUP_STEP_PREFIX}{decision.rule}"
+        answer = await self._run(
+            action,
+            call,
+            rule=decision.rule,
+            step=step,
+            fallback=decision.fallback,
+            fallback_step=decision.fallback_step,
+            timeout=self.deadline - (time.monotonic() - started),
+            lookup=result.answer,
+        )
+        return dataclasses.replace(answer, lookup=note(result, decision.action))
+
     async def never_failing(
         self, work: Coroutine[Any, Any, Answer], call: Call, what: str
     ) -> Answer:
         """`work`'s answer; the global fallback if it raised: a bug never reaches the caller.
 
-        No timeout here: the only wait in answering a call is register-call, which
-        keeps its own deadline.
+        No timeout here: the only waits in answering a call are the lookup hook and
+        register-call, which share the call's deadline (bridge.lookup.hook).
         """
         try:
             return await work
@@ -112,9 +158,13 @@ class InboundBridge:
         step: str,
         fallback: FallbackAction,
         fallback_step: str,
+        timeout: float | None = None,
+        lookup: LookupAnswer | None = None,
     ) -> Answer:
         if isinstance(action, AgentAction):
-            return await self._connect(action, call, rule, fallback, fallback_step)
+            return await self._connect(
+                action, call, rule, fallback, fallback_step, timeout=timeout, lookup=lookup
+            )
         try:
             return Answer(
                 render(action, step=step), rule=rule, action=action.action, outcome="handled"
@@ -132,8 +182,13 @@ class InboundBridge:
         rule: str,
         fallback: FallbackAction,
         fallback_step: str,
+        *,
+        timeout: float | None = None,
+        lookup: LookupAnswer | None = None,
     ) -> Answer:
         request = register_request(action, call, default_agent_id=self.default_agent_id)
+        if request is not None and lookup is not None:
+            request = merged_request(request, lookup)
         if request is None:
             return self._fallback(
                 fallback, fallback_step, rule=rule, action="agent", reason="no_agent_id"
@@ -148,7 +203,9 @@ class InboundBridge:
                 reason="elevenlabs_not_configured",
             )
         try:
-            registered = await self.elevenlabs.register_call(request, timeout=self.deadline)
+            registered = await self.elevenlabs.register_call(
+                request, timeout=self.deadline if timeout is None else timeout
+            )
         except RegisterCallError as exc:
             return self._fallback(
                 fallback,

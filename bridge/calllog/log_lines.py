@@ -46,6 +46,8 @@ def call_fields(call: Call, answer: Answer, *, event: str, **details: object) ->
         "outcome": answer.outcome,
         "reason": answer.reason,
         "conversation_id": answer.conversation_id,
+        "lookup": answer.lookup.result if answer.lookup else None,
+        "lookup_ms": answer.lookup.latency * 1000 if answer.lookup else None,
     }
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.call import Answer, Call
+from bridge.call import Answer, Call, LookupNote
 from bridge.calllog import outgoing
 from bridge.calllog.audio import CallAudio
 from bridge.events import outbox
@@ -392,6 +392,18 @@ class CallRecords:
                     "data": answer_event_data(storable_answer(entry.answer)),
                 }
                 for entry, row in zip(entries, rows, strict=True)
+            ]
+            # The lookup hook's outcome is a step before the answer it shaped.
+            events[:0] = [
+                {
+                    "call_id": ids.get(row["call_sid"], row["id"]),
+                    "kind": "lookup",
+                    "at": entry.at,
+                    "dedupe_key": f"lookup:{entry.token}",
+                    "data": lookup_event_data(entry.answer.lookup),
+                }
+                for entry, row in zip(entries, rows, strict=True)
+                if entry.answer.lookup is not None
             ]
             # A fallback is also a step of its own, after the answer that took it.
             events += [
@@ -921,6 +933,16 @@ def answer_event_data(answer: Answer) -> dict[str, Any]:
         "conversation_id": answer.conversation_id,
     }
     return {key: value for key, value in data.items() if value is not None}
+
+
+def lookup_event_data(note: LookupNote) -> dict[str, Any]:
+    """A `lookup` event: its result, time and the names of what it changed (no values)."""
+    data: dict[str, Any] = {"result": note.result, "ms": round(note.latency * 1000, 1)}
+    if note.status is not None:
+        data["status"] = note.status
+    if note.changed:
+        data["changed"] = list(note.changed)
+    return data
 
 
 def fallback_event_data(answer: Answer) -> dict[str, Any]:

@@ -150,6 +150,15 @@ def _fallback(data: Mapping[str, Any]) -> str:
     return f"fallback: {because}"
 
 
+def _lookup(data: Mapping[str, Any]) -> str:
+    result = str(data.get("result") or "unknown")
+    changed = data.get("changed")
+    if result == "ok":
+        what = ", ".join(str(name) for name in changed) if isinstance(changed, list) else ""
+        return f"lookup: changed {what}" if what else "lookup: nothing changed"
+    return f"lookup {result.replace('_', ' ')}: rule's own values used"
+
+
 def _amd(data: Mapping[str, Any]) -> str:
     answered_by = str(data.get("answered_by") or "unknown")
     return ANSWERED_BY.get(answered_by, f"answered by {answered_by}")
@@ -197,5 +206,6 @@ _WORDS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "voicemail": _recording("voicemail"),
     "recording": _recording("recording"),
     "fallback": _fallback,
+    "lookup": _lookup,
     "amd": _amd,
 }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +15,12 @@ from bridge.cli.errors import UsageError
 from bridge.cli.numbers import e164_argument
 
 if TYPE_CHECKING:
-    from bridge.routing.rules import Rule
+    from bridge.call import Call
+    from bridge.lookup.answer import LookupAnswer
+    from bridge.lookup.client import LookupResult
+    from bridge.routing.rules import Action, Rule
+    from bridge.routing.table import Decision
+    from bridge.settings import Settings
 
 
 def add_routes_parser(commands: Any) -> None:
@@ -52,6 +59,14 @@ def add_route_parser(commands: Any) -> None:
         help="a Twilio geo field, e.g. FromState=CA (FromCity, FromState, FromZip, FromCountry, "
         "...)",
     )
+    route.add_argument(
+        "--lookup",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="also ask the lookup hook (the rule's, or LOOKUP_URL; or URL) and show what it "
+        "would change; exit status 1 if it fails",
+    )
     route.set_defaults(handler=_route)
 
 
@@ -79,13 +94,20 @@ def _describe_rule(rule: Rule) -> str:
     target = ""
     if isinstance(rule, AgentAction):
         target = f" {rule.agent_id or '(default agent)'}"
-    return f"when {when} -> {rule.action}{target}"
+    lookup = ""
+    if rule.lookup is False:
+        lookup = ", lookup off"
+    elif rule.lookup is not None:
+        timeout = f" within {rule.lookup.timeout:g} s" if rule.lookup.timeout else ""
+        lookup = f", lookup {rule.lookup.url}{timeout}"
+    return f"when {when} -> {rule.action}{target}{lookup}"
 
 
 def _route(args: argparse.Namespace) -> int:
     from bridge.answer.actions import redact, register_request, render
     from bridge.call import GEO_FIELDS, Call
     from bridge.elevenlabs.register_request import REGISTER_CALL_PATH
+    from bridge.lookup.merge import merged_request
     from bridge.routing import RoutingTable, load_routes
     from bridge.routing.rules import AgentAction
     from bridge.settings import Settings
@@ -115,19 +137,97 @@ def _route(args: argparse.Namespace) -> int:
     print(f"time:   {at.isoformat()}")
     print(f"rule:   {decision.rule} ({table.source})")
     print(f"action: {decision.action.action}")
-    if isinstance(decision.action, AgentAction):
-        request = register_request(
-            decision.action, call, default_agent_id=settings.elevenlabs_agent_id
-        )
-        if request is None:
-            print("no agent_id: the rule names none and ELEVENLABS_AGENT_ID is not set")
-        else:
+
+    def show(action: Action, step: str, lookup: LookupAnswer | None = None) -> None:
+        if isinstance(action, AgentAction):
+            request = register_request(action, call, default_agent_id=settings.elevenlabs_agent_id)
+            if request is None:
+                print("no agent_id: the rule names none and ELEVENLABS_AGENT_ID is not set")
+                return
+            if lookup is not None:
+                request = merged_request(request, lookup)
             print(f"register-call: POST {settings.elevenlabs_api_base}{REGISTER_CALL_PATH}")
             print(json.dumps(redact(request.to_json()), indent=2))
-    else:
-        print(render(decision.action, step=decision.step))
+        else:
+            print(render(action, step=step))
+
+    show(decision.action, decision.step)
     print(f"fallback ({decision.fallback.action}), used if that fails:")
     print(render(decision.fallback, step=decision.fallback_step))
+    if args.lookup is None:
+        return 0
+    return _dry_run_lookup(args.lookup, settings, call, decision, show)
+
+
+def _dry_run_lookup(
+    url: str, settings: Settings, call: Call, decision: Decision, show: Callable[..., None]
+) -> int:
+    """Ask the lookup hook as the bridge would, and show the call as it would then be."""
+    from bridge.answer.inbound import LOOKUP_STEP_PREFIX
+    from bridge.lookup.hook import LookupTarget, lookups_for, note
+    from bridge.lookup.merge import merged_action
+    from bridge.transport.factory import make_transport
+
+    transport = make_transport(settings.upstream_transport, 4)
+    lookups = lookups_for(
+        url=settings.lookup_url,
+        timeout=settings.lookup_timeout,
+        secrets=settings.lookup_signing_secrets,
+        rule_lookups=[decision.lookup],
+        transport=transport,
+    )
+    target = None
+    if url:
+        target = LookupTarget(url, settings.lookup_timeout)
+    elif lookups is not None:
+        target = lookups.target(decision.lookup)
+    if target is None:
+        why = (
+            "turned off for this rule (lookup = false)"
+            if decision.lookup is False
+            else ("LOOKUP_URL is not set and the rule has no lookup")
+        )
+        print(f"lookup: none: {why}; give a URL: --lookup URL", file=sys.stderr)
+        return 1
+    if lookups is None:
+        lookups = lookups_for(
+            url=target.url,
+            timeout=target.timeout,
+            secrets=settings.lookup_signing_secrets,
+            rule_lookups=[],
+            transport=transport,
+        )
+    assert lookups is not None
+
+    async def ask() -> LookupResult:
+        try:
+            return await lookups.ask(
+                target,
+                call,
+                rule=decision.rule,
+                action=decision.action,
+                default_agent_id=settings.elevenlabs_agent_id,
+                direction="inbound",
+                deadline=settings.inbound_deadline,
+            )
+        finally:
+            await transport.aclose()
+
+    result = asyncio.run(ask())
+    status = f" HTTP {result.status}" if result.status is not None else ""
+    print(f"lookup: POST {target.url} -> {result.result}{status} in {result.latency * 1000:.0f} ms")
+    if result.answer is None:
+        print(
+            f"lookup failed ({result.detail}): the call would go on with the rule's values",
+            file=sys.stderr,
+        )
+        return 1
+    changed = note(result, decision.action).changed
+    print(f"lookup changes: {', '.join(changed) if changed else 'nothing'}")
+    action = merged_action(decision.action, result.answer)
+    step = f"{LOOKUP_STEP_PREFIX}{decision.rule}" if result.answer.action else decision.step
+    print(f"with the lookup, action: {action.action}")
+    show(action, step, result.answer)
     return 0
 
 

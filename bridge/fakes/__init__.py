@@ -5,6 +5,7 @@ requests the way the real APIs do (ElevenLabs: 422 with field errors; Twilio:
 400 with Twilio's error codes)."""
 
 from bridge.fakes.elevenlabs import FakeElevenLabs
+from bridge.fakes.lookup import FakeLookup
 from bridge.fakes.twilio import FakeCall, FakeTwilio
 
-__all__ = ["FakeCall", "FakeElevenLabs", "FakeTwilio"]
+__all__ = ["FakeCall", "FakeElevenLabs", "FakeLookup", "FakeTwilio"]

@@ -46,6 +46,10 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 _NOT_SPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
+# The answer URL's parameter for a request's own `lookup` choice.
+LOOKUP_QUERY = "lookup"
+
+
 class OutboundRequest(BaseModel):
     """The body of `POST /calls`."""
 
@@ -62,6 +66,8 @@ class OutboundRequest(BaseModel):
     ring_timeout: int = Field(default=30, ge=5, le=600)
     record: bool = False
     telephony_call_config: dict[str, Any] | None = None
+    # Ask the lookup hook (LOOKUP_URL) when the call is answered; None: OUTBOUND_LOOKUP.
+    lookup: bool | None = None
 
     @field_validator("machine_message")
     @classmethod
@@ -92,6 +98,13 @@ class OutboundRequest(BaseModel):
                 **self.dynamic_variables,
             }
         return data or None
+
+
+def _lookup_query(request: OutboundRequest) -> str:
+    """The request's `lookup` choice, carried in the answer URL (which Twilio signs)."""
+    if request.lookup is None:
+        return ""
+    return f"&{LOOKUP_QUERY}={'1' if request.lookup else '0'}"
 
 
 class NotPlaced(Exception):
@@ -154,6 +167,10 @@ class Dialer:
                 422,
                 "agent_id is required: the request names none and ELEVENLABS_AGENT_ID is not set",
             )
+        if request.lookup and mode != "twilio":
+            raise NotPlaced(
+                422, "lookup needs mode 'twilio': the bridge asks it when the call is answered"
+            )
         if mode == "twilio":
             result = await self._via_twilio(request, agent_id)
         else:
@@ -186,7 +203,7 @@ class Dialer:
             created = await self.twilio.create_call(
                 to=request.to,
                 from_=self.settings.twilio_phone_number,
-                url=f"{base}{OUTBOUND_ANSWER_PATH}?call={quote(pending_id)}",
+                url=f"{base}{OUTBOUND_ANSWER_PATH}?call={quote(pending_id)}{_lookup_query(request)}",
                 status_callback=f"{base}{STATUS_PATH}",
                 status_callback_event=STATUS_EVENTS,
                 machine_detection=_machine_detection(request),

@@ -13,8 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bridge.routing.rules import ACTION_NAMES, RoutesDocument, When
+from bridge.routing.rules import ACTION_NAMES, RoutesDocument, RuleLookup, When
 from bridge.routing.table import RoutingTable
+
+# pydantic's names for the branches of a rule's `lookup` (a table, or false).
+_LOOKUP_OFF_BRANCH = "literal[False]"
+_LOOKUP_TABLE_BRANCH = RuleLookup.__name__
 
 
 class RoutesError(ValueError):
@@ -44,7 +48,12 @@ def parse_routes(text: str, *, source: str = "<routes>") -> RoutingTable:
         document = RoutesDocument.model_validate(raw)
     except ValidationError as exc:
         raise RoutesError(
-            [f"{source}: {_describe(error, raw)}" for error in exc.errors()]
+            [
+                f"{source}: {_describe(error, raw)}"
+                for error in exc.errors()
+                # `lookup` is a table or false: a bad table is not a reason to say "false".
+                if _LOOKUP_OFF_BRANCH not in error["loc"]
+            ]
         ) from None
     problems = [f"{source}: {problem}" for problem in _cross_check(document)]
     if problems:
@@ -126,7 +135,10 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
         hint = _unwrap(hint)
         if _is_union(hint):
             # pydantic puts a tagged union's chosen member (the action) in the path.
-            hint = next((m for m in typing.get_args(hint) if _tag(m) == part), None)
+            hint = next(
+                (m for m in typing.get_args(hint) if part in (_tag(m), getattr(m, "__name__", ""))),
+                None,
+            )
         elif isinstance(hint, type) and issubclass(hint, BaseModel):
             field = hint.model_fields.get(str(part))
             hint = field.annotation if field is not None else None
@@ -180,8 +192,8 @@ def _drop_union_tags(fields: list[int | str]) -> list[int | str]:
 def _path(fields: Sequence[int | str]) -> str:
     text = ""
     for part in fields:
-        if part == "[key]":
-            continue  # pydantic marks errors in a table's keys this way
+        if part in ("[key]", _LOOKUP_TABLE_BRANCH):
+            continue  # pydantic marks errors in a table's keys (or a union's branch) so
         if isinstance(part, int):
             text += f"[{part}]"
         elif part.startswith(("function-", "list[", "dict[", "str", "int", "float", "bool")):

@@ -10,12 +10,14 @@ import math
 import re
 import string
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
 from bridge import phone
 from bridge.call import GEO_FIELDS, TEMPLATE_FIELDS
 from bridge.routing.schedule import Schedule
+from bridge.settings.reader import is_loopback_host
 
 DEFAULT_NO_ANSWER_MESSAGE = "Sorry, nobody is available to take your call. Please try again later."
 
@@ -102,6 +104,22 @@ def _dynamic_value(value: object) -> str | int | float | bool:
     raise ValueError("must be a string, number or boolean")
 
 
+def _lookup_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.hostname and (
+        parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
+    ):
+        return value
+    raise ValueError(f"{value!r} must be an https URL (plain http only to loopback)")
+
+
+def _lookup_setting(value: object) -> object:
+    # `lookup = false` turns the global LOOKUP_URL off; `true` means nothing of its own.
+    if value is False or isinstance(value, dict):
+        return value
+    raise ValueError('must be a table like { url = "https://...", timeout = 1.5 } or false')
+
+
 E164Number = Annotated[str, BeforeValidator(_quoted_number), AfterValidator(_e164)]
 NumberPrefix = Annotated[str, AfterValidator(_prefix)]
 Region = Annotated[str, AfterValidator(_region)]
@@ -110,6 +128,7 @@ GeoField = Annotated[str, AfterValidator(_geo_field)]
 VariableName = Annotated[str, AfterValidator(_variable_name)]
 DynamicValue = Annotated[str | int | float | bool, PlainValidator(_dynamic_value)]
 Message = Annotated[str, Field(min_length=1, max_length=4000)]
+LookupURL = Annotated[str, AfterValidator(_lookup_url)]
 
 
 class _Strict(BaseModel):
@@ -188,10 +207,29 @@ FallbackAction = Annotated[
 Action = AgentAction | ForwardAction | VoicemailAction | RejectAction | SayAction | HangupAction
 
 
+# A tagged union: what the lookup hook's `action` key is validated as, like a rule.
+TaggedAction = Annotated[
+    AgentAction | ForwardAction | VoicemailAction | RejectAction | SayAction | HangupAction,
+    Field(discriminator="action"),
+]
+
+
+class RuleLookup(_Strict):
+    """A rule's own lookup hook; `timeout` None means LOOKUP_TIMEOUT_SECONDS."""
+
+    url: LookupURL
+    timeout: float | None = Field(default=None, gt=0, le=10)
+
+
 class _RuleFields(_Strict):
     name: str = Field(min_length=1, max_length=100)
     when: When = Field(default_factory=When)
     fallback: FallbackAction | None = None
+    # None: the global LOOKUP_URL (if any); False: no lookup for this rule.
+    lookup: Annotated[
+        RuleLookup | Literal[False] | None,
+        BeforeValidator(_lookup_setting),
+    ] = None
 
 
 class AgentRule(AgentAction, _RuleFields):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from bridge.call import Call
 from bridge.routing.rules import (
@@ -13,6 +14,7 @@ from bridge.routing.rules import (
     FallbackAction,
     ForwardAction,
     Rule,
+    RuleLookup,
     SayAction,
     When,
 )
@@ -41,6 +43,8 @@ class Decision:
     # later webhook, can find what to do when nobody answers.
     step: str
     fallback_step: str
+    # The rule's own lookup hook; None: the global one (LOOKUP_URL), False: none.
+    lookup: RuleLookup | Literal[False] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class RoutingTable:
                         if rule.fallback
                         else GLOBAL_FALLBACK_STEP
                     ),
+                    lookup=rule.lookup,
                 )
         return Decision(
             rule=DEFAULT_RULE_NAME,

@@ -12,7 +12,7 @@ from bridge.answer.inbound import InboundBridge
 from bridge.answer.outbound import OutboundAnswerer
 from bridge.call import Answer, Call
 from bridge.calllog.log_lines import log_answer, logfmt
-from bridge.calllog.records import CallRecords, fallback_event_data
+from bridge.calllog.records import CallRecords, fallback_event_data, lookup_event_data
 from bridge.calllog.writer import CallLogWriter
 from bridge.metrics import Metrics
 from bridge.web.twilio_requests import Reply, TwilioWebhook, Webhook
@@ -176,8 +176,13 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
     answerer: OutboundAnswerer = webhook.state.outbound_answerer
     form = webhook.form
     call = Call.from_form(form.multi_items())
+    # The request's own `lookup` choice, in the URL Twilio signed (bridge.outbound.dialer).
+    lookup = {"1": True, "0": False}.get(webhook.query_param("lookup"))
     answer = await answerer.answer_in_time(
-        webhook.query_param("call"), call_sid=call.call_sid, answered_by=form.get("AnsweredBy")
+        webhook.query_param("call"),
+        call_sid=call.call_sid,
+        answered_by=form.get("AnsweredBy"),
+        lookup=lookup,
     )
     log_answer(call, answer, event="outbound_answer", answered_by=form.get("AnsweredBy") or "-")
     metrics: Metrics = webhook.state.metrics
@@ -186,6 +191,9 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
     steps: tuple[Step, ...] = ()
     if answered_by and call.call_sid:
         steps = (("amd", {"answered_by": answered_by}, call.call_sid),)
+    before: tuple[Step, ...] = ()
+    if answer.lookup is not None and call.call_sid:
+        before = (("lookup", lookup_event_data(answer.lookup), call.call_sid),)
     return Reply(
         answer.twiml,
         _recorded(
@@ -194,6 +202,7 @@ async def _outbound_answer(webhook: Webhook) -> Reply:
             answer,
             "outbound_answer",
             key=call.call_sid or None,
+            before=before,
             steps=steps,
         ),
     )
