@@ -28,6 +28,7 @@ def banner(
     routes: str,
     database: Path,
     timing: Timing,
+    integrations: str = "",
 ) -> list[str]:
     by_behaviour = {behaviour: number for number, behaviour in CALLEES.items()}
     env_file = shlex.quote(str(directory / ENV_FILE))
@@ -40,6 +41,11 @@ def banner(
         f"  fake Twilio       {twilio_url}  the bridge's number {OUR_NUMBER}",
         f"  routing           {routes}",
         f"  call log          {database}, {bridge_url}/ui/calls",
+        *(
+            [f"  your systems      {integrations}  (a demo: prints the events and lookups it gets)"]
+            if integrations
+            else []
+        ),
         "",
         "Sandbox-only credentials: made up here, they open nothing but this sandbox",
         f"(also in {env_file}):",

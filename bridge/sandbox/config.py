@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bridge.sandbox.credentials import Credentials
+from bridge.sandbox.integrations import EVENTS_PATH, LOOKUP_PATH, events_secret
 from bridge.sandbox.numbers import AGENT_PHONE_NUMBER_ID, DEFAULT_AGENT, OUR_NUMBER
 from bridge.secret import Secret
 from bridge.settings import Settings
@@ -43,6 +44,7 @@ def sandbox_settings(
     directory: Path,
     routes_file: Path,
     audio: Settings | None = None,
+    integrations_url: str = "",
 ) -> Settings:
     """`audio`: where call audio goes instead of DIR/call-audio (`--audio-store`); only
     its AUDIO_STORE and AWS_* values are used."""
@@ -62,6 +64,10 @@ def sandbox_settings(
         routes_file=routes_file,
         database_url=f"sqlite:///{directory / DATABASE_FILE}",
         call_audio_dir=directory / "call-audio",
+        # The demo receiver and lookup (bridge.sandbox.integrations) print what they get.
+        events_webhook_urls=(f"{integrations_url}{EVENTS_PATH}",) if integrations_url else (),
+        events_webhook_secrets=(Secret(events_secret(credentials.bridge_api_token)),),
+        lookup_url=f"{integrations_url}{LOOKUP_PATH}" if integrations_url else "",
     )
     if audio is None:
         return settings

@@ -22,6 +22,7 @@ from bridge.sandbox.background import Background
 from bridge.sandbox.banner import banner
 from bridge.sandbox.config import DATABASE_FILE, sandbox_settings
 from bridge.sandbox.credentials import Credentials, load_or_create, write_env_file
+from bridge.sandbox.integrations import DemoIntegrations, events_secret
 from bridge.sandbox.report import Reporter
 from bridge.sandbox.stage import assemble
 from bridge.sandbox.virtual_phone import Timing
@@ -58,7 +59,9 @@ class Sandbox:
         self.credentials: Credentials | None = None
         self.settings: Settings | None = None
         self.bridge_url = ""
+        self.integrations_url = ""
         self.elevenlabs = FakeElevenLabs()
+        self.integrations: DemoIntegrations  # made with the credentials, in run()
         self.twilio = FakeTwilio()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -85,6 +88,9 @@ class Sandbox:
         routes_file = numbers.routes_file(options.directory, options.routes_file)
         table = load_routes(routes_file)  # RoutesError names the file and the rule
         credentials = self.credentials = load_or_create(options.directory)
+        self.integrations = DemoIntegrations(
+            events_secret(credentials.bridge_api_token), self.report
+        )
         self.elevenlabs = FakeElevenLabs(api_key=credentials.elevenlabs_api_key)
         self.twilio = FakeTwilio(
             account_sid=credentials.twilio_account_sid, auth_token=credentials.twilio_auth_token
@@ -96,6 +102,8 @@ class Sandbox:
                 raise SandboxError(f"{exc}: is a bridge running there? Use --port N.") from None
             elevenlabs_socket = sockets.enter_context(servers.loopback_socket(0))
             twilio_socket = sockets.enter_context(servers.loopback_socket(0))
+            integrations_socket = sockets.enter_context(servers.loopback_socket(0))
+            self.integrations_url = servers.url_of(integrations_socket)
             self.bridge_url = servers.url_of(bridge_socket)
             write_env_file(options.directory, credentials, self.bridge_url)
             settings = self.settings = sandbox_settings(
@@ -106,6 +114,7 @@ class Sandbox:
                 directory=options.directory,
                 routes_file=routes_file,
                 audio=options.audio,
+                integrations_url=self.integrations_url,
             )
             await migrate.upgrade(settings.database_url)
             with self.report.bridge_log():
@@ -115,6 +124,7 @@ class Sandbox:
                     bridge_socket=bridge_socket,
                     elevenlabs_socket=elevenlabs_socket,
                     twilio_socket=twilio_socket,
+                    integrations_socket=integrations_socket,
                 )
 
     async def _serve(
@@ -125,6 +135,7 @@ class Sandbox:
         bridge_socket: socket.socket,
         elevenlabs_socket: socket.socket,
         twilio_socket: socket.socket,
+        integrations_socket: socket.socket,
     ) -> None:
         background = Background()
         async with httpx.AsyncClient() as client:
@@ -142,6 +153,7 @@ class Sandbox:
             fakes = [
                 (servers.server(stage.elevenlabs, lifespan=False), elevenlabs_socket),
                 (servers.server(stage.twilio, lifespan=False), twilio_socket),
+                (servers.server(self.integrations.app, lifespan=False), integrations_socket),
             ]
             bridge = servers.server(stage.bridge, lifespan=True)
             running = [
@@ -221,6 +233,7 @@ class Sandbox:
             routes=f"{table.source}: {len(table.rules)} rule(s); edit it and restart",
             database=directory / DATABASE_FILE,
             timing=self.options.timing,
+            integrations=self.integrations_url,
         )
         for line in lines:
             self.report.plain(line)
