@@ -240,7 +240,9 @@ def test_one_reconciler_at_a_time_and_a_killed_one_is_taken_over(
         killed_at = time.time()
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        assert second.wait(timeout=60) == 0, read(logs[1])
+        # About 20 s of upstream latency, but two Python processes share a busy CI
+        # machine with the rest of the suite: the bound is generous on purpose.
+        assert second.wait(timeout=180) == 0, read(logs[1])
         result = json.loads(read(logs[1]).strip().splitlines()[-1])
     finally:
         for process in (first, second):
