@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,27 @@ ANSWER_SLACK = 2.0
 PENDING_LIFETIME = timedelta(hours=1)
 # The step of an action the lookup hook chose for an outbound call.
 OUTBOUND_LOOKUP_STEP = "lookup:outbound"
+
+
+def _fallback(
+    agent_id: str,
+    reason: str,
+    upstream_status: int | None = None,
+    upstream_latency: float | None = None,
+    attempts: int = 0,
+) -> Answer:
+    """What a callee hears when their call cannot reach the agent."""
+    return Answer(
+        OUTBOUND_FALLBACK,
+        rule="outbound",
+        action="agent",
+        outcome="fallback",
+        agent_id=agent_id,
+        reason=reason,
+        upstream_status=upstream_status,
+        upstream_latency=upstream_latency,
+        attempts=attempts,
+    )
 
 
 def is_machine(answered_by: str) -> bool:
@@ -129,24 +151,7 @@ class OutboundAnswerer:
         call_sid: str = "",
         lookups: Lookups | None = None,
     ) -> Answer:
-        def fallback(
-            reason: str,
-            upstream_status: int | None = None,
-            upstream_latency: float | None = None,
-            attempts: int = 0,
-        ) -> Answer:
-            return Answer(
-                OUTBOUND_FALLBACK,
-                rule="outbound",
-                action="agent",
-                outcome="fallback",
-                agent_id=agent_id,
-                reason=reason,
-                upstream_status=upstream_status,
-                upstream_latency=upstream_latency,
-                attempts=attempts,
-            )
-
+        fallback = functools.partial(_fallback, agent_id)
         if self.elevenlabs is None or self.sealer is None:
             return fallback("elevenlabs_not_configured")
         try:
@@ -206,24 +211,7 @@ class OutboundAnswerer:
         client_data: dict[str, Any] | None,
         timeout: float,
     ) -> Answer:
-        def fallback(
-            reason: str,
-            upstream_status: int | None = None,
-            upstream_latency: float | None = None,
-            attempts: int = 0,
-        ) -> Answer:
-            return Answer(
-                OUTBOUND_FALLBACK,
-                rule="outbound",
-                action="agent",
-                outcome="fallback",
-                agent_id=agent_id,
-                reason=reason,
-                upstream_status=upstream_status,
-                upstream_latency=upstream_latency,
-                attempts=attempts,
-            )
-
+        fallback = functools.partial(_fallback, agent_id)
         assert self.elevenlabs is not None
         request = RegisterCallRequest(
             agent_id=agent_id,
