@@ -91,6 +91,8 @@ SETTINGS_VARIABLES = (
     "LOOKUP_SECRET",
     "LOOKUP_TIMEOUT_SECONDS",
     "OUTBOUND_LOOKUP",
+    "OUTBOUND_MAX_CONCURRENT_CALLS",
+    "CAMPAIGN_INBOUND_RESERVE",
     "ELEVENLABS_WEBHOOK_ALLOWED_IPS",
     "LOG_LEVEL",
     # Not a server setting: the CLI's default --url (the sandbox's env.sh sets it).

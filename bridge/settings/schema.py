@@ -40,6 +40,13 @@ EVENT_TYPES = (
     "call.failed",
     # The transcript and analysis, once ElevenLabs' post-call webhook has them.
     "call.analyzed",
+    # Server-side campaigns (bridge.campaigns).
+    "campaign.started",
+    "campaign.paused",
+    "campaign.resumed",
+    "campaign.cancelled",
+    "campaign.finished",
+    "campaign.recipient.finished",
 )
 DEFAULT_RECONCILE_INTERVAL = 300.0
 DEFAULT_RECONCILE_GRACE = 300.0
@@ -113,6 +120,11 @@ class Settings:
     lookup_secrets: tuple[Secret, ...] = ()
     lookup_timeout: float = DEFAULT_LOOKUP_TIMEOUT
     outbound_lookup: bool = False
+    # All calls in progress to agents, inbound included (0: no cap). POST /calls is
+    # refused at the cap; campaigns stop CAMPAIGN_INBOUND_RESERVE short of it, so the
+    # last slots of an agent plan's concurrency stay for inbound callers.
+    outbound_max_concurrent_calls: int = 0
+    campaign_inbound_reserve: int = 1
     # Signs the AI caller page's session cookie; empty: derived from BRIDGE_API_TOKEN.
     session_secret: Secret = field(default_factory=lambda: Secret(""))
     # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
@@ -176,6 +188,12 @@ class Settings:
                 "LOOKUP_TIMEOUT_SECONDS", DEFAULT_LOOKUP_TIMEOUT, 0.1, MAX_INBOUND_DEADLINE
             ),
             outbound_lookup=reader.flag("OUTBOUND_LOOKUP", False),
+            outbound_max_concurrent_calls=reader.integer(
+                "OUTBOUND_MAX_CONCURRENT_CALLS", 0, low=0, high=100_000
+            ),
+            campaign_inbound_reserve=reader.integer(
+                "CAMPAIGN_INBOUND_RESERVE", 1, low=0, high=100_000
+            ),
             reconcile_grace=reader.number(
                 "RECONCILE_GRACE_SECONDS", DEFAULT_RECONCILE_GRACE, 0, 86_400
             ),

@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -178,6 +190,89 @@ event_endpoints = Table(
     metadata,
     Column("url", String(2048), primary_key=True),
     Column("disabled_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Server-side campaigns (bridge.campaigns). `state`: active, paused, cancelled,
+# finished. `next_dial_at` paces every worker at once: a worker may dial only when it
+# is due, and moves it 1/rate seconds on in the same transaction as its claim.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("agent_id", String(255)),
+    Column("mode", String(16)),
+    Column("options", JSON, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("recipient_count", Integer, nullable=False, server_default="0"),
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("next_dial_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per number of a campaign. `state`: pending, scheduled, dialing, in_progress,
+# then completed, busy, no_answer, machine, failed, do_not_call, invalid, cancelled.
+# `next_attempt_at` is when it is due (its local hours or a retry time); a worker
+# dialling it holds it until `claim_expires_at`, after which another takes it over.
+campaign_recipients = Table(
+    "campaign_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(32), ForeignKey("campaigns.id"), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("external_id", String(255)),
+    Column("phone", String(32), nullable=False, index=True),
+    Column("variables", JSON),
+    # The IANA zones its calling hours are read in (comma separated), all of which
+    # must be open: a number spanning several zones gets the most restrictive reading.
+    Column("time_zones", String(1024), nullable=False, server_default=""),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("claimed_by", String(128)),
+    Column("claim_expires_at", DateTime(timezone=True)),
+    Column("call_sid", String(64), index=True),
+    Column("outcome", String(32)),
+    Column("error", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_campaign_recipients_campaign_state", "campaign_id", "state"),
+    Index("ix_campaign_recipients_due", "state", "next_attempt_at"),
+)
+
+# Every attempt at a recipient: the Idempotency-Key it was placed with (one per
+# recipient and attempt, so a retry after an unknown placement replays), its call SID
+# and how it ended.
+campaign_attempts = Table(
+    "campaign_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "recipient_id", Integer, ForeignKey("campaign_recipients.id"), nullable=False, index=True
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("call_sid", String(64), index=True),
+    Column("outcome", String(32)),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    UniqueConstraint("recipient_id", "attempt", name="uq_campaign_attempts_recipient_attempt"),
+)
+
+# Numbers never to call (campaigns, POST /calls, `callbridge call`): `source` says who
+# added it (api, cli, import, opt_out).
+do_not_call = Table(
+    "do_not_call",
+    metadata,
+    Column("number", String(32), primary_key=True),
+    Column("reason", Text),
+    Column("source", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
 
