@@ -7,7 +7,7 @@ import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
 from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.elevenlabs.register_call import ElevenLabsClient
+from bridge.events.listing import outbox_health
 from bridge.events.outbox import Outbox
 from bridge.events.sender import sender_for
 from bridge.lookup.hook import lookups_for
@@ -310,6 +311,13 @@ async def healthz(request: Request) -> JSONResponse:
         table: RoutingTable = request.app.state.table
         body["problems"] = settings.missing()
         body["routes"] = {"source": table.source, "rules": len(table.rules)}
+        if settings.events_webhook_urls:
+            try:
+                body["events"] = await outbox_health(request.app.state.database, datetime.now(UTC))
+            except Exception:
+                # /healthz answers even when the database does not.
+                logger.exception("event=healthz_outbox_failed")
+                body["events"] = None
     return JSONResponse(body)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from bridge.events.outbox import Outbox
 from bridge.storage.database import Database
@@ -124,3 +124,24 @@ def test_redeliver(database: Database, capsys: pytest.CaptureFixture[str]) -> No
     code, out, err = run_cli(capsys, "events", "redeliver", "evt_missing")
     assert (code, out) == (1, "")
     assert "No event 'evt_missing'" in err
+
+
+def test_events_warns_of_an_endpoint_a_410_disabled(
+    database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add(database, failed=False)
+
+    async def disable() -> None:
+        engine = await database.engine()
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(event_endpoints).values(url="https://crm.example/hook", disabled_at=T0)
+            )
+        await database.dispose()
+
+    asyncio.run(disable())
+    code, _, err = run_cli(capsys, "events")
+    assert code == 0, err
+    assert "endpoint disabled (it answered 410)" in err
+    assert "https://crm.example/hook" in err
+    assert "callbridge events redeliver ID" in err

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 import bridge.app
 from bridge.events.listing import encode_cursor, shown_endpoint
@@ -175,3 +175,48 @@ async def test_redeliver_of_an_unknown_event_is_404(
 
 def test_an_endpoint_is_shown_without_credentials_or_query() -> None:
     assert shown_endpoint("https://user:pw@crm.example/h?k=v#f") == "https://crm.example/h"
+
+
+async def test_the_outbox_summary_shows_pending_and_disabled_endpoints(
+    api: tuple[Database, httpx.AsyncClient],
+) -> None:
+    database, client = api
+    first = await add(database, "call.completed", 0)
+    await add(database, "call.fallback", 5)
+    await set_status(database, first, "delivered")
+    engine = await database.engine()
+    async with engine.begin() as connection:
+        await connection.execute(insert(event_endpoints).values(url=HOOK, disabled_at=T0))
+    outbox = (await client.get("/events")).json()["outbox"]
+    assert outbox["pending"] == 1
+    # The oldest pending event was made at T0 + 5 min, long before now.
+    expected_age = (datetime.now(UTC) - (T0 + timedelta(minutes=5))).total_seconds()
+    assert abs(outbox["oldest_pending_seconds"] - expected_age) < 60
+    assert outbox["disabled_endpoints"] == [
+        {"endpoint": shown_endpoint(HOOK), "disabled_at": T0.isoformat()}
+    ]
+    assert "token=abc" not in str(outbox)
+
+
+async def test_healthz_shows_the_outbox_to_the_token_holder_only(database_url: str) -> None:
+    settings = make_settings(
+        bridge_api_token=Secret(API_TOKEN),
+        database_url=database_url,
+        events_webhook_urls=(HOOK,),
+        events_webhook_secrets=(Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),),
+    )
+    app = bridge.app.create_app(settings)
+    database: Database = app.state.database
+    await empty_outbox(database)
+    await add(database, "call.fallback", 0)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bridge.test"
+        ) as client:
+            anonymous = (await client.get("/healthz")).json()
+            holder = (await client.get("/healthz", headers=BEARER)).json()
+    finally:
+        await database.dispose()
+    assert "events" not in anonymous
+    assert holder["events"]["pending"] == 1
+    assert holder["events"]["disabled_endpoints"] == []

@@ -96,6 +96,14 @@ def _list(args: argparse.Namespace) -> int:
             print(line)
     if outcome.get("next_cursor"):
         print(f"(more events: --cursor {printable(outcome['next_cursor'])})", file=sys.stderr)
+    for endpoint in (outcome.get("outbox") or {}).get("disabled_endpoints", []):
+        print(
+            printable(
+                f"endpoint disabled (it answered 410) since {_when(endpoint['disabled_at'])}: "
+                f"{endpoint['endpoint']}; `callbridge events redeliver ID` enables it again"
+            ),
+            file=sys.stderr,
+        )
     return 0
 
 

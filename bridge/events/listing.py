@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 from sqlalchemy import and_, exists, or_, select
 
+from bridge.events import outbox
 from bridge.events.outbox import STATUSES
 from bridge.settings.schema import EVENT_TYPES
 from bridge.storage.database import Database
-from bridge.storage.tables import event_deliveries, event_outbox
+from bridge.storage.tables import event_deliveries, event_endpoints, event_outbox
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -141,6 +142,31 @@ async def list_events(database: Database, wanted: EventFilter) -> Page:
         ],
         next_cursor,
     )
+
+
+async def outbox_health(database: Database, now: datetime) -> dict[str, Any]:
+    """What on-call people check: deliveries pending, the oldest one's age, and the
+    endpoints a 410 disabled (nothing is sent to them until an event is redelivered)."""
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        depth = await outbox.depth(connection)
+        disabled = (
+            await connection.execute(
+                select(event_endpoints.c.url, event_endpoints.c.disabled_at).order_by(
+                    event_endpoints.c.disabled_at
+                )
+            )
+        ).all()
+    oldest = depth.oldest
+    return {
+        "pending": depth.pending,
+        "oldest_pending_seconds": (
+            round(max((now - _utc(oldest)).total_seconds(), 0.0), 3) if oldest else None
+        ),
+        "disabled_endpoints": [
+            {"endpoint": shown_endpoint(url), "disabled_at": _iso(at)} for url, at in disabled
+        ],
+    }
 
 
 def delivery_summary(row: Any) -> dict[str, Any]:

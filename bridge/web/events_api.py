@@ -11,21 +11,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.events import outbox
-from bridge.events.listing import BadFilter, list_events, parse_filter
+from bridge.events.listing import BadFilter, list_events, outbox_health, parse_filter
 from bridge.storage.database import Database
 from bridge.web.auth import api_token
 
 
 @api_token
 async def list_outgoing_events(request: Request) -> Response:
-    """Newest first: `{"events": [...], "next_cursor": str | null}`."""
+    """Newest first: `{"events": [...], "next_cursor": str | null, "outbox": {...}}`
+    (`outbox`: deliveries pending, the oldest's age, endpoints disabled by a 410)."""
     try:
         wanted = parse_filter(request.query_params)
     except BadFilter as bad:
         return JSONResponse({"error": bad.message, "field": bad.field}, status_code=400)
     database: Database = request.app.state.database
     page = await list_events(database, wanted)
-    return JSONResponse({"events": page.events, "next_cursor": page.next_cursor})
+    health = await outbox_health(database, datetime.now(UTC))
+    return JSONResponse({"events": page.events, "next_cursor": page.next_cursor, "outbox": health})
 
 
 @api_token
