@@ -192,6 +192,9 @@ def create_app(
         default_agent_id=settings.elevenlabs_agent_id,
         deadline=settings.inbound_deadline,
         lookups=lookups,
+        # Any deployment Twilio reaches has an auth token; the API token is optional.
+        sealer=sealer
+        or (Sealer(settings.twilio_auth_token.reveal()) if settings.twilio_auth_token else None),
         **inbound_kwargs,
     )
 

@@ -326,3 +326,56 @@ def test_a_rules_lookup_without_a_secret_is_an_error_not_a_fallback(tmp_path: Pa
         assert "<Connect>" in response.text
         assert lookups_counted(client) == {"error": 1.0}
     assert bridge.lookup.requests == []
+
+
+def dial_action(twiml_text: str) -> str:
+    """The <Dial action="..."> URL of an answer, as Twilio would post it."""
+    action = twiml_text.split('action="', 1)[1].split('"', 1)[0]
+    return action.replace("&amp;", "&")
+
+
+def test_a_lookup_forward_keeps_its_own_on_no_answer(bridge: Bridge) -> None:
+    bridge.lookup.reply = {
+        "dynamic_variables": {"name": "Ada", "secret__pin": "never-shown:pin!"},
+        "action": {
+            "action": "forward",
+            "to": ["+14155550199"],
+            "on_no_answer": {"action": "agent", "agent_id": "agent_after_hours"},
+        },
+    }
+    with TestClient(bridge.app) as client:
+        response, _ = call(client)
+        action = dial_action(response.text)
+        assert action.startswith("/twilio/dial-complete?step=lookup%3Asales%3A")
+        # Sealed: neither the secret variable nor the agent reads in the URL.
+        assert "never-shown" not in action and "agent_after_hours" not in action
+        after = post_signed(
+            client,
+            action,
+            twilio_form(CallSid=SID, From=CALLER, DialCallStatus="no-answer"),
+        )
+        assert after.status_code == 200 and "<Connect>" in after.text
+    [body] = bridge.register_bodies()
+    assert body["agent_id"] == "agent_after_hours"
+    variables = body["conversation_initiation_client_data"]["dynamic_variables"]
+    assert variables["name"] == "Ada" and variables["secret__pin"] == "never-shown:pin!"
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param("lookup%3Asales%3Anot-a-sealed-value", id="tampered"),
+        pytest.param("lookup%3Asales", id="without-a-sealed-part"),
+    ],
+)
+def test_a_lookup_forward_step_that_cannot_be_opened_ends_politely(
+    bridge: Bridge, step: str
+) -> None:
+    with TestClient(bridge.app) as client:
+        after = post_signed(
+            client,
+            f"/twilio/dial-complete?step={step}",
+            twilio_form(CallSid=SID, From=CALLER, DialCallStatus="no-answer"),
+        )
+    assert after.status_code == 200 and "<Say" in after.text and "<Dial" not in after.text
+    assert bridge.register_bodies() == []

@@ -6,11 +6,14 @@ Every path returns valid TwiML; nothing here raises to the caller's line.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import TypeAdapter
 
 import twiml
 from bridge.answer.actions import register_request, render
@@ -19,8 +22,16 @@ from bridge.elevenlabs.register_call import ElevenLabsClient, RegisterCallError
 from bridge.lookup.answer import LookupAnswer
 from bridge.lookup.hook import Lookups, LookupTarget, note
 from bridge.lookup.merge import merged_action, merged_request
+from bridge.outbound.sealing import Sealer
 from bridge.routing import RoutingTable
-from bridge.routing.rules import Action, AgentAction, FallbackAction, SayAction
+from bridge.routing.rules import (
+    Action,
+    AgentAction,
+    FallbackAction,
+    ForwardAction,
+    NoAnswerAction,
+    SayAction,
+)
 from bridge.routing.table import DEFAULT_FALLBACK_MESSAGE, GLOBAL_FALLBACK_STEP, Decision
 
 logger = logging.getLogger(__name__)
@@ -29,8 +40,11 @@ logger = logging.getLogger(__name__)
 EMERGENCY_TWIML = twiml.say_and_hangup(DEFAULT_FALLBACK_MESSAGE)
 # The <Dial action> step of a live transfer (POST /calls/{sid}/transfer).
 TRANSFER_STEP = "transfer"
-# The step of an action the lookup hook chose: no rule of the file names it.
+# The step of an action the lookup hook chose: no rule of the file names it. A forward
+# it chose carries its on_no_answer (and the lookup's client data) sealed in the step,
+# `lookup:RULE:SEALED`: the <Dial> may end in another process.
 LOOKUP_STEP_PREFIX = "lookup:"
+_NO_ANSWER = TypeAdapter[NoAnswerAction](NoAnswerAction)
 _NO_ANSWER_AGENT_FALLBACK = SayAction(action="say", message=DEFAULT_FALLBACK_MESSAGE)
 
 
@@ -44,8 +58,11 @@ class InboundBridge:
         deadline: float,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         lookups: Lookups | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.table = table
+        # Seals what a lookup-chosen forward does when nobody answers (None: not kept).
+        self.sealer = sealer
         self.elevenlabs = elevenlabs
         self.default_agent_id = default_agent_id
         self.deadline = deadline
@@ -87,7 +104,7 @@ class InboundBridge:
         if result.answer is not None:
             action = merged_action(decision.action, result.answer)
             if result.answer.action is not None:
-                step = f"{LOOKUP_STEP_PREFIX}{decision.rule}"
+                step = self._lookup_step(decision.rule, action, result.answer)
         answer = await self._run(
             action,
             call,
@@ -99,6 +116,27 @@ class InboundBridge:
             lookup=result.answer,
         )
         return dataclasses.replace(answer, lookup=note(result, decision.action))
+
+    def _lookup_step(self, rule: str, action: Action, answer: LookupAnswer) -> str:
+        step = f"{LOOKUP_STEP_PREFIX}{rule}"
+        if self.sealer is None or not isinstance(action, ForwardAction):
+            return step
+        kept = {
+            "on_no_answer": action.on_no_answer.model_dump(mode="json", exclude_unset=True),
+            "client_data": answer.client_data,
+        }
+        return f"{step}:{self.sealer.seal_text(json.dumps(kept, separators=(',', ':')))}"
+
+    def _kept_no_answer(self, sealed: str) -> tuple[NoAnswerAction, LookupAnswer] | None:
+        """What a lookup-chosen forward does when nobody answers, from its step."""
+        if self.sealer is None or not sealed:
+            return None
+        try:
+            kept = json.loads(self.sealer.open_text(sealed))
+            action = _NO_ANSWER.validate_python(kept["on_no_answer"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return action, LookupAnswer(client_data=kept.get("client_data") or {})
 
     async def never_failing(
         self, work: Coroutine[Any, Any, Answer], call: Call, what: str
@@ -122,7 +160,11 @@ class InboundBridge:
 
     async def dial_complete(self, call: Call, *, step: str, dial_status: str) -> Answer:
         """After a <Dial>: hang up if someone answered, else run the rule's on_no_answer."""
-        rule = step.partition(":")[2] or step
+        sealed = ""
+        if step.startswith(LOOKUP_STEP_PREFIX):
+            rule, _, sealed = step.removeprefix(LOOKUP_STEP_PREFIX).partition(":")
+        else:
+            rule = step.partition(":")[2] or step
         if dial_status in ("completed", "answered"):
             return Answer(twiml.hangup(), rule=rule, action="hangup", outcome="handled")
         if step == TRANSFER_STEP:
@@ -133,6 +175,19 @@ class InboundBridge:
                 action="transfer",
                 reason="transfer_not_answered",
             )
+        if sealed:
+            kept = self._kept_no_answer(sealed)
+            if kept is not None:
+                on_no_answer, lookup = kept
+                return await self._run(
+                    on_no_answer,
+                    call,
+                    rule=rule,
+                    step=f"{LOOKUP_STEP_PREFIX}{rule}",
+                    fallback=_NO_ANSWER_AGENT_FALLBACK,
+                    fallback_step=step,
+                    lookup=lookup,
+                )
         forward = self.table.forward_for(step)
         if forward is None:
             # The routing file changed while the call was ringing; end politely.

@@ -29,6 +29,17 @@ class Sealer:
         ).derive(secret.encode())
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
 
+    def seal_text(self, text: str) -> str:
+        """`text` encrypted and authenticated, as URL-safe ASCII."""
+        return self._fernet.encrypt(text.encode()).decode("ascii")
+
+    def open_text(self, sealed: str) -> str:
+        """What `seal_text` sealed; ValueError if it was not sealed with this key."""
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii")).decode()
+        except (InvalidToken, UnicodeError):
+            raise ValueError("cannot be opened with this key") from None
+
     def seal(self, client_data: dict[str, Any] | None) -> dict[str, Any] | None:
         return self._map(client_data, self._seal_value)
 
