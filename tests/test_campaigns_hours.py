@@ -23,8 +23,8 @@ DEFAULT = CallingHours()  # 09:00-20:00, mon-sat
 EVERY_DAY = CallingHours(days=["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_a_numbers_zones_come_from_its_digits_or_the_override() -> None:
@@ -59,9 +59,7 @@ def test_three_zones_at_one_instant() -> None:
     # London closes at 20:00 BST (19:00 UTC) and opens at 08:00 UTC the next day.
     assert not is_open(utc(2026, 6, 3, 19, 0), zones_for(LONDON), DEFAULT)
     assert is_open(utc(2026, 6, 3, 18, 59), zones_for(LONDON), DEFAULT)
-    assert next_opening(utc(2026, 6, 3, 19, 0), zones_for(LONDON), DEFAULT) == utc(
-        2026, 6, 4, 8, 0
-    )
+    assert next_opening(utc(2026, 6, 3, 19, 0), zones_for(LONDON), DEFAULT) == utc(2026, 6, 4, 8, 0)
 
 
 def test_the_answer_is_in_utc_whatever_zone_the_clock_is_in() -> None:

@@ -115,7 +115,9 @@ async def test_adding_a_number_stops_its_waiting_calls_only(database: Database) 
         )
     async with engine.begin() as connection:
         added = [
-            await entries.add(connection, number, reason="  asked\n by email ", source="api", now=T0)
+            await entries.add(
+                connection, number, reason="  asked\n by email ", source="api", now=T0
+            )
             for number in (A, B, C)
         ]
     assert [item.added for item in added] == [True, True, True]
@@ -210,7 +212,10 @@ def test_a_csv_with_a_header_and_bad_lines() -> None:
         "\xff\xfe,bad bytes,\r\n"
     ).encode("latin-1")
     parsed = imports.parse(data.replace(b"\xc3", b""))
-    assert parsed.rows == [(2, "+14155550121", "asked by email"), (5, "+14155550123", 'said "stop"')]
+    assert parsed.rows == [
+        (2, "+14155550121", "asked by email"),
+        (5, "+14155550123", 'said "stop"'),
+    ]
     assert [(item["line"], item["problem"]) for item in parsed.problems] == [
         (4, "'14155550122' is not an E.164 number like +14155550123 (did you mean +14155550122?)"),
         (6, "not UTF-8 text"),
