@@ -4,6 +4,7 @@ SQLite and PostgreSQL; adding a number stops its waiting campaign calls."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,14 @@ from bridge.campaigns.options import CampaignOptions
 from bridge.campaigns.store import NewRecipient, create_campaign
 from bridge.secret import Secret
 from bridge.storage.database import Database
-from bridge.storage.tables import campaign_attempts, campaign_recipients, campaigns, do_not_call
+from bridge.storage.tables import (
+    campaign_attempts,
+    campaign_recipients,
+    campaigns,
+    do_not_call,
+    event_deliveries,
+    event_outbox,
+)
 from tests.helpers import API_TOKEN, BEARER, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -244,3 +252,65 @@ async def test_import_as_a_form_upload(api: tuple[Database, httpx.AsyncClient]) 
         return
     assert response.status_code == 200, response.text
     assert response.json()["added"] == 1
+
+
+async def test_stopped_recipients_are_announced_as_the_worker_does(database_url: str) -> None:
+    settings = make_settings(
+        bridge_api_token=Secret(API_TOKEN),
+        database_url=database_url,
+        events_webhook_urls=("https://crm.example/hook",),
+    )
+    app = bridge.app.create_app(settings)
+    database: Database = app.state.database
+    engine = await database.engine()
+    async with engine.begin() as connection:
+        for table in (
+            event_deliveries,
+            event_outbox,
+            do_not_call,
+            campaign_attempts,
+            campaign_recipients,
+            campaigns,
+        ):
+            await connection.execute(delete(table))
+    await waiting_campaign(database, A, B)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bridge.test", headers=BEARER
+    ) as client:
+        assert (await client.post("/dnc", json={"number": A, "reason": "email"})).status_code == 201
+        await client.post(
+            "/dnc/import",
+            content=f"number\n{A}\n{B}\n".encode(),
+            headers={"content-type": "text/csv"},
+        )
+    async with engine.connect() as connection:
+        rows = list(
+            await connection.execute(
+                select(
+                    event_outbox.c.type, event_outbox.c.dedupe_key, event_outbox.c.body
+                ).order_by(event_outbox.c.created_at)
+            )
+        )
+        ids = dict(
+            (phone, recipient_id)
+            for recipient_id, phone in await connection.execute(
+                select(campaign_recipients.c.id, campaign_recipients.c.phone)
+            )
+        )
+    await database.dispose()
+    assert [(kind, key) for kind, key, _ in rows] == [
+        ("campaign.recipient.finished", f"campaign.recipient.finished:{ids[A]}"),
+        ("campaign.recipient.finished", f"campaign.recipient.finished:{ids[B]}"),
+    ]
+    data = json.loads(rows[0].body)["data"]
+    assert data == {
+        "campaign_id": data["campaign_id"],
+        "recipient_id": ids[A],
+        "external_id": None,
+        "phone": A,
+        "state": "do_not_call",
+        "attempts": 0,
+        "call_sid": None,
+        "call_successful": None,
+        "error": "on the do-not-call list: email",
+    }

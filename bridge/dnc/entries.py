@@ -70,7 +70,11 @@ class Added:
     source: str
     created_at: datetime
     # Waiting campaign recipients of the number, now `do_not_call`.
-    stopped: int
+    stopped_recipients: list[Stopped]
+
+    @property
+    def stopped(self) -> int:
+        return len(self.stopped_recipients)
 
 
 async def add(
@@ -95,7 +99,7 @@ async def add(
         reason=row.reason,
         source=row.source,
         created_at=row.created_at,
-        stopped=stopped,
+        stopped_recipients=stopped,
     )
 
 
@@ -103,7 +107,11 @@ async def add(
 class AddedMany:
     added: int
     already_listed: int
-    stopped: int
+    stopped_recipients: list[Stopped]
+
+    @property
+    def stopped(self) -> int:
+        return len(self.stopped_recipients)
 
 
 async def add_many(
@@ -120,7 +128,7 @@ async def add_many(
         unique.setdefault(number, clean_reason(reason))
     items = list(unique.items())
     added = 0
-    stopped = 0
+    stopped: list[Stopped] = []
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
         added += await _insert_new(connection, chunk, source=source, now=now)
@@ -132,7 +140,7 @@ async def add_many(
         )
         reasons = {number: reason for number, reason in rows}
         stopped += await stop_waiting(connection, numbers, reasons=reasons, now=now)
-    return AddedMany(added=added, already_listed=len(items) - added, stopped=stopped)
+    return AddedMany(added=added, already_listed=len(items) - added, stopped_recipients=stopped)
 
 
 async def _insert_new(
@@ -157,21 +165,35 @@ async def _insert_new(
     return max(int(result.rowcount or 0), 0)
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """A campaign recipient that was waiting and is now `do_not_call`."""
+
+    id: int
+    campaign_id: str
+    external_id: str | None
+    phone: str
+    attempts: int
+    call_sid: str | None
+    error: str
+
+
 async def stop_waiting(
     connection: AsyncConnection,
     numbers: Sequence[str],
     *,
     reasons: dict[str, str | None],
     now: datetime,
-) -> int:
+) -> list[Stopped]:
     """Campaign recipients of `numbers` still waiting (pending, scheduled) become
-    `do_not_call`, with the list's reason as their error; how many did. Recipients
+    `do_not_call`, with the list's reason as their error; those that did. Recipients
     being dialled or in a call are left to finish: the worker checks the list again
     before each attempt."""
-    stopped = 0
+    stopped: list[Stopped] = []
     for number in numbers:
         reason = reasons.get(number)
-        result = await connection.execute(
+        error = f"{LISTED}: {reason}" if reason else LISTED
+        rows = await connection.execute(
             update(campaign_recipients)
             .where(
                 campaign_recipients.c.phone == number,
@@ -179,13 +201,31 @@ async def stop_waiting(
             )
             .values(
                 state=DO_NOT_CALL_STATE,
-                error=f"{LISTED}: {reason}" if reason else LISTED,
+                error=error,
                 next_attempt_at=None,
                 updated_at=now,
                 finished_at=now,
             )
+            .returning(
+                campaign_recipients.c.id,
+                campaign_recipients.c.campaign_id,
+                campaign_recipients.c.external_id,
+                campaign_recipients.c.attempts,
+                campaign_recipients.c.call_sid,
+            )
         )
-        stopped += max(int(result.rowcount or 0), 0)
+        stopped.extend(
+            Stopped(
+                id=row.id,
+                campaign_id=row.campaign_id,
+                external_id=row.external_id,
+                phone=number,
+                attempts=row.attempts,
+                call_sid=row.call_sid,
+                error=error,
+            )
+            for row in rows
+        )
     return stopped
 
 

@@ -27,6 +27,7 @@ from bridge.settings import Settings
 from bridge.web import bodies
 from bridge.web.auth import api_token
 from bridge.web.bodies import BadBody
+from bridge.web.dnc_api import outbox, recipients_stopped
 
 logger = logging.getLogger("bridge.dnc")
 # What a 429 (OUTBOUND_MAX_CONCURRENT_CALLS reached) asks the client to wait.
@@ -128,6 +129,7 @@ async def opt_out_call(request: Request) -> Response:
             done = await opt_out.opt_out(
                 connection, wanted.call_sid, reason=wanted.reason, now=datetime.now(UTC)
             )
+            await recipients_stopped(connection, outbox(request), done.added.stopped_recipients)
     except opt_out.NoSuchCall:
         return JSONResponse(
             {"error": f"No call {wanted.call_sid!r} in the call log.", "listed": False},

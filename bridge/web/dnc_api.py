@@ -7,6 +7,7 @@ Adding a number also stops its waiting campaign calls (bridge.dnc.entries).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -18,8 +19,9 @@ from starlette.routing import Route
 from bridge import phone
 from bridge.calllog.log_lines import logfmt
 from bridge.dnc import entries, imports
-from bridge.dnc.entries import MAX_LIMIT, Added, BadCursor, BadNumber
+from bridge.dnc.entries import MAX_LIMIT, Added, BadCursor, BadNumber, Stopped
 from bridge.elevenlabs.client_data import field_errors
+from bridge.events.outbox import Outbox
 from bridge.storage.database import Database
 from bridge.web import bodies
 from bridge.web.auth import api_token
@@ -73,6 +75,7 @@ async def add_number(request: Request) -> Response:
             source=wanted.source,
             now=datetime.now(UTC),
         )
+        await recipients_stopped(connection, outbox(request), added.stopped_recipients)
     log("dnc_added" if added.added else "dnc_listed_already", added.number, stopped=added.stopped)
     return JSONResponse(added_body(added), status_code=201 if added.added else 200)
 
@@ -162,6 +165,7 @@ async def import_numbers(request: Request) -> Response:
             source="import",
             now=datetime.now(UTC),
         )
+        await recipients_stopped(connection, outbox(request), done.stopped_recipients)
     logger.info(
         logfmt(
             {
@@ -229,6 +233,39 @@ def problems(found: list[dict[str, str]]) -> JSONResponse:
     return JSONResponse(
         {"error": f"Invalid request: {summary}", "problems": found}, status_code=422
     )
+
+
+async def recipients_stopped(
+    connection: Any, events: Outbox | None, stopped: Sequence[Stopped]
+) -> None:
+    """A `campaign.recipient.finished` event for each recipient the listing stopped, in
+    its transaction: the data and dedupe key the campaign worker uses for the same
+    event (bridge.campaigns), so a consumer sees every recipient end once."""
+    if events is None:
+        return
+    for recipient in stopped:
+        await events.enqueue(
+            connection,
+            "campaign.recipient.finished",
+            {
+                "campaign_id": recipient.campaign_id,
+                "recipient_id": recipient.id,
+                "external_id": recipient.external_id,
+                "phone": recipient.phone,
+                "state": "do_not_call",
+                "attempts": recipient.attempts,
+                "call_sid": recipient.call_sid,
+                "call_successful": None,
+                "error": recipient.error,
+            },
+            dedupe_key=f"campaign.recipient.finished:{recipient.id}",
+        )
+
+
+def outbox(request: Request) -> Outbox | None:
+    """The app's outbox (None without EVENTS_WEBHOOK_URL), which the call log holds."""
+    events: Outbox | None = request.app.state.call_records.events
+    return events
 
 
 def _database(request: Request) -> Database:
