@@ -168,6 +168,10 @@ def test_the_agent_opts_the_callee_out(outbound_client: TestClient, upstreams: U
     assert entry.reason == f"asked not to be called again during call {call_sid}"
     (state,) = run(outbound_client, select(campaign_recipients.c.state))
     assert state == ("do_not_call",)
+    shown = outbound_client.get(f"/calls/{call_sid}", headers=BEARER).json()
+    assert "opted out: added to the do-not-call list" in [
+        step["text"] for step in shown["timeline"]
+    ]
     refused = outbound_client.post("/calls", json={"to": CALLEE}, headers=BEARER)
     assert refused.status_code == 403
     # Twice is fine: the number is listed already.

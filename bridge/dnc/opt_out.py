@@ -33,6 +33,9 @@ class NoNumber(ValueError):
 class OptedOut:
     number: str
     direction: str
+    # The call's Twilio SID as the call log has it (None for a call known only by its
+    # conversation id).
+    call_sid: str | None
     added: Added
 
 
@@ -43,7 +46,7 @@ async def opt_out(
     native call). Raises NoSuchCall, or NoNumber when the callee has none."""
     row = (
         await connection.execute(
-            select(calls.c.direction, calls.c.from_number, calls.c.to_number)
+            select(calls.c.call_sid, calls.c.direction, calls.c.from_number, calls.c.to_number)
             .where(or_(calls.c.call_sid == call_sid, calls.c.conversation_id == call_sid))
             .limit(1)
         )
@@ -60,7 +63,7 @@ async def opt_out(
         source="opt_out",
         now=now,
     )
-    return OptedOut(number=number, direction=row.direction, added=added)
+    return OptedOut(number=number, direction=row.direction, call_sid=row.call_sid, added=added)
 
 
 def _other_end(direction: str) -> str:

@@ -19,6 +19,7 @@ from bridge import phone
 from bridge.answer import transfer
 from bridge.answer.transfer import TransferRequest
 from bridge.calllog.log_lines import logfmt
+from bridge.calllog.records import CallRecords
 from bridge.dnc import opt_out
 from bridge.elevenlabs.client_data import field_errors
 from bridge.outbound.dialer import OutboundRequest
@@ -140,6 +141,7 @@ async def opt_out_call(request: Request) -> Response:
             {"error": f"Cannot opt out: {no_number}.", "listed": False}, status_code=422
         )
     stopped = done.added.stopped
+    await _opted_out_step(request, done)
     logger.info(
         logfmt(
             {
@@ -164,6 +166,28 @@ async def opt_out_call(request: Request) -> Response:
             ),
         }
     )
+
+
+async def _opted_out_step(request: Request, done: opt_out.OptedOut) -> None:
+    """The opt-out as a step on the call's timeline ("opted out: ..."); the list is
+    what matters, so a failure here is only logged."""
+    if done.call_sid is None:
+        return
+    records: CallRecords = request.app.state.call_records
+    try:
+        await records.record_step(
+            done.call_sid,
+            "opted_out",
+            {
+                "status": "added to the do-not-call list",
+                "requested_by": "agent_tool",
+                "stopped_campaign_calls": done.added.stopped,
+            },
+            dedupe_key=f"opted_out:{done.call_sid}",
+            direction=done.direction,
+        )
+    except Exception:
+        logger.exception("event=opt_out_step_not_recorded call_sid=%s", done.call_sid)
 
 
 Model = TypeVar("Model", bound=BaseModel)
