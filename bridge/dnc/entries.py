@@ -160,9 +160,15 @@ async def _insert_new(
         {"number": number, "reason": reason, "source": source, "created_at": now}
         for number, reason in entries
     ]
-    statement = maker(do_not_call).values(rows).on_conflict_do_nothing(index_elements=["number"])
-    result = await connection.execute(statement)
-    return max(int(result.rowcount or 0), 0)
+    # executemany with RETURNING (SQLAlchemy's "insertmanyvalues"): one cached
+    # statement; the numbers it gives back are exactly those inserted.
+    statement = (
+        maker(do_not_call)
+        .on_conflict_do_nothing(index_elements=["number"])
+        .returning(do_not_call.c.number)
+    )
+    result = await connection.execute(statement, rows)
+    return len(result.all())
 
 
 @dataclass(frozen=True)
