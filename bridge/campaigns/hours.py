@@ -50,6 +50,7 @@ class NeverOpen(ValueError):
 # Enough to cross a week of closed days in every zone, and a few zone disagreements.
 _MAX_STEPS = 64
 _DAYS_AHEAD = 8
+_SHOWN_ZONES = 4
 
 
 def is_open(at: datetime, zones: Sequence[str], hours: CallingHours) -> bool:
@@ -68,8 +69,15 @@ def next_opening(at: datetime, zones: Sequence[str], hours: CallingHours) -> dat
         moment = later
     raise NeverOpen(
         f"the calling hours {hours.open:%H:%M}-{hours.close:%H:%M} are never open in all of "
-        f"{', '.join(zones)} at once: set options.timezone"
+        f"{_some(zones)} at once: set options.timezone"
     )
+
+
+def _some(zones: Sequence[str]) -> str:
+    """The zones for a message: a toll-free +1 number has 42 of them."""
+    if len(zones) <= _SHOWN_ZONES:
+        return ", ".join(zones)
+    return f"{', '.join(zones[:_SHOWN_ZONES])} and {len(zones) - _SHOWN_ZONES} more zones"
 
 
 def _open_in(at: datetime, zone: str, hours: CallingHours) -> bool:

@@ -4,10 +4,11 @@ pace, retries by outcome, and the call options of `POST /calls`."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge.campaigns.states import RETRY_OUTCOMES, RetryOutcome
 from bridge.routing.schedule import TimeZoneName, Weekday, Window
@@ -19,6 +20,9 @@ LEGAL_OPEN = time(8, 0)
 LEGAL_CLOSE = time(21, 0)
 MAX_RATE = 100.0
 DEFAULT_RETRY_ON: tuple[RetryOutcome, ...] = ("busy", "no-answer")
+# What a <Say> cannot carry, as POST /calls refuses it (bridge.outbound.dialer): a
+# campaign must be refused up front rather than fail at every recipient.
+_NOT_SPEAKABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 class CallingHours(Window):
@@ -69,6 +73,16 @@ class CampaignOptions(BaseModel):
     machine_message: str | None = Field(default=None, min_length=1, max_length=2000)
     ring_timeout: int = Field(default=30, ge=5, le=600)
     mode: Mode | None = None
+
+    @field_validator("machine_message")
+    @classmethod
+    def _speakable(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value.strip():
+                raise ValueError("must not be blank")
+            if _NOT_SPEAKABLE.search(value):
+                raise ValueError("must not contain control characters")
+        return value
 
     @model_validator(mode="after")
     def _lawful(self) -> CampaignOptions:

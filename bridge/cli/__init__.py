@@ -1,8 +1,8 @@
 """The `callbridge` command: serve, check routing files, dry-run routing, place calls.
 
 This module assembles the parser and runs a command; each command group lives in a
-module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `db`, `reconcile`, `doctor`,
-`sandbox`, `simulate`).
+module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `dnc`, `db`, `reconcile`,
+`doctor`, `sandbox`, `simulate`).
 
 Start-up time: building the parser imports only the command modules, which import
 nothing heavy at module level; a command imports the server, the database or the
@@ -22,6 +22,7 @@ from bridge.cli import (
     calls,
     campaign,
     db,
+    dnc,
     doctor,
     events,
     reconcile,
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_parser(commands)
     events.add_parser(commands)
     campaign.add_parser(commands)
+    dnc.add_parser(commands)
     db.add_parser(commands)
     reconcile.add_parser(commands)
     doctor.add_parser(commands)

@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge import phone
+from bridge.calllog.capacity import calls_in_progress
 from bridge.calllog.log_lines import logfmt
 from bridge.calllog.records import CallRecords
+from bridge.dnc.numbers import listed_reason
 from bridge.metrics import Metrics
 from bridge.outbound.destinations import destination_problem
 from bridge.outbound.dialer import Dialer, NotPlaced, OutboundRequest
 from bridge.outbound.idempotency import IdempotencyKeys, KeyConflict
+from bridge.storage.database import Database
 
 logger = logging.getLogger("bridge.outbound")
 
@@ -38,6 +43,13 @@ OUTCOME_UNKNOWN = {
     "placed": "unknown",
 }
 BAD_KEY = "Idempotency-Key must be 1 to 255 characters."
+NOT_CHECKED = (
+    "The do-not-call list and the call capacity could not be checked; nothing was dialled."
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,13 @@ class Placement:
     records: CallRecords
     metrics: Metrics
     allowed_countries: tuple[str, ...]
+    # Where the do-not-call list and the calls in progress are read; None: neither is
+    # checked (unit tests of the rest).
+    database: Database | None = None
+    # OUTBOUND_MAX_CONCURRENT_CALLS: at this many calls in progress (inbound included),
+    # 429; 0: no cap.
+    max_concurrent_calls: int = 0
+    now: Callable[[], datetime] = _utcnow
 
     async def place(
         self, call: OutboundRequest, body: dict[str, Any], key: str | None = None
@@ -76,7 +95,52 @@ class Placement:
                 return Placed(conflict.status, {"error": conflict.message})
             if replay is not None:
                 return Placed(replay.status, replay.body, replayed=True)
+        # After the key, so that a retry of a call placed before its number was listed
+        # still learns it was placed; a refusal releases the key (nothing was dialled).
+        refusal = await self._refusal(call)
+        if refusal is not None:
+            if key is not None:
+                await self.keys.release(SCOPE, key)
+            return refusal
         return await self._dial(call, key)
+
+    async def _refusal(self, call: OutboundRequest) -> Placed | None:
+        """403 for a number on the do-not-call list, 429 at OUTBOUND_MAX_CONCURRENT_CALLS,
+        503 when the database cannot say; None to dial."""
+        if self.database is None:
+            return None
+        try:
+            engine = await self.database.engine()
+            async with engine.connect() as connection:
+                reason = await listed_reason(connection, call.to)
+                in_progress = (
+                    await calls_in_progress(connection, self.now())
+                    if self.max_concurrent_calls > 0 and reason is None
+                    else 0
+                )
+        except Exception:
+            logger.exception("event=call_not_checked to=%s", phone.mask(call.to))
+            return Placed(503, {"error": NOT_CHECKED, "placed": False})
+        if reason is not None:
+            log("call_refused", to=call.to, reason="do_not_call")
+            return Placed(
+                403, {"error": f"{call.to} is {reason}", "placed": False, "do_not_call": True}
+            )
+        if self.max_concurrent_calls > 0 and in_progress >= self.max_concurrent_calls:
+            log("call_refused", to=call.to, reason="at_capacity", in_progress=in_progress)
+            return Placed(
+                429,
+                {
+                    "error": (
+                        f"The bridge has {in_progress} calls in progress and "
+                        f"OUTBOUND_MAX_CONCURRENT_CALLS is {self.max_concurrent_calls}: "
+                        "try again when one has ended."
+                    ),
+                    "placed": False,
+                    "calls_in_progress": in_progress,
+                },
+            )
+        return None
 
     async def _dial(self, call: OutboundRequest, key: str | None) -> Placed:
         requested = self.metrics.outbound_requests
