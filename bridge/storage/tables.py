@@ -43,6 +43,15 @@ signed_out_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
+# "Sign out everywhere" in the console: sessions issued before the latest `at` are
+# refused (bridge.web.ui_sessions writes it).
+ui_sign_outs = Table(
+    "ui_sign_outs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 # Calls placed through Twilio wait here for the callee to answer: the answer
 # webhook then registers the conversation with what the API request asked for.
 pending_calls = Table(
@@ -99,6 +108,8 @@ calls = Table(
     # Reconciliation (bridge.reconcile): when it last looked at the call, and how often.
     Column("reconciled_at", DateTime(timezone=True)),
     Column("reconcile_attempts", Integer, nullable=False, server_default="0"),
+    # The console's dashboard (bridge.calllog.dashboard), migration 0008.
+    Index("ix_calls_dashboard", "created_at", "outcome", "status", "rule", "direction"),
 )
 
 # Append-only: what happened to a call, in order. `dedupe_key` makes replays no-ops.
@@ -113,6 +124,7 @@ call_events = Table(
     Column("data", JSON),
     # Set for ElevenLabs webhooks, so events of a conversation not matched yet are found.
     Column("conversation_id", String(128), index=True),
+    Index("ix_call_events_kind_at", "kind", "at"),
 )
 
 
@@ -140,6 +152,7 @@ recordings = Table(
     Column("transcription", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("stored_at", DateTime(timezone=True)),
+    Index("ix_recordings_kind_created", "kind", "created_at"),
 )
 
 # One holder at a time per name, across processes and dynos (reconciliation).
