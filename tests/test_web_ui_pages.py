@@ -22,6 +22,7 @@ from bridge.settings import Settings
 from bridge.storage.database import Database
 from bridge.storage.migrate import upgrade
 from bridge.storage.tables import calls
+from tests.helpers import ui_login
 
 TOKEN = "ui-pages-test-token"
 BASIC = {"authorization": "Basic " + base64.b64encode(f"me:{TOKEN}".encode()).decode()}
@@ -37,7 +38,7 @@ def database_url(tmp_path: Path) -> str:
 
 def bridge(database_url: str, **changes: Any) -> TestClient:
     settings = Settings(bridge_api_token=Secret(TOKEN), database_url=database_url, **changes)
-    return TestClient(create_app(settings), follow_redirects=False)
+    return TestClient(create_app(settings), follow_redirects=False, headers={"accept": "text/html"})
 
 
 @pytest.fixture
@@ -113,20 +114,16 @@ def test_transcript_turns_of_any_shape_are_shown(client: TestClient, database_ur
         ],
     )
     page = client.get(f"/ui/calls/{call_sid}", headers=BASIC).text
-    assert "<th>agent</th><td>Hello</td>" in page
-    assert '{"tool_calls":[{"name":"transfer_to_human"}]}' in page.replace("&quot;", '"')
-    assert "&quot;&lt;b&gt;a bare string&lt;/b&gt;&quot;" in page
+    assert '<span class="who">Agent</span>' in page and "<p>Hello</p>" in page
+    assert '{"tool_calls":[{"name":"transfer_to_human"}]}' in page.replace("&#34;", '"')
+    assert "&#34;&lt;b&gt;a bare string&lt;/b&gt;&#34;" in page
     assert "<b>a bare string</b>" not in page
 
 
 def test_posts_from_the_public_origin_are_same_site(database_url: str) -> None:
     with bridge(database_url, public_base_url="https://bridge.example.com") as client:
-        ours = client.post(
-            "/ui/login", data={"token": TOKEN}, headers={"origin": "https://bridge.example.com"}
-        )
-        theirs = client.post(
-            "/ui/login", data={"token": TOKEN}, headers={"origin": "https://other.example.com"}
-        )
+        ours = ui_login(client, TOKEN, headers={"origin": "https://bridge.example.com"})
+        theirs = ui_login(client, TOKEN, headers={"origin": "https://other.example.com"})
     assert ours.status_code == 303
     assert theirs.status_code == 403
 
@@ -136,9 +133,9 @@ def test_the_forwarded_host_is_ours_only_when_trusted(
     database_url: str, trusted: bool, status: int
 ) -> None:
     with bridge(database_url, trust_forwarded_headers=trusted) as client:
-        response = client.post(
-            "/ui/login",
-            data={"token": TOKEN},
+        response = ui_login(
+            client,
+            TOKEN,
             headers={
                 "origin": "https://proxy.example.com",
                 "x-forwarded-host": "proxy.example.com, internal:8000",
@@ -150,12 +147,13 @@ def test_the_forwarded_host_is_ours_only_when_trusted(
 def test_an_oversized_login_form_is_refused_even_with_the_right_token(
     client: TestClient,
 ) -> None:
-    body = f"token={TOKEN}&padding={'x' * 5000}"
+    client.get("/ui/login")
+    csrf = client.cookies.get("callbridge_csrf")
+    body = f"token={TOKEN}&csrf={csrf}&padding={'x' * 5000}"
     response = client.post(
         "/ui/login",
         content=body,
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert response.status_code == 401
-    assert "Wrong token" in response.text
+    assert response.status_code == 403  # the form could not be read, its token neither
     assert "set-cookie" not in response.headers
