@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert
 
 from bridge.calllog import dashboard as figures
 from bridge.storage.database import Database
-from bridge.storage.tables import call_events, calls, recordings
+from bridge.storage.tables import call_events, calls, dashboard_days, recordings
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York (EDT since March 8)
 ZONE = "America/New_York"
@@ -90,7 +90,7 @@ def seed(url: str) -> None:
         database = Database(url)
         engine = await database.engine()
         async with engine.begin() as connection:
-            for table in (recordings, call_events, calls):
+            for table in (recordings, call_events, calls, dashboard_days):
                 await connection.execute(delete(table))
             await connection.execute(insert(calls), rows)
             await connection.execute(insert(call_events), events)
@@ -127,6 +127,34 @@ def test_the_dashboards_figures(database_url: str) -> None:
     assert board.latency.p95_ms == pytest.approx(385.0)
     assert (board.voicemails_today, board.voicemails_week) == (1, 2)
     assert [c["status"] for c in board.live] == ["ringing"]
+
+
+def add(url: str, *rows: dict[str, Any]) -> None:
+    async def write() -> None:
+        database = Database(url)
+        engine = await database.engine()
+        async with engine.begin() as connection:
+            for row in rows:
+                await connection.execute(insert(calls).values(row))
+        await database.dispose()
+
+    asyncio.run(write())
+
+
+def test_finished_days_come_from_the_rollup(database_url: str) -> None:
+    seed(database_url)
+    first = figures_of(database_url)
+    again = figures_of(database_url)  # days before yesterday: from dashboard_days now
+    assert again.by_day == first.by_day and again.rules == first.rules
+    # A call written later into a finished day is not counted again; today's are.
+    add(
+        database_url,
+        call(NOW - timedelta(days=20), "connected"),
+        call(NOW - timedelta(hours=1), "fallback"),
+    )
+    later = figures_of(database_url)
+    assert later.totals(30)["agent"] == first.totals(30)["agent"]
+    assert later.totals(1)["fallback"] == first.totals(1)["fallback"] + 1
 
 
 def test_an_empty_log() -> None:

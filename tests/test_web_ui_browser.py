@@ -45,13 +45,15 @@ A11Y = """(() => {
     if (!labelled) problems.push("unlabelled " + (field.name || field.id));
   }
   for (const svg of document.querySelectorAll("svg")) {
-    if (!svg.querySelector("title") && !svg.getAttribute("aria-label")) problems.push("svg without title");
+    if (!svg.querySelector("title") && !svg.getAttribute("aria-label"))
+      problems.push("svg without title");
   }
   for (const img of document.querySelectorAll("img")) {
     if (!img.hasAttribute("alt")) problems.push("img without alt");
   }
   for (const button of document.querySelectorAll("button")) {
-    if (!button.textContent.trim() && !button.getAttribute("aria-label")) problems.push("unnamed button");
+    if (!button.textContent.trim() && !button.getAttribute("aria-label"))
+      problems.push("unnamed button");
   }
   if (!document.querySelector('meta[name=viewport]')) problems.push("no viewport");
   return problems;
@@ -112,7 +114,9 @@ class Browser(DevTools):
 def seed(url: str, audio_root: Path) -> dict[str, str]:
     now = datetime.now(UTC) - timedelta(minutes=5)
     sids: dict[str, str] = {}
-    rows, events, voicemails = [], [], []
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    voicemails: list[dict[str, Any]] = []
 
     def add(name: str, outcome: str | None, status: str, **more: Any) -> dict[str, Any]:
         row = {

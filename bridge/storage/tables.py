@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -50,6 +51,18 @@ ui_sign_outs = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# The dashboard's rollup (bridge.calllog.dashboard): calls of a finished day, in a time
+# zone, by outcome and rule; a row with outcome "" marks a day as counted.
+dashboard_days = Table(
+    "dashboard_days",
+    metadata,
+    Column("zone", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("rule", String(100), primary_key=True),
+    Column("calls", Integer, nullable=False),
 )
 
 # Calls placed through Twilio wait here for the callee to answer: the answer

@@ -12,6 +12,7 @@ from bridge.calllog.dashboard import OUTCOME_LABELS, OUTCOMES
 WIDTH = 640
 HEIGHT = 220
 LEFT = 40  # room for the scale
+RIGHT = 24  # room for the last date
 BOTTOM = 24  # room for the dates
 BAR_HEIGHT = 22
 
@@ -67,7 +68,7 @@ def days_chart(
     """Stacked bars, one a day, oldest at the left; a scale and a few dates."""
     top = nice_top(max((sum(counts.values()) for counts in by_day), default=0))
     plot_height = HEIGHT - BOTTOM - 8
-    slot = (WIDTH - LEFT) / max(len(days), 1)
+    slot = (WIDTH - LEFT - RIGHT) / max(len(days), 1)
     segments: list[Segment] = []
     for index, (day, counts) in enumerate(zip(days, by_day, strict=True)):
         base = float(HEIGHT - BOTTOM)

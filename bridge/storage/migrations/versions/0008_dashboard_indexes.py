@@ -1,4 +1,4 @@
-"""The console: indexes for the dashboard's figures, and "sign out everywhere".
+"""The console: indexes and a rollup for the dashboard's figures, "sign out everywhere".
 
 Revision ID: 0008
 Revises: 0007
@@ -24,6 +24,15 @@ def upgrade() -> None:
     # Fallback reasons and register-call latency: the events of one kind in a window.
     op.create_index("ix_call_events_kind_at", "call_events", ["kind", "at"])
     op.create_index("ix_recordings_kind_created", "recordings", ["kind", "created_at"])
+    # The dashboard's rollup: finished days' counts, by zone, outcome and rule.
+    op.create_table(
+        "dashboard_days",
+        sa.Column("zone", sa.String(64), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("outcome", sa.String(16), primary_key=True),
+        sa.Column("rule", sa.String(100), primary_key=True),
+        sa.Column("calls", sa.Integer(), nullable=False),
+    )
     # "Sign out everywhere": sessions issued before the latest row's time are refused.
     op.create_table(
         "ui_sign_outs",
@@ -34,6 +43,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("ui_sign_outs")
+    op.drop_table("dashboard_days")
     op.drop_index("ix_recordings_kind_created", "recordings")
     op.drop_index("ix_call_events_kind_at", "call_events")
     op.drop_index("ix_calls_dashboard", "calls")
