@@ -8,7 +8,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +157,65 @@ def test_an_oversized_login_form_is_refused_even_with_the_right_token(
     )
     assert response.status_code == 403  # the form could not be read, its token neither
     assert "set-cookie" not in response.headers
+
+
+def test_paging_both_ways_and_the_csv_of_the_filtered_list(
+    client: TestClient, database_url: str
+) -> None:
+    import re
+
+    from bridge.web import ui_console
+
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for n in range(ui_console.PAGE_SIZE + 5):
+        add_call(
+            database_url,
+            created_at=start + timedelta(minutes=n),
+            outcome="fallback" if n % 2 else "connected",
+            from_number=f"+1415555{n:04d}",
+            summary="=cmd()" if n == 0 else None,
+        )
+    first = client.get("/ui/calls", headers=BASIC).text
+    assert 'rel="prev"' not in first
+    older = re.search(r'rel="next" href="([^"]+)"', first)
+    assert older is not None
+    second = client.get(older.group(1).replace("&amp;", "&"), headers=BASIC).text
+    assert second.count("/ui/calls/CA") == 5
+    newer = re.search(r'rel="prev" href="([^"]+)"', second)
+    assert newer is not None
+    back = client.get(newer.group(1).replace("&amp;", "&"), headers=BASIC).text
+    assert back.count("/ui/calls/CA") == ui_console.PAGE_SIZE and 'rel="prev"' not in back
+
+    fallbacks = client.get("/ui/calls", params={"outcome": "fallback"}, headers=BASIC).text
+    assert fallbacks.count('<tr class="fallback">') == 27
+    export = client.get(
+        "/ui/calls.csv", params={"outcome": "agent", "number": "0000"}, headers=BASIC
+    )
+    assert export.headers["content-type"].startswith("text/csv")
+    lines = export.text.splitlines()
+    assert lines[0].startswith("time,call_sid,direction")
+    assert len(lines) == 2 and "+14155550000" in lines[1]
+    assert ",'=cmd()" in lines[1]  # a spreadsheet formula is defused
+    everything = client.get("/ui/calls.csv", headers=BASIC).text.splitlines()
+    assert len(everything) == ui_console.PAGE_SIZE + 6
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"outcome": "nope"}, {"from": "2026-13-01"}, {"from": "2026-03-02", "to": "2026-03-01"}],
+)
+def test_a_bad_filter_is_400_with_the_form(client: TestClient, params: dict[str, str]) -> None:
+    response = client.get("/ui/calls", params=params, headers=BASIC)
+    assert response.status_code == 400
+    assert 'role="alert"' in response.text and 'id="f-outcome"' in response.text
+
+
+def test_the_rules_tester_refuses_bad_numbers(client: TestClient) -> None:
+    response = client.get("/ui/rules", params={"from": "12", "to": "+14155550100"}, headers=BASIC)
+    assert response.status_code == 400 and "E.164" in response.text
+    fine = client.get(
+        "/ui/rules",
+        params={"from": "anonymous", "to": "+14155550100", "at": "2026-03-08T09:30"},
+        headers=BASIC,
+    )
+    assert fine.status_code == 200 and 'id="result-rule"' in fine.text
