@@ -14,7 +14,8 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import forwarded
@@ -56,6 +57,8 @@ from bridge.web import (
     events_api,
     metrics_api,
     ui,
+    ui_console,
+    ui_render,
 )
 from bridge.web import twilio_webhooks as webhooks
 from bridge.web.auth import token_matches
@@ -267,6 +270,9 @@ def create_app(
             *dnc_api.routes,
             *call_audio.routes,
             *ui.routes,
+            *ui_console.routes,
+            # The console's CSS and script, from the package (no CDN: works offline).
+            Mount("/ui/static", StaticFiles(directory=ui_render.STATIC), name="ui-static"),
         ],
         lifespan=lifespan,
     )

@@ -71,6 +71,7 @@ SETTINGS_VARIABLES = (
     "OUTBOUND_ALLOWED_COUNTRIES",
     "SESSION_SECRET",
     "METRICS_TOKEN",
+    "UI_TIMEZONE",
     "CALL_AUDIO_DIR",
     "AUDIO_STORE",
     "AWS_ACCESS_KEY_ID",
@@ -674,3 +675,15 @@ async def answering_upstream(body: bytes, content_type: str) -> AsyncIterator[st
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
+
+
+def ui_login(client: Any, token: str, headers: dict[str, str] | None = None) -> Any:
+    """Sign in to the console as a browser does: the form's CSRF token, then the POST."""
+    import re
+
+    page = client.get("/ui/login", headers=headers or {})
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    csrf = found.group(1) if found else ""
+    return client.post(
+        "/ui/login", data={"token": token, "csrf": csrf, "next": ""}, headers=headers or {}
+    )

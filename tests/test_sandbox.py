@@ -457,7 +457,7 @@ def test_the_banner_says_what_to_run(sandbox: Running) -> None:
     )
     assert f"callbridge call {CALLER} --url {sandbox.url}" in shown
     assert f"callbridge calls --url {sandbox.url}" in shown
-    assert f"{sandbox.url}/ui/calls" in shown
+    assert f"open {sandbox.url}/ui (the console)" in shown
     # Secrets that only the bridge and the stand-ins share are not shown.
     assert credentials.elevenlabs_api_key not in shown
     assert credentials.elevenlabs_webhook_secret not in shown

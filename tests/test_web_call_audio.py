@@ -28,7 +28,14 @@ from bridge.elevenlabs.webhook_signature import HEADER, sign
 from bridge.secret import Secret
 from bridge.settings import Settings
 from bridge.storage.tables import calls, recordings
-from tests.helpers import PUBLIC, S3_SECRET_ACCESS_KEY, S3Server, fresh_sqlite, make_settings
+from tests.helpers import (
+    PUBLIC,
+    S3_SECRET_ACCESS_KEY,
+    S3Server,
+    fresh_sqlite,
+    make_settings,
+    ui_login,
+)
 
 TOKEN = "call-audio-test-token-4f1b9c2e7a5d3e60"
 BEARER = {"authorization": f"Bearer {TOKEN}"}
@@ -211,7 +218,7 @@ def test_without_the_token_or_a_session_it_is_401(bridge: Bridge, headers: dict[
 def test_the_consoles_session_opens_the_audio(bridge: Bridge) -> None:
     sid = bridge.add_call()
     file = bridge.add_voicemail(sid)
-    login = bridge.client.post("/ui/login", data={"token": TOKEN}, headers={"origin": PUBLIC})
+    login = ui_login(bridge.client, TOKEN, headers={"origin": PUBLIC})
     assert login.status_code == 303
     # The cookie is scoped to /ui: the console's players use the /ui path.
     assert fetched(bridge, f"/ui/calls/{sid}/audio/{file}").content == VOICEMAIL

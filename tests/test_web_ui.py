@@ -1,5 +1,6 @@
-"""The call log UI: sign-in (form, cookie, Basic auth), escaping, CSRF checks, and one
-end-to-end run in headless Chromium driven over the DevTools protocol."""
+"""The console: sign-in (form, cookie, Basic auth and its challenge), escaping, CSRF
+checks, and end-to-end runs in headless Chromium driven over the DevTools protocol
+(screenshots of every page to $UI_SCREENSHOTS, no console errors, accessibility basics)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls
 from bridge.web import ui
-from tests.helpers import API_TOKEN, fresh_sqlite, make_settings, running_server
+from tests.helpers import API_TOKEN, fresh_sqlite, make_settings, running_server, ui_login
+
+HTML = {"accept": "text/html"}
 
 EVIL = "<script>alert('x')</script>"
 SUMMARY = "Caller asked about opening hours & parking"
@@ -96,8 +99,17 @@ def database_file(tmp_path: Path) -> str:
 
 @pytest.fixture
 def client(database_file: str) -> Iterator[TestClient]:
-    with TestClient(make_app(database_file), follow_redirects=False) as client:
+    with TestClient(make_app(database_file), follow_redirects=False, headers=HTML) as client:
         yield client
+
+
+def csrf_of(client: TestClient) -> str:
+    """The CSRF token every form of the console repeats (its cookie's value)."""
+    token = client.cookies.get("callbridge_csrf") or ""
+    if not token:
+        client.get("/ui/login")
+        token = client.cookies.get("callbridge_csrf") or ""
+    return token
 
 
 def test_without_a_session_the_login_form_is_shown(client: TestClient) -> None:
@@ -110,7 +122,7 @@ def test_without_a_session_the_login_form_is_shown(client: TestClient) -> None:
 
 def test_wrong_token_shows_the_form_again(client: TestClient, database_file: str) -> None:
     add_call(database_file)
-    response = client.post("/ui/login", data={"token": "nope"})
+    response = ui_login(client, "nope")
     assert response.status_code == 401
     assert "Wrong token" in response.text
     assert "set-cookie" not in response.headers
@@ -121,9 +133,9 @@ def test_right_token_signs_in_with_a_strict_httponly_cookie(
     client: TestClient, database_file: str
 ) -> None:
     call_sid = add_call(database_file)
-    response = client.post("/ui/login", data={"token": API_TOKEN})
+    response = ui_login(client, API_TOKEN)
     assert response.status_code == 303
-    assert response.headers["location"] == "/ui/calls"
+    assert response.headers["location"] == "/ui/dashboard"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
     assert "secure" not in cookie  # plain http here
@@ -134,13 +146,13 @@ def test_right_token_signs_in_with_a_strict_httponly_cookie(
     assert page.headers["cache-control"] == "no-store"
     assert SHOWN in page.text
     assert f'href="/ui/calls/{call_sid}"' in page.text
-    assert "+14155550123 → +14155550100" in page.text and "42 s" in page.text
+    assert "+14155550123 → +14155550100" in page.text and "0:42" in page.text
 
     detail = client.get(f"/ui/calls/{call_sid}")
     assert detail.status_code == 200
     assert SAID in detail.text and "When do you open?" in detail.text
 
-    client.post("/ui/logout")
+    client.post("/ui/logout", data={"csrf": csrf_of(client)})
     assert "Wrong token" not in client.get("/ui/calls").text
     assert SHOWN not in client.get("/ui/calls").text
 
@@ -149,7 +161,7 @@ def test_cookie_is_secure_over_https(database_file: str) -> None:
     with TestClient(
         make_app(database_file), base_url="https://testserver", follow_redirects=False
     ) as client:
-        response = client.post("/ui/login", data={"token": API_TOKEN})
+        response = ui_login(client, API_TOKEN)
     assert response.status_code == 303
     assert "secure" in response.headers["set-cookie"].lower()
 
@@ -170,8 +182,63 @@ def test_basic_auth(client: TestClient, database_file: str) -> None:
     assert SHOWN in client.get("/ui/calls", headers=basic(API_TOKEN, user="anyone")).text
     wrong = client.get("/ui/calls", headers=basic("nope"))
     assert wrong.status_code == 401 and "Wrong token" in wrong.text
+    assert wrong.headers["www-authenticate"].startswith('Basic realm="callbridge console"')
     garbled = client.get("/ui/calls", headers={"authorization": "Basic !!!"})
     assert garbled.status_code == 401
+
+
+def test_a_client_not_asking_for_html_is_challenged(client: TestClient) -> None:
+    """curl and scripts: 401 with the Basic challenge; browsers: the login form."""
+    bare = client.get("/ui/calls", headers={"accept": "*/*"})
+    assert bare.status_code == 401 and bare.headers["www-authenticate"].startswith("Basic")
+    assert client.get("/ui/calls").status_code == 200  # the form, for a browser
+    assert "www-authenticate" not in client.get("/ui/calls").headers
+
+
+def test_root_and_ui_redirect_to_the_dashboard(client: TestClient) -> None:
+    for path in ("/", "/ui"):
+        response = client.get(path)
+        assert response.status_code == 307 and response.headers["location"] == "/ui/dashboard"
+
+
+def test_posts_need_the_forms_csrf_token(client: TestClient) -> None:
+    for data in ({"token": API_TOKEN}, {"token": API_TOKEN, "csrf": "x" * 32}):
+        client.get("/ui/login")  # the cookie
+        refused = client.post("/ui/login", data=data)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+    assert ui_login(client, API_TOKEN).status_code == 303
+    assert client.post("/ui/logout", data={"csrf": "nope"}).status_code == 403
+    assert client.get("/ui/dashboard").status_code == 200  # still signed in
+
+
+def test_login_returns_to_the_page_asked_for(client: TestClient) -> None:
+    page = client.get("/ui/calls?direction=inbound")
+    assert 'name="next" value="/ui/calls?direction=inbound"' in page.text.replace("&amp;", "&")
+    csrf = csrf_of(client)
+    for wanted, went in (
+        ("/ui/calls?direction=inbound", "/ui/calls?direction=inbound"),
+        ("https://evil.example/", "/ui/dashboard"),
+        ("//evil.example/", "/ui/dashboard"),
+    ):
+        client.cookies.delete(ui.COOKIE)
+        response = client.post("/ui/login", data={"token": API_TOKEN, "csrf": csrf, "next": wanted})
+        assert response.headers["location"] == went, wanted
+
+
+def test_signing_out_everywhere_ends_every_session(client: TestClient) -> None:
+    sessions = []
+    for _ in range(2):  # two devices
+        client.cookies.delete(ui.COOKIE)
+        sessions.append(ui_login(client, API_TOKEN).cookies[ui.COOKIE])
+    assert "Sign out everywhere" in client.get("/ui/dashboard").text
+    signed_out = client.post("/ui/logout-everywhere", data={"csrf": csrf_of(client)})
+    assert signed_out.status_code == 303
+    for cookie in sessions:
+        client.cookies.set(ui.COOKIE, cookie)
+        assert 'name="token"' in client.get("/ui/dashboard").text
+    client.cookies.delete(ui.COOKIE)
+    assert ui_login(client, API_TOKEN).status_code == 303
+    assert "Sign out everywhere" in client.get("/ui/dashboard").text
 
 
 def test_cross_site_posts_are_refused(client: TestClient) -> None:
@@ -182,11 +249,9 @@ def test_cross_site_posts_are_refused(client: TestClient) -> None:
     ):
         response = client.post("/ui/login", data={"token": API_TOKEN}, headers=headers)
         assert response.status_code == 403, headers
-        assert "set-cookie" not in response.headers
+        assert "callbridge_ui=" not in response.headers.get("set-cookie", "")
         assert client.post("/ui/logout", headers=headers).status_code == 403
-    same = client.post(
-        "/ui/login", data={"token": API_TOKEN}, headers={"origin": "http://testserver"}
-    )
+    same = ui_login(client, API_TOKEN, headers={"origin": "http://testserver"})
     assert same.status_code == 303
 
 
@@ -203,18 +268,18 @@ def test_everything_from_the_database_is_escaped(client: TestClient, database_fi
     auth = basic(API_TOKEN)
     for path in ("/ui/calls", f"/ui/calls/{call_sid}", "/ui/calls/" + "%3Cscript%3E"):
         page = client.get(path, headers=auth)
-        assert "<script" not in page.text, path
+        assert EVIL not in page.text and "<script>alert" not in page.text, path
     detail = client.get(f"/ui/calls/{call_sid}", headers=auth).text
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in detail
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in detail
     assert client.get("/ui/calls/nothing", headers=auth).status_code == 404
 
 
 def test_next_page_link(client: TestClient, database_file: str) -> None:
     for _ in range(3):
         add_call(database_file)
-    page = client.get("/ui/calls", params={"limit": "2"}, headers=basic(API_TOKEN)).text
-    assert 'rel="next" href="/ui/calls?limit=2&amp;cursor=' in page
-    bad = client.get("/ui/calls", params={"cursor": "<x>"}, headers=basic(API_TOKEN))
+    page = client.get("/ui/calls", params={"rule": "support"}, headers=basic(API_TOKEN)).text
+    assert 'rel="next"' not in page and 'rel="prev"' not in page
+    bad = client.get("/ui/calls", params={"after": "<x>"}, headers=basic(API_TOKEN))
     assert bad.status_code == 400 and "<x>" not in bad.text
 
 
@@ -223,6 +288,7 @@ def test_without_api_token_the_ui_is_disabled(database_file: str) -> None:
         for response in (
             client.get("/ui/calls"),
             client.get("/ui/calls", headers=basic("")),
+            client.get("/ui/login"),
             client.post("/ui/login", data={"token": ""}),
         ):
             assert response.status_code == 503
@@ -369,11 +435,11 @@ def proxied_client(database_file: str) -> TestClient:
     settings = make_settings(
         bridge_api_token=Secret(API_TOKEN), database_url=database_file, trusted_proxy_count=1
     )
-    return TestClient(bridge.app.create_app(settings), follow_redirects=False)
+    return TestClient(bridge.app.create_app(settings), follow_redirects=False, headers=HTML)
 
 
 def form_login(client: TestClient, token: str, address: str) -> Any:
-    return client.post("/ui/login", data={"token": token}, headers={"x-forwarded-for": address})
+    return ui_login(client, token, headers={"x-forwarded-for": address})
 
 
 def basic_login(client: TestClient, token: str, address: str) -> Any:
@@ -395,17 +461,17 @@ def test_wrong_tokens_are_throttled_per_client_address(database_file: str, attem
 
 def test_signing_out_ends_the_session_on_the_server(client: TestClient, database_file: str) -> None:
     add_call(database_file)
-    signed_in = client.post("/ui/login", data={"token": API_TOKEN})
+    signed_in = ui_login(client, API_TOKEN)
     cookie = signed_in.cookies[ui.COOKIE]
     assert SHOWN in client.get("/ui/calls").text
-    client.post("/ui/logout")
+    client.post("/ui/logout", data={"csrf": csrf_of(client)})
     # A copy of the cookie (another tab, a stolen one) no longer works.
     client.cookies.set(ui.COOKIE, cookie)
     page = client.get("/ui/calls")
     assert SHOWN not in page.text and 'name="token"' in page.text
     # Signing in again gives a new session that works.
     client.cookies.clear()
-    client.post("/ui/login", data={"token": API_TOKEN})
+    ui_login(client, API_TOKEN)
     assert SHOWN in client.get("/ui/calls").text
 
 

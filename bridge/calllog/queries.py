@@ -19,6 +19,7 @@ from sqlalchemy.engine import Row
 
 from bridge import phone
 from bridge.calllog import audio
+from bridge.calllog.dashboard import outcome_of
 from bridge.calllog.keys import call_by_key
 from bridge.calllog.records import STATUS_RANK
 from bridge.calllog.timeline import timeline
@@ -69,12 +70,19 @@ class CallFilter:
     has_voicemail: bool | None = None
     limit: int = DEFAULT_LIMIT
     after: Cursor | None = None
+    # The console's filters (bridge.web.ui): its outcome (bridge.calllog.dashboard),
+    # part of a number, and the page before a cursor (newer calls).
+    outcome: str | None = None
+    number_contains: str | None = None
+    before: Cursor | None = None
 
 
 @dataclass(frozen=True)
 class Page:
     calls: list[dict[str, Any]]
     next_cursor: str | None
+    # A cursor to the newer calls before this page (only for the console's paging).
+    prev_cursor: str | None = None
 
 
 def parse_filter(params: Mapping[str, str]) -> CallFilter:
@@ -135,8 +143,11 @@ def decode_cursor(value: str) -> Cursor:
 
 
 async def list_calls(database: Database, wanted: CallFilter) -> Page:
-    """Newest first (created_at, then id, descending); at most `wanted.limit` calls."""
+    """Newest first (created_at, then id, descending); at most `wanted.limit` calls.
+    With `wanted.before`, the newest-first page just before that cursor."""
     query = _filtered(select(calls), wanted)
+    if wanted.before is not None:
+        return await _page_before(database, query, wanted)
     query = query.order_by(calls.c.created_at.desc(), calls.c.id.desc()).limit(wanted.limit + 1)
     engine = await database.engine()
     async with engine.connect() as connection:
@@ -144,9 +155,29 @@ async def list_calls(database: Database, wanted: CallFilter) -> Page:
     shown = rows[: wanted.limit]
     next_cursor = None
     if len(rows) > wanted.limit:
-        last = shown[-1]
-        next_cursor = encode_cursor(Cursor(_utc(last.created_at), last.id))
-    return Page([call_summary(row) for row in shown], next_cursor)
+        next_cursor = _cursor_of(shown[-1])
+    prev_cursor = _cursor_of(shown[0]) if wanted.after is not None and shown else None
+    return Page([call_summary(row) for row in shown], next_cursor, prev_cursor)
+
+
+async def _page_before(database: Database, query: Select[Any], wanted: CallFilter) -> Page:
+    assert wanted.before is not None
+    at, call_id = wanted.before.created_at, wanted.before.id
+    query = query.where(
+        or_(calls.c.created_at > at, and_(calls.c.created_at == at, calls.c.id > call_id))
+    )
+    query = query.order_by(calls.c.created_at.asc(), calls.c.id.asc()).limit(wanted.limit + 1)
+    engine = await database.engine()
+    async with engine.connect() as connection:
+        rows = list(await connection.execute(query))
+    shown = list(reversed(rows[: wanted.limit]))
+    prev_cursor = _cursor_of(shown[0]) if len(rows) > wanted.limit else None
+    next_cursor = _cursor_of(shown[-1]) if shown else None
+    return Page([call_summary(row) for row in shown], next_cursor, prev_cursor)
+
+
+def _cursor_of(row: Row[Any]) -> str:
+    return encode_cursor(Cursor(_utc(row.created_at), row.id))
 
 
 async def find_call(database: Database, key: str) -> dict[str, Any] | None:
@@ -224,6 +255,12 @@ def _filtered(query: Select[Any], wanted: CallFilter) -> Select[Any]:
         query = query.where(
             or_(calls.c.from_number == wanted.number, calls.c.to_number == wanted.number)
         )
+    if wanted.number_contains is not None:
+        # Digits and + only (the console keeps nothing else), so no LIKE wildcards.
+        pattern = "%" + "".join(c for c in wanted.number_contains if c in "+0123456789") + "%"
+        query = query.where(or_(calls.c.from_number.like(pattern), calls.c.to_number.like(pattern)))
+    if wanted.outcome is not None:
+        query = query.where(outcome_of() == wanted.outcome)
     if wanted.since is not None:
         query = query.where(calls.c.created_at >= wanted.since)
     if wanted.until is not None:

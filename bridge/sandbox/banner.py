@@ -40,7 +40,7 @@ def banner(
         f"  fake ElevenLabs   {elevenlabs_url}  default agent {DEFAULT_AGENT}",
         f"  fake Twilio       {twilio_url}  the bridge's number {OUR_NUMBER}",
         f"  routing           {routes}",
-        f"  call log          {database}, {bridge_url}/ui/calls",
+        f"  console           {bridge_url}/ui  (call log: {database})",
         *(
             [f"  your systems      {integrations}  (a demo: prints the events and lookups it gets)"]
             if integrations
@@ -66,7 +66,7 @@ def banner(
         "  # the call log",
         f"  callbridge calls --url {bridge_url}",
         f'  curl -H "Authorization: Bearer $BRIDGE_API_TOKEN" {bridge_url}/calls',
-        f"  open {bridge_url}/ui/calls and log in with the BRIDGE_API_TOKEN above",
+        f"  open {bridge_url}/ui (the console) and sign in with the BRIDGE_API_TOKEN above",
         "",
         "Watching (Ctrl-C stops the sandbox):",
     ]

@@ -7,6 +7,7 @@ import base64
 import binascii
 import ipaddress
 import re
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -246,6 +247,19 @@ class EnvReader:
             return False
         self._problem(name, "must be true or false")
         return default
+
+    def timezone(self, name: str, default: str) -> str:
+        """An IANA time zone name, like Europe/Paris (checked against the system's
+        zone database)."""
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            zoneinfo.ZoneInfo(raw)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            self._problem(name, "must be a time zone name, like UTC or Europe/Paris")
+            return default
+        return raw
 
     def choice(
         self, name: str, default: str, options: tuple[str, ...], *, upper: bool = True

@@ -129,6 +129,8 @@ class Settings:
     session_secret: Secret = field(default_factory=lambda: Secret(""))
     # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
     metrics_token: Secret = field(default_factory=lambda: Secret(""))
+    # The console shows times in this zone (an IANA name), and its "today" is this zone's.
+    ui_timezone: str = "UTC"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -199,6 +201,7 @@ class Settings:
             ),
             retention_days=reader.integer("RETENTION_DAYS", 0, low=0, high=36_500),
             elevenlabs_webhook_allowed_ips=reader.networks("ELEVENLABS_WEBHOOK_ALLOWED_IPS"),
+            ui_timezone=reader.timezone("UI_TIMEZONE", "UTC"),
         )
         if settings.skip_twilio_signature and not diagnostics.twilio_cannot_reach(
             settings.public_base_url

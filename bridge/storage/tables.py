@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -41,6 +42,27 @@ signed_out_sessions = Table(
     metadata,
     Column("session_id", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# "Sign out everywhere" in the console: sessions issued before the latest `at` are
+# refused (bridge.web.ui_sessions writes it).
+ui_sign_outs = Table(
+    "ui_sign_outs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# The dashboard's rollup (bridge.calllog.dashboard): calls of a finished day, in a time
+# zone, by outcome and rule; a row with outcome "" marks a day as counted.
+dashboard_days = Table(
+    "dashboard_days",
+    metadata,
+    Column("zone", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("rule", String(100), primary_key=True),
+    Column("calls", Integer, nullable=False),
 )
 
 # Calls placed through Twilio wait here for the callee to answer: the answer
@@ -99,6 +121,8 @@ calls = Table(
     # Reconciliation (bridge.reconcile): when it last looked at the call, and how often.
     Column("reconciled_at", DateTime(timezone=True)),
     Column("reconcile_attempts", Integer, nullable=False, server_default="0"),
+    # The console's dashboard (bridge.calllog.dashboard), migration 0008.
+    Index("ix_calls_dashboard", "created_at", "outcome", "status", "rule", "direction"),
 )
 
 # Append-only: what happened to a call, in order. `dedupe_key` makes replays no-ops.
@@ -113,6 +137,7 @@ call_events = Table(
     Column("data", JSON),
     # Set for ElevenLabs webhooks, so events of a conversation not matched yet are found.
     Column("conversation_id", String(128), index=True),
+    Index("ix_call_events_kind_at", "kind", "at"),
 )
 
 
@@ -140,6 +165,7 @@ recordings = Table(
     Column("transcription", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("stored_at", DateTime(timezone=True)),
+    Index("ix_recordings_kind_created", "kind", "created_at"),
 )
 
 # One holder at a time per name, across processes and dynos (reconciliation).

@@ -1,12 +1,15 @@
-"""A small server-rendered view of the call log: `GET /ui/calls`, `GET /ui/calls/{key}`.
+"""Signing in to the console (/ui): the login form, HTTP Basic auth, sessions, sign-out.
 
 Signing in takes BRIDGE_API_TOKEN, through the login form (which sets a signed,
 HttpOnly, SameSite=Strict session cookie) or HTTP Basic auth (any user name, the
-token as password). After LOGIN_FAILURES wrong tokens in LOGIN_WINDOW_SECONDS from
-one client address (bridge.forwarded), that address gets 429 for a while
-(bridge.web.throttle); signing out ends the session for every copy of its cookie
-(bridge.web.ui_sessions). Every value from the database is HTML-escaped; the login and
-logout POSTs are refused when their Origin (or Referer) names another host.
+token as password). A client that sends Basic credentials, or that does not ask for
+HTML (curl, scripts), gets `401` with `WWW-Authenticate: Basic`; a browser without a
+session gets the login form. After LOGIN_FAILURES wrong tokens in
+LOGIN_WINDOW_SECONDS from one client address (bridge.forwarded), that address gets 429
+for a while (bridge.web.throttle). Signing out ends the session for every copy of its
+cookie; "sign out everywhere" ends every session (bridge.web.ui_sessions). Every POST
+needs the form's CSRF token (bridge.web.ui_render) and is refused when its Origin (or
+Referer) names another host. The pages themselves are bridge.web.ui_console.
 """
 
 from __future__ import annotations
@@ -17,26 +20,27 @@ import hashlib
 import hmac
 import secrets
 import time
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bridge import forwarded, signed
-from bridge.calllog.queries import BadFilter, find_call, list_calls, parse_filter
 from bridge.settings import Settings
 from bridge.web import bodies, ui_sessions
-from bridge.web import ui_pages as pages
 from bridge.web.auth import Endpoint, token_equals
 from bridge.web.bodies import BadBody
+from bridge.web.ui_render import CSRF_FIELD, HEADERS, csrf_ok, message, render
 
 COOKIE = "callbridge_ui"
 COOKIE_PATH = "/ui"
+HOME = "/ui/dashboard"
 SESSION_SECONDS = 12 * 3600
 MAX_FORM_BYTES = 4096
 LOGIN_FAILURES = 10
 LOGIN_WINDOW_SECONDS = 60
+REALM = 'Basic realm="callbridge console", charset="UTF-8"'
 _KEY_LABEL = b"callbridge ui session v1"
 
 # Sessions.
@@ -49,22 +53,27 @@ def _key(settings: Settings) -> bytes:
 
 
 def dump_session(key: bytes, now: float | None = None) -> str:
-    """A signed `{"exp": <unix time>, "sid": <random id>}` (`bridge.signed`)."""
-    expires = int((time.time() if now is None else now) + SESSION_SECONDS)
-    return signed.dump({"exp": expires, "sid": secrets.token_urlsafe(16)}, key)
+    """A signed `{"exp", "iat": <unix times>, "sid": <random id>}` (`bridge.signed`)."""
+    issued = time.time() if now is None else now
+    expires = int(issued + SESSION_SECONDS)
+    return signed.dump({"exp": expires, "iat": issued, "sid": secrets.token_urlsafe(16)}, key)
 
 
-def _session(cookie: str | None, key: bytes, now: float | None = None) -> tuple[str, int] | None:
-    """(id, expiry) of a well-signed session cookie that has not expired."""
+def _session(
+    cookie: str | None, key: bytes, now: float | None = None
+) -> tuple[str, int, float | None] | None:
+    """(id, expiry, issued) of a well-signed session cookie that has not expired."""
     data = signed.load(cookie, key)
     if not isinstance(data, dict):
         return None
-    expires, session_id = data.get("exp"), data.get("sid")
+    expires, session_id, issued = data.get("exp"), data.get("sid"), data.get("iat")
     if not isinstance(expires, int) or not isinstance(session_id, str) or not session_id:
         return None
     if (time.time() if now is None else now) >= expires:
         return None
-    return session_id, expires
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        issued = None
+    return session_id, expires, issued
 
 
 def session_valid(cookie: str | None, key: bytes, now: float | None = None) -> bool:
@@ -95,38 +104,69 @@ async def has_session(request: Request) -> bool:
         return False
     session = _session(request.cookies.get(COOKIE), _key(settings))
     return session is not None and not await ui_sessions.revoked(
-        request.app.state.database, session[0]
+        request.app.state.database, session[0], session[2]
     )
 
 
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _login_page(request: Request, error: str = "", status_code: int = 200) -> Response:
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return render(
+        request,
+        "login.html",
+        {"title": "Sign in", "error": error, "next": _next(wanted), "signed_in": False},
+        status_code,
+    )
+
+
+def _challenge(request: Request, error: str, status_code: int = 401) -> Response:
+    """For a Basic or API-style client: 401 with the Basic challenge (a browser that
+    sent Basic also gets the form, so a person can sign in with it)."""
+    if _wants_html(request):
+        response = _login_page(request, error, status_code)
+    else:
+        response = PlainTextResponse(error + "\n", status_code=status_code, headers=HEADERS)
+    if status_code == 401:
+        response.headers["www-authenticate"] = REALM
+    return response
+
+
 async def _refuse_unless_signed_in(request: Request) -> Response | None:
-    """None when the request may see the call log; else the page to answer with."""
+    """None when the request may see the console; else the page to answer with."""
     settings: Settings = request.app.state.settings
     token = settings.bridge_api_token.reveal()
     if not token:
-        return pages.disabled()
+        return disabled(request)
     if await has_session(request):
         return None
     password = _basic_password(request.headers.get("authorization"))
     if password is None:
-        return pages.login_page()
-    return _refuse_wrong_token(request, password, token)
+        if _wants_html(request):
+            return _login_page(request)
+        return _challenge(request, "Sign in: HTTP Basic auth with BRIDGE_API_TOKEN as password")
+    return _refuse_wrong_token(request, password, token, basic=True)
 
 
-def _refuse_wrong_token(request: Request, given: str, token: str) -> Response | None:
+def _refuse_wrong_token(
+    request: Request, given: str, token: str, *, basic: bool = False
+) -> Response | None:
     """None for the right token; else 401, or 429 while the address is throttled."""
     throttle = request.app.state.login_throttle
     address = request.client.host if request.client else "unknown"
     wait = throttle.retry_after(address)
     if wait is not None:
-        refused = pages.login_page(f"Too many wrong tokens: try again in {wait} s", 429)
+        text = f"Too many wrong tokens: try again in {wait} s"
+        refused = _challenge(request, text, 429) if basic else _login_page(request, text, 429)
         refused.headers["retry-after"] = str(wait)
         return refused
     if token_equals(given, token):
         throttle.succeeded(address)
         return None
     throttle.failed(address)
-    return pages.login_page("Wrong token", 401)
+    return _challenge(request, "Wrong token") if basic else _login_page(request, "Wrong token", 401)
 
 
 def signed_in(endpoint: Endpoint) -> Endpoint:
@@ -140,6 +180,15 @@ def signed_in(endpoint: Endpoint) -> Endpoint:
         return await endpoint(request)
 
     return checked
+
+
+def disabled(request: Request) -> Response:
+    return message(
+        request,
+        "Console disabled",
+        "BRIDGE_API_TOKEN is not set: the console is disabled until it is.",
+        503,
+    )
 
 
 def _origin(request: Request) -> tuple[str, str]:
@@ -172,13 +221,44 @@ def _https(request: Request) -> bool:
     return request.url.scheme == "https" or _origin(request)[0].lower() == "https"
 
 
-async def _form_token(request: Request) -> str:
+def _next(wanted: str) -> str:
+    """Where to go after signing in: a console page of ours, else the dashboard."""
+    ours = wanted.startswith("/ui/") and not wanted.startswith(("/ui/login", "/ui/logout"))
+    if ours and "\\" not in wanted and not any(ord(c) < 32 for c in wanted):
+        return wanted
+    return HOME
+
+
+async def _form(request: Request) -> dict[str, str]:
     try:
         body = await bodies.read(request, MAX_FORM_BYTES)
     except BadBody:
-        return ""  # then "Wrong token", as for any other token
+        return {}  # then "Wrong token" (or a refused CSRF check), as for any other form
     values = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    return values.get("token", [""])[0]
+    return {name: items[0] for name, items in values.items()}
+
+
+def _cross_site(request: Request) -> Response:
+    return message(request, "Refused", "Cross-site request refused.", 403)
+
+
+async def _checked_form(request: Request) -> dict[str, str] | Response:
+    """The POSTed form, or the refusal when it is cross-site or its CSRF token is wrong."""
+    if not _same_site(request):
+        return _cross_site(request)
+    form = await _form(request)
+    if not csrf_ok(request, form.get(CSRF_FIELD, "")):
+        return message(
+            request, "Refused", "The form was out of date: reload the page and try again.", 403
+        )
+    return form
+
+
+def _end_cookie(request: Request, response: Response) -> Response:
+    response.delete_cookie(
+        COOKIE, path=COOKIE_PATH, secure=_https(request), httponly=True, samesite="strict"
+    )
+    return response
 
 
 # Endpoints.
@@ -188,13 +268,14 @@ async def login(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     token = settings.bridge_api_token.reveal()
     if not token:
-        return pages.disabled()
-    if not _same_site(request):
-        return pages.cross_site()
-    refused = _refuse_wrong_token(request, await _form_token(request), token)
+        return disabled(request)
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
+    refused = _refuse_wrong_token(request, form.get("token", ""), token)
     if refused is not None:
         return refused
-    response = RedirectResponse("/ui/calls", status_code=303, headers=pages.HEADERS)
+    response = RedirectResponse(_next(form.get("next", "")), status_code=303, headers=HEADERS)
     response.set_cookie(
         COOKIE,
         dump_session(_key(settings)),
@@ -208,47 +289,54 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    if not _same_site(request):
-        return pages.cross_site()
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
     settings: Settings = request.app.state.settings
     if settings.bridge_api_token:
         session = _session(request.cookies.get(COOKIE), _key(settings))
         if session is not None:
-            await ui_sessions.revoke(request.app.state.database, *session)
-    response = RedirectResponse("/ui/calls", status_code=303, headers=pages.HEADERS)
-    response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, secure=_https(request), httponly=True, samesite="strict"
+            await ui_sessions.revoke(request.app.state.database, session[0], session[1])
+    return _end_cookie(request, RedirectResponse(HOME, status_code=303, headers=HEADERS))
+
+
+@signed_in
+async def logout_everywhere(request: Request) -> Response:
+    form = await _checked_form(request)
+    if isinstance(form, Response):
+        return form
+    await ui_sessions.revoke_all(request.app.state.database)
+    return _end_cookie(request, RedirectResponse(HOME, status_code=303, headers=HEADERS))
+
+
+async def login_form(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    if not settings.bridge_api_token:
+        return disabled(request)
+    if await has_session(request):
+        return RedirectResponse(HOME, status_code=303, headers=HEADERS)
+    return render(
+        request,
+        "login.html",
+        {
+            "title": "Sign in",
+            "error": "",
+            "next": _next(request.query_params.get("next", "")),
+            "signed_in": False,
+        },
     )
-    return response
 
 
-@signed_in
-async def call_list(request: Request) -> Response:
-    try:
-        wanted = parse_filter(request.query_params)
-    except BadFilter as bad:
-        return pages.bad_request(bad.message)
-    page = await list_calls(request.app.state.database, wanted)
-    next_href = None
-    if page.next_cursor is not None:
-        params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-        params["cursor"] = page.next_cursor
-        next_href = f"/ui/calls?{urlencode(params)}"
-    return pages.calls_page(page.calls, next_href)
-
-
-@signed_in
-async def call_detail(request: Request) -> Response:
-    key: str = request.path_params["key"]
-    record = await find_call(request.app.state.database, key)
-    if record is None:
-        return pages.not_found(key)
-    return pages.call_page(record)
+async def home(request: Request) -> Response:
+    """`/` and `/ui`: the dashboard."""
+    return RedirectResponse(HOME, status_code=307, headers={"cache-control": "no-store"})
 
 
 routes = [
-    Route("/ui/calls", call_list, methods=["GET"]),
-    Route("/ui/calls/{key}", call_detail, methods=["GET"]),
+    Route("/", home, methods=["GET", "HEAD"]),
+    Route("/ui", home, methods=["GET", "HEAD"]),
+    Route("/ui/login", login_form, methods=["GET"]),
     Route("/ui/login", login, methods=["POST"]),
     Route("/ui/logout", logout, methods=["POST"]),
+    Route("/ui/logout-everywhere", logout_everywhere, methods=["POST"]),
 ]
