@@ -201,7 +201,9 @@ def _json_row(index: int, item: Any) -> Row:
         isinstance(external_id, str) and 1 <= len(external_id) <= MAX_ID_LENGTH
     ):
         return Row(line, shown, error=f"id: must be a string of 1 to {MAX_ID_LENGTH} characters")
-    variables = item.get("variables") or {}
+    variables = item.get("variables")
+    if variables is None:
+        variables = {}
     if not isinstance(variables, Mapping):
         return Row(line, shown, error="variables: must be an object")
     if len(variables) > MAX_VARIABLES:
