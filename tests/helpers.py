@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import phonenumbers
 import pytest
 import uvicorn
 from alembic import command
@@ -674,3 +675,12 @@ async def answering_upstream(body: bytes, content_type: str) -> AsyncIterator[st
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
+
+
+def california() -> str:
+    """A random valid San Francisco number (its time zone known), for tests that share a
+    PostgreSQL database and must not meet each other's numbers."""
+    while True:
+        candidate = f"+1415{uuid.uuid4().int % 10_000_000:07d}"
+        if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
+            return candidate

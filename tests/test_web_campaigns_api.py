@@ -19,14 +19,14 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.secret import Secret
 from bridge.storage.tables import calls, campaign_recipients, do_not_call
-from tests.helpers import API_TOKEN, BEARER, SECRET_PIN, make_settings
+from tests.helpers import API_TOKEN, BEARER, SECRET_PIN, california, make_settings
 
 AGENT = "agent_campaign"
 
 
 def number(n: int) -> str:
     """A distinct California number per call, so tests sharing PostgreSQL never collide."""
-    return f"+1415{uuid.uuid4().int % 10_000_000:07d}" if n < 0 else f"+14155550{n:03d}"
+    return california() if n < 0 else f"+14155550{n:03d}"
 
 
 @pytest.fixture
