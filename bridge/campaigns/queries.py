@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -247,11 +247,18 @@ _RECIPIENT_COLUMNS = (
 )
 
 
-def _recipients_query(campaign_id: str) -> Any:
+def _recipients_query(campaign_id: str, *columns: Any) -> Any:
     return (
-        select(*_RECIPIENT_COLUMNS)
+        select(*(columns or _RECIPIENT_COLUMNS))
         .select_from(
-            campaign_recipients.outerjoin(calls, calls.c.call_sid == campaign_recipients.c.call_sid)
+            campaign_recipients.outerjoin(
+                calls,
+                # A Twilio call SID; for native and SIP calls possibly the conversation id.
+                or_(
+                    calls.c.call_sid == campaign_recipients.c.call_sid,
+                    calls.c.conversation_id == campaign_recipients.c.call_sid,
+                ),
+            )
         )
         .where(campaign_recipients.c.campaign_id == campaign_id)
     )
@@ -350,39 +357,23 @@ def _is_number(text: str) -> bool:
 
 
 async def result_rows(database: Database, campaign_id: str) -> AsyncIterator[list[str]]:
-    """The results CSV's rows (header first), in the order the recipients were given,
-    read RESULTS_BATCH at a time."""
+    """The results CSV's rows (header first), in the order the recipients were given.
+
+    One query, streamed RESULTS_BATCH rows at a time: a keyset page per batch would
+    sort the campaign's recipients again for each one."""
     yield list(RESULT_COLUMNS)
     engine = await database.engine()
-    after = 0
-    while True:
-        query = (
-            _recipients_query(campaign_id)
-            .where(campaign_recipients.c.id > after)
-            .order_by(campaign_recipients.c.id)
-            .limit(RESULTS_BATCH)
-        )
-        async with engine.connect() as connection:
-            rows = list(await connection.execute(query))
-        for row in rows:
-            yield [
-                csv_cell(cell)
-                for cell in (
-                    row.line,
-                    row.external_id,
-                    row.phone,
-                    row.state,
-                    row.attempts,
-                    row.outcome,
-                    row.call_sid,
-                    row.call_successful,
-                    row.error,
-                    _iso(row.finished_at),
-                )
-            ]
-        if len(rows) < RESULTS_BATCH:
-            return
-        after = rows[-1].id
+    r = campaign_recipients.c
+    query = _recipients_query(
+        campaign_id,
+        *(r.line, r.external_id, r.phone, r.state, r.attempts, r.outcome, r.call_sid),
+        *(calls.c.call_successful, r.error, r.finished_at),
+    ).order_by(r.id)
+    async with engine.connect() as connection:
+        result = await connection.stream(query.execution_options(yield_per=RESULTS_BATCH))
+        async for rows in result.partitions(RESULTS_BATCH):
+            for row in rows:
+                yield [csv_cell(cell) for cell in row[:-1]] + [_iso(row.finished_at) or ""]
 
 
 async def campaign_exists(database: Database, campaign_id: str) -> bool:
