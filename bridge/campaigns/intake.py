@@ -18,6 +18,7 @@ never open at once, is reported and skipped); numbers on the do-not-call list be
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -267,7 +268,33 @@ async def intake(
     connection: AsyncConnection, rows: Iterable[Row], options: CampaignOptions, now: datetime
 ) -> Intake:
     """The recipients `rows` make under `options`, checked against the do-not-call list
-    in `connection` as of now."""
+    in `connection` as of now.
+
+    Reading a number's time zones takes ~0.1 ms of CPU (phonenumbers): a 100,000-row
+    campaign is read in a thread, so the server's event loop goes on answering calls."""
+    result, zoned = await asyncio.to_thread(_zoned, list(rows), options, now)
+    listed = await listed_among(connection, [row.number or "" for row, _ in zoned])
+    for row, zones in zoned:
+        number = row.number or ""
+        reason = listed.get(number)
+        result.recipients.append(
+            NewRecipient(
+                line=row.line,
+                phone=number,
+                variables=row.variables,
+                external_id=row.external_id,
+                time_zones=zones,
+                state="do_not_call" if reason else "pending",
+                error=reason,
+            )
+        )
+    return result
+
+
+def _zoned(
+    rows: list[Row], options: CampaignOptions, now: datetime
+) -> tuple[Intake, list[tuple[Row, tuple[str, ...]]]]:
+    """The rows skipped (invalid, duplicate), and the others with their time zones."""
     result = Intake()
     first_line: dict[str, int] = {}
     zoned: list[tuple[Row, tuple[str, ...]]] = []
@@ -294,22 +321,7 @@ async def intake(
             result.invalid.append(Skipped(row.line, row.shown, never))
             continue
         zoned.append((row, zones))
-    listed = await listed_among(connection, [row.number or "" for row, _ in zoned])
-    for row, zones in zoned:
-        number = row.number or ""
-        reason = listed.get(number)
-        result.recipients.append(
-            NewRecipient(
-                line=row.line,
-                phone=number,
-                variables=row.variables,
-                external_id=row.external_id,
-                time_zones=zones,
-                state="do_not_call" if reason else "pending",
-                error=reason,
-            )
-        )
-    return result
+    return result, zoned
 
 
 def _never_open(start: datetime, zones: tuple[str, ...], options: CampaignOptions) -> str | None:

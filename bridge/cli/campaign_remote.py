@@ -26,6 +26,7 @@ from bridge.cli.terminal import printable
 SUBCOMMANDS = ("list", "show", "pause", "resume", "cancel", "results")
 RETRY_OUTCOMES = ("busy", "no-answer", "failed", "machine")
 DETACHED = 130
+SUBMIT_TIMEOUT = 180.0
 
 
 def campaign_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -118,6 +119,8 @@ def submit(args: argparse.Namespace, path: Path) -> int:
                 params=params,
                 content=data,
                 headers={"content-type": "text/csv", **_idempotency(args)},
+                # The bridge reads every row's time zones first: ~10 s per 100,000 rows.
+                timeout=SUBMIT_TIMEOUT,
             )
             if response.status_code == 422:
                 _refused(path, response)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import email.parser
 import email.policy
@@ -175,18 +176,19 @@ async def _submission(request: Request) -> Submission:
     content_type = request.headers.get("content-type", "")
     kind = content_type.split(";", 1)[0].strip().lower()
     raw = await bodies.read(request, MAX_CAMPAIGN_BYTES)
+    # Parsing 100,000 rows takes a while: in a thread, so calls keep being answered.
     if kind == "multipart/form-data":
-        form, data = _multipart(content_type, raw)
-        return _csv_submission(form, data)
+        form, data = await asyncio.to_thread(_multipart, content_type, raw)
+        return await asyncio.to_thread(_csv_submission, form, data)
     if kind in CSV_TYPES:
-        return _csv_submission(dict(request.query_params), raw)
+        return await asyncio.to_thread(_csv_submission, dict(request.query_params), raw)
     if kind not in ("application/json", ""):
         raise BadBody(
             415,
             "Send the campaign as application/json, as text/csv, or as multipart/form-data "
             "with the CSV in the field 'file'.",
         )
-    body_data = bodies.parse_json_object(raw)
+    body_data = await asyncio.to_thread(bodies.parse_json_object, raw)
     recipients = body_data.pop("recipients", None)
     fields = _fields(body_data)
     if not isinstance(recipients, list) or not recipients:
