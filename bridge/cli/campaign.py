@@ -190,7 +190,10 @@ def _campaign(args: argparse.Namespace) -> int:
     path = Path(command)
     if not args.local:
         if args.results is not None:
-            raise UsageError("--results: only with --local (the bridge keeps the results)")
+            raise UsageError(
+                "--results: only with --local (a server-side campaign's results are in the "
+                "bridge: `callbridge campaign results ID`)"
+            )
         return campaign_remote.submit(args, path)
     args.file = path
     if args.rate is None:
