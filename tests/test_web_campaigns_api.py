@@ -405,3 +405,25 @@ def test_results_csv_has_every_recipient_with_call_successful(client: TestClient
         ("2", "", numbers[1], "pending", ""),
     ]
     assert rows[0]["call_sid"] == sid and rows[0]["attempts"] == "1"
+
+
+def test_times_follow_the_clock_the_app_is_given(client: TestClient) -> None:
+    now = [datetime(2026, 3, 2, 16, 0, tzinfo=UTC)]
+    client.app.state.campaign_clock = lambda: now[0]  # type: ignore[attr-defined]
+    later = "2026-03-03T17:00:00Z"
+    body = {
+        "name": "clocked",
+        "recipients": [{"phone": p} for p in unique_numbers(4)],
+        "options": {"rate": 0.5, "start_at": later},
+    }
+    made = post_json(client, body).json()
+    assert made["created_at"] == "2026-03-02T16:00:00Z" and made["start_at"] == later
+    # Four numbers at one every two seconds, from the start.
+    assert made["eta"] == "2026-03-03T17:00:08Z"
+    now[0] = datetime(2026, 3, 3, 18, 0, tzinfo=UTC)
+    shown = client.get(f"/campaigns/{made['id']}").json()
+    assert shown["eta"] == "2026-03-03T18:00:08Z"
+    paused = client.post(f"/campaigns/{made['id']}/pause").json()
+    assert paused["updated_at"] == "2026-03-03T18:00:00Z" and paused["eta"] is None
+    page = client.get(f"/campaigns/{made['id']}/recipients").json()["recipients"]
+    assert {item["next_attempt_at"] for item in page} == {later}

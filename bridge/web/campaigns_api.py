@@ -21,7 +21,7 @@ import email.policy
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -51,6 +51,12 @@ MAX_RECIPIENTS = 200_000
 MAX_REPORTED = 1000
 BAD_KEY = "Idempotency-Key must be 1 to 255 characters."
 CSV_TYPES = ("text/csv", "application/csv")
+
+
+def _now(request: Request) -> datetime:
+    """The time: `app.state.campaign_clock` when a test set one, else the real clock."""
+    clock: Callable[[], datetime] | None = getattr(request.app.state, "campaign_clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
 
 
 class Invalid(Exception):
@@ -136,7 +142,7 @@ def _replayed(replay: Replay) -> Response:
 async def _create(request: Request, submission: Submission) -> tuple[int, dict[str, Any]]:
     options = submission.options
     database: Database = request.app.state.database
-    now = datetime.now(UTC)
+    now = _now(request)
     engine = await database.engine()
     async with engine.begin() as connection:
         made = await intake.intake(connection, submission.rows, options, now)
@@ -285,7 +291,7 @@ async def list_campaigns(request: Request) -> Response:
     except queries.BadFilter as bad:
         return _bad_filter(bad)
     page = await queries.list_campaigns(
-        request.app.state.database, state=state, limit=limit, after=after, now=datetime.now(UTC)
+        request.app.state.database, state=state, limit=limit, after=after, now=_now(request)
     )
     return JSONResponse({"campaigns": page.items, "next_cursor": page.next_cursor})
 
@@ -293,7 +299,7 @@ async def list_campaigns(request: Request) -> Response:
 @api_token
 async def show_campaign(request: Request) -> Response:
     campaign_id: str = request.path_params["campaign_id"]
-    shown = await queries.find_campaign(request.app.state.database, campaign_id, datetime.now(UTC))
+    shown = await queries.find_campaign(request.app.state.database, campaign_id, _now(request))
     if shown is None:
         return _no_campaign(campaign_id)
     return JSONResponse(shown)
@@ -355,7 +361,7 @@ def _controlling(action: control.Action) -> Any:
                 campaign_id,
                 action,
                 events=events,
-                now=datetime.now(UTC),
+                now=_now(request),
             )
         except NotFound:
             return _no_campaign(campaign_id)
