@@ -123,7 +123,7 @@ def eta(row: Row[Any], counts: Mapping[str, int], now: datetime) -> str | None:
         return None
     rate = float((row.options or {}).get("rate") or 1.0)
     begins = max(now, _utc(row.next_dial_at) or now, _utc(row.start_at) or now)
-    return _iso(begins + timedelta(seconds=waiting / rate))
+    return _iso((begins + timedelta(seconds=waiting / rate)).replace(microsecond=0))
 
 
 def campaign_summary(row: Row[Any], counts: Mapping[str, int], now: datetime) -> dict[str, Any]:
