@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
 from bridge.secret import Secret
-from bridge.storage.tables import calls, campaign_recipients, do_not_call
+from bridge.storage.tables import calls, campaign_recipients, do_not_call, idempotency_keys
 from tests.helpers import API_TOKEN, BEARER, SECRET_PIN, california, make_settings
 
 AGENT = "agent_campaign"
@@ -427,3 +427,19 @@ def test_times_follow_the_clock_the_app_is_given(client: TestClient) -> None:
     assert paused["updated_at"] == "2026-03-03T18:00:00Z" and paused["eta"] is None
     page = client.get(f"/campaigns/{made['id']}/recipients").json()["recipients"]
     assert {item["next_attempt_at"] for item in page} == {later}
+
+
+def test_a_retry_after_a_lost_answer_finds_the_campaign_not_a_twin(client: TestClient) -> None:
+    key = uuid.uuid4().hex
+    body = {"name": "lost", "recipients": [{"phone": number(-1)}, {"phone": "bad"}]}
+    first = post_json(client, body, headers={"idempotency-key": key})
+    assert first.status_code == 201
+    # The bridge stopped after writing the campaign, before it kept the answer: the key
+    # is free again, as after an interruption.
+    run(client, delete(idempotency_keys).where(idempotency_keys.c.key == key))
+    again = post_json(client, body, headers={"idempotency-key": key})
+    assert again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["invalid_count"] == 1
+    page = client.get(f"/campaigns/{first.json()['id']}/recipients").json()["recipients"]
+    assert len(page) == 1

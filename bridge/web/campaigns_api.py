@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -108,22 +109,27 @@ async def create_campaign(request: Request) -> Response:
         return _problems(invalid.problems, **invalid.extra)
     key = request.headers.get("idempotency-key")
     keys: IdempotencyKeys = request.app.state.idempotency
+    campaign_id = None
     if key is not None:
         if not 1 <= len(key) <= 255:
             return JSONResponse({"error": BAD_KEY}, status_code=400)
+        fingerprint = keys.fingerprint(SCOPE, submission.fingerprint_body)
         try:
-            replay = await keys.begin(
-                SCOPE, key, keys.fingerprint(SCOPE, submission.fingerprint_body)
-            )
+            replay = await keys.begin(SCOPE, key, fingerprint)
         except KeyConflict as conflict:
             return JSONResponse({"error": conflict.message}, status_code=conflict.status)
         if replay is not None:
             return _replayed(replay)
+        # The id follows from the key and the request: a retry after an answer that was
+        # lost (or a key released on an interruption) finds the campaign, never a twin.
+        campaign_id = (
+            store.ID_PREFIX + hashlib.sha256(f"{key}\n{fingerprint}".encode()).hexdigest()[:24]
+        )
     try:
-        status, body = await _create(request, submission)
+        status, body = await _create(request, submission, campaign_id)
     except BaseException:
         if key is not None:
-            await keys.release(SCOPE, key)  # nothing was written: a retry may do it
+            await keys.release(SCOPE, key)  # a retry finds the campaign if it was written
         raise
     if key is not None:
         if status == 201:
@@ -139,30 +145,42 @@ def _replayed(replay: Replay) -> Response:
     )
 
 
-async def _create(request: Request, submission: Submission) -> tuple[int, dict[str, Any]]:
+async def _create(
+    request: Request, submission: Submission, campaign_id: str | None
+) -> tuple[int, dict[str, Any]]:
     options = submission.options
     database: Database = request.app.state.database
     now = _now(request)
     engine = await database.engine()
-    async with engine.begin() as connection:
-        made = await intake.intake(connection, submission.rows, options, now)
-        report = _report(made, submission.by)
-        if not made.recipients:
-            return 422, {
-                "error": "Invalid request: recipients: no valid recipient "
-                f"({len(made.invalid)} invalid, {len(made.duplicates)} duplicate)",
-                "problems": [{"field": "recipients", "problem": "no valid recipient"}],
-                **report,
-            }
-        campaign_id = await store.create_campaign(
-            connection,
-            name=submission.fields.name,
-            agent_id=submission.fields.agent_id,
-            options=options,
-            recipients=made.recipients,
-            now=now,
-        )
-        shown = await queries.campaign_in(connection, campaign_id, now)
+    report: dict[str, Any] = {}
+    try:
+        async with engine.begin() as connection:
+            made = await intake.intake(connection, submission.rows, options, now)
+            report = _report(made, submission.by)
+            if not made.recipients:
+                return 422, {
+                    "error": "Invalid request: recipients: no valid recipient "
+                    f"({len(made.invalid)} invalid, {len(made.duplicates)} duplicate)",
+                    "problems": [{"field": "recipients", "problem": "no valid recipient"}],
+                    **report,
+                }
+            campaign_id = await store.create_campaign(
+                connection,
+                name=submission.fields.name,
+                agent_id=submission.fields.agent_id,
+                options=options,
+                recipients=made.recipients,
+                now=now,
+                campaign_id=campaign_id,
+            )
+            shown = await queries.campaign_in(connection, campaign_id, now)
+    except IntegrityError:
+        if campaign_id is None:
+            raise
+        # Written by an earlier try with this Idempotency-Key whose answer was lost.
+        shown = await queries.find_campaign(database, campaign_id, now)
+        if shown is None:
+            raise
     return 201, {**(shown or {}), **report}
 
 
