@@ -37,6 +37,7 @@ from tests.helpers import (
     make_settings,
     run_cli,
     running_server,
+    without_campaign_worker,
 )
 
 ROOT = Path(__file__).parent.parent
@@ -53,6 +54,8 @@ def database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     clear_settings_environment(monkeypatch)
     monkeypatch.delenv("CALLBRIDGE_URL", raising=False)
     monkeypatch.setenv("DATABASE_URL", database_url)
+    # Recipients stay as the API left them: no in-process campaign worker dials them.
+    monkeypatch.setenv("CAMPAIGN_WORKER", "false")
     yield database_url
 
 
@@ -316,7 +319,9 @@ def test_over_http_with_an_idempotency_key(
     tmp_path: Path,
     database: str,
 ) -> None:
-    settings = make_settings(bridge_api_token=Secret(API_TOKEN), database_url=database)
+    settings = make_settings(
+        bridge_api_token=Secret(API_TOKEN), database_url=database, **without_campaign_worker()
+    )
     path = contacts(tmp_path, numbers(2), header="phone")
     key = uuid.uuid4().hex
     with running_server(create_app(settings)) as url:
@@ -336,6 +341,7 @@ def test_ctrl_c_stops_following_not_the_campaign(database: str, tmp_path: Path) 
     path = contacts(tmp_path, numbers(2), header="phone")
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
     env["DATABASE_URL"] = database
+    env["CAMPAIGN_WORKER"] = "false"
     process = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", "campaign", str(path), "--interval", "0.1"],
         cwd=ROOT,

@@ -19,7 +19,14 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.secret import Secret
 from bridge.storage.tables import calls, campaign_recipients, do_not_call, idempotency_keys
-from tests.helpers import API_TOKEN, BEARER, SECRET_PIN, california, make_settings
+from tests.helpers import (
+    API_TOKEN,
+    BEARER,
+    SECRET_PIN,
+    california,
+    make_settings,
+    without_campaign_worker,
+)
 
 AGENT = "agent_campaign"
 
@@ -31,7 +38,9 @@ def number(n: int) -> str:
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    settings = make_settings(bridge_api_token=Secret(API_TOKEN), database_url=database_url)
+    settings = make_settings(
+        bridge_api_token=Secret(API_TOKEN), database_url=database_url, **without_campaign_worker()
+    )
     with TestClient(create_app(settings), headers=BEARER) as test_client:
         yield test_client
 
