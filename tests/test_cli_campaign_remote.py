@@ -142,6 +142,13 @@ def test_list_show_pause_resume_cancel_results(
     mine = [line for line in out.splitlines() if line.startswith(campaign_id)]
     assert len(mine) == 1 and " active " in mine[0] and " 0/2 " in mine[0]
 
+    assert submit(capsys, contacts(tmp_path, numbers(1), header="phone"))[0] == 0
+    code, out, err = run_cli(capsys, "campaign", "list", "--limit", "1")
+    assert code == 0 and len(out.splitlines()) == 1
+    cursor = err.split("--cursor ")[1].rstrip(")\n")
+    code, more, _ = run_cli(capsys, "campaign", "list", "--limit", "1", "--cursor", cursor)
+    assert code == 0 and more != out
+
     code, out, _ = run_cli(capsys, "campaign", "show", campaign_id)
     assert code == 0
     assert f"campaign   {campaign_id}" in out and "state      active" in out

@@ -162,6 +162,7 @@ def add_parser(commands: Any) -> None:
     server.add_argument(
         "--limit", type=_positive_int, default=20, metavar="N", help="list: at most N"
     )
+    server.add_argument("--cursor", metavar="CURSOR", help="list: go on after a previous page")
     server.add_argument("--output", type=Path, metavar="FILE", help="results: write to FILE")
     server.add_argument("--json", action="store_true", help="list, show: the API's JSON")
     local = campaign.add_argument_group("--local")

@@ -245,6 +245,8 @@ def _list(args: argparse.Namespace, command: str, campaign_id: str) -> int:
     params = {"limit": str(args.limit)}
     if args.state:
         params["state"] = args.state
+    if args.cursor:
+        params["cursor"] = args.cursor
     url, token = _target(args)
 
     async def work() -> dict[str, Any]:
@@ -270,7 +272,7 @@ def _list(args: argparse.Namespace, command: str, campaign_id: str) -> int:
                 )
             )
     if outcome.get("next_cursor"):
-        print("(more campaigns: raise --limit)", file=sys.stderr)
+        print(f"(more campaigns: --cursor {printable(outcome['next_cursor'])})", file=sys.stderr)
     return 0
 
 
