@@ -247,6 +247,9 @@ def test_every_route_wants_the_token(client: TestClient) -> None:
 
 
 def test_unknown_campaigns_are_404(client: TestClient) -> None:
+    for odd in ("cmp_%00x", "cmp_" + "x" * 40):
+        assert client.get(f"/campaigns/{odd}").status_code == 404
+        assert client.post(f"/campaigns/{odd}/cancel").status_code == 404
     for method, path in [
         ("GET", "/campaigns/cmp_nope"),
         ("GET", "/campaigns/cmp_nope/recipients"),

@@ -50,6 +50,7 @@ MAX_CAMPAIGN_BYTES = 32 * 1024 * 1024
 MAX_RECIPIENTS = 200_000
 # Skipped rows listed in the answer (all are counted).
 MAX_REPORTED = 1000
+MAX_ID_LENGTH = 32  # campaigns.id
 BAD_KEY = "Idempotency-Key must be 1 to 255 characters."
 CSV_TYPES = ("text/csv", "application/csv")
 
@@ -297,6 +298,11 @@ def _bad_filter(bad: queries.BadFilter) -> JSONResponse:
     return JSONResponse({"error": bad.message, "field": bad.field}, status_code=400)
 
 
+def _plausible(campaign_id: str) -> bool:
+    """Could be an id: PostgreSQL refuses a NUL in a query, and none is longer."""
+    return 0 < len(campaign_id) <= MAX_ID_LENGTH and "\x00" not in campaign_id
+
+
 def _no_campaign(campaign_id: str) -> JSONResponse:
     return JSONResponse({"error": f"No campaign {campaign_id!r}."}, status_code=404)
 
@@ -317,6 +323,8 @@ async def list_campaigns(request: Request) -> Response:
 @api_token
 async def show_campaign(request: Request) -> Response:
     campaign_id: str = request.path_params["campaign_id"]
+    if not _plausible(campaign_id):
+        return _no_campaign(campaign_id)
     shown = await queries.find_campaign(request.app.state.database, campaign_id, _now(request))
     if shown is None:
         return _no_campaign(campaign_id)
@@ -327,6 +335,8 @@ async def show_campaign(request: Request) -> Response:
 async def list_recipients(request: Request) -> Response:
     """In the order given: `{"recipients": [...], "next_cursor": str | null}`."""
     campaign_id: str = request.path_params["campaign_id"]
+    if not _plausible(campaign_id):
+        return _no_campaign(campaign_id)
     try:
         state, limit, after = queries.parse_recipient_filter(request.query_params)
     except queries.BadFilter as bad:
@@ -342,6 +352,8 @@ async def list_recipients(request: Request) -> Response:
 @api_token
 async def results_csv(request: Request) -> Response:
     campaign_id: str = request.path_params["campaign_id"]
+    if not _plausible(campaign_id):
+        return _no_campaign(campaign_id)
     database: Database = request.app.state.database
     if not await queries.campaign_exists(database, campaign_id):
         return _no_campaign(campaign_id)
@@ -372,6 +384,8 @@ def _controlling(action: control.Action) -> Any:
     @api_token
     async def endpoint(request: Request) -> Response:
         campaign_id: str = request.path_params["campaign_id"]
+        if not _plausible(campaign_id):
+            return _no_campaign(campaign_id)
         events: Outbox | None = request.app.state.call_records.events
         try:
             shown = await control.control(
