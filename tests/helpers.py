@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import phonenumbers
 import pytest
 import uvicorn
 from alembic import command
@@ -687,3 +688,18 @@ def ui_login(client: Any, token: str, headers: dict[str, str] | None = None) -> 
     return client.post(
         "/ui/login", data={"token": token, "csrf": csrf, "next": ""}, headers=headers or {}
     )
+
+
+def california() -> str:
+    """A random valid San Francisco number (its time zone known), for tests that share a
+    PostgreSQL database and must not meet each other's numbers."""
+    while True:
+        candidate = f"+1415{uuid.uuid4().int % 10_000_000:07d}"
+        if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
+            return candidate
+
+
+def without_campaign_worker() -> dict[str, object]:
+    """make_settings() changes that keep the in-app campaign worker out of a test that
+    checks recipients as the API left them (none while the worker is not in the tree)."""
+    return {"campaign_worker": False} if "campaign_worker" in Settings.__dataclass_fields__ else {}

@@ -455,7 +455,8 @@ def test_campaign_over_http(
     contacts.write_bytes(CONTACTS.read_bytes())
     results = tmp_path / "out" / "results.csv"
     results.parent.mkdir()
-    argv = ["campaign", str(contacts), "--url", url, "--rate", "50", "--results", str(results)]
+    argv = ["campaign", str(contacts), "--local", "--url", url, "--rate", "50"]
+    argv += ["--results", str(results)]
     code, out, err = run(capsys, *argv)
     assert (code, out) == (1, "")  # the premium-rate row failed
     lines = err.splitlines()
@@ -485,7 +486,9 @@ def test_campaign_in_process(
         "phone,name\n" + "".join(f"{n},P{i}\n" for i, n in enumerate(GOOD[:3])),
         encoding="utf-8",
     )
-    code, out, err = run(capsys, "campaign", str(contacts), "--rate", "100", "--mode", "elevenlabs")
+    code, out, err = run(
+        capsys, "campaign", str(contacts), "--local", "--rate", "100", "--mode", "elevenlabs"
+    )
     assert (code, out) == (0, ""), err
     rows = results_rows(tmp_path / "march.results.csv")
     assert [(row["number"], row["status"]) for row in rows] == [(n, "placed") for n in GOOD[:3]]
@@ -519,7 +522,7 @@ def test_campaign_that_cannot_start(
     notes = tmp_path / "notes.csv"
     notes.write_text("my,own,notes\n", encoding="utf-8")
     extra = [item.format(contacts=contacts, tmp=tmp_path) for item in extra]
-    code, out, err = run(capsys, "campaign", str(contacts), "--token", "t", *extra)
+    code, out, err = run(capsys, "campaign", str(contacts), "--local", "--token", "t", *extra)
     assert (code, out) == (2, "")
     assert err.startswith("callbridge: ") and error in err
     assert notes.read_text(encoding="utf-8") == "my,own,notes\n"
@@ -553,7 +556,8 @@ def campaign_process(
     contacts.write_text("phone\n" + "".join(f"{n}\n" for n in numbers), encoding="utf-8")
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS_VARIABLES}
     env["BRIDGE_API_TOKEN"] = API_TOKEN
-    argv = ["campaign", str(contacts), "--url", url, "--rate", "5", "--max-in-flight", "2"]
+    argv = ["campaign", str(contacts), "--local", "--url", url, "--rate", "5"]
+    argv += ["--max-in-flight", "2"]
     process = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", *argv],
         cwd=ROOT,
@@ -640,7 +644,7 @@ def test_in_process_campaign_does_not_abandon_calls_in_flight(
     contacts.write_text("phone\n" + "".join(f"{n}\n" for n in numbers), encoding="utf-8")
     results = tmp_path / "contacts.results.csv"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "campaign", str(contacts), "--rate", "10"],
+        [sys.executable, "-m", "bridge.cli", "campaign", str(contacts), "--local", "--rate", "10"],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.PIPE,

@@ -167,7 +167,7 @@ def sqlite_file(database_url: str) -> Path | None:
 
 @contextlib.asynccontextmanager
 async def bridge_client(
-    url: str | None, token: str | None, *, reading: bool = False
+    url: str | None, token: str | None, *, reading: bool = False, events: bool = False
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client for the bridge's API: over HTTP to `url`, or to an app built in process
     from the environment, its lifespan running for as long as the client is open.
@@ -175,6 +175,8 @@ async def bridge_client(
     `reading`: only the call log is read. In process, the API is then opened with a
     token made up for this process: the call log is the user's own database, and
     needs no BRIDGE_API_TOKEN (nor a --token, which is for a bridge at --url).
+    `events`: the outgoing events a change makes are still written (a campaign paused
+    from this machine is announced like one paused through the bridge).
     """
     import dataclasses
     import secrets
@@ -197,10 +199,10 @@ async def bridge_client(
                 settings = dataclasses.replace(settings, log_level="ERROR")
             if reading:
                 token = secrets.token_urlsafe(24)
-                # Nor does it send the outgoing events: the server does.
-                settings = dataclasses.replace(
-                    settings, bridge_api_token=Secret(token), events_webhook_urls=()
-                )
+                settings = dataclasses.replace(settings, bridge_api_token=Secret(token))
+                if not events:
+                    # Nor does it send the outgoing events: the server does.
+                    settings = dataclasses.replace(settings, events_webhook_urls=())
             app = create_app(settings)
             # In process, this command is the server: it brings the schema up to date.
             await migrate.upgrade(settings.database_url)
