@@ -1,9 +1,9 @@
 """Following a server-side campaign: a progress bar on stderr, drawn from
 `GET /campaigns/{id}` every few seconds, until no recipient is waiting or in progress.
 
-The bar is drawn by hand (no dependency to lock): on a terminal one line is rewritten
-in place; elsewhere (a log file, CI) a line is printed every `every` seconds and once
-at the end.
+On a terminal the bar is rich's (imported only when one is drawn, so the CLI starts
+fast); elsewhere (a log file, CI) a plain line is printed every `every` seconds and
+once at the end.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bridge.cli.terminal import printable
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 WAITING = ("pending", "scheduled")
 ACTIVE = ("dialing", "in_progress")
@@ -35,21 +38,29 @@ def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
-def status_line(campaign: Mapping[str, Any]) -> str:
-    """`[#####---] 40% 4/10 final, 1 in progress, 5 waiting; ETA ...; active`."""
+def progress_of(campaign: Mapping[str, Any]) -> tuple[int, int]:
+    """(recipients in a final state, all recipients)."""
     counts: Mapping[str, int] = campaign.get("counts") or {}
     total = int(campaign.get("recipient_count") or 0)
-    done = sum(counts.get(state, 0) for state in FINAL)
+    return sum(counts.get(state, 0) for state in FINAL), total
+
+
+def detail_line(campaign: Mapping[str, Any]) -> str:
+    """`1 in progress, 5 waiting; ETA ...; active`."""
+    counts: Mapping[str, int] = campaign.get("counts") or {}
     active = sum(counts.get(state, 0) for state in ACTIVE)
     waiting = sum(counts.get(state, 0) for state in WAITING)
-    percent = 100 if total <= 0 else done * 100 // total
-    line = (
-        f"{bar(done, total)} {percent:3d}% {done}/{total} final, {active} in progress, "
-        f"{waiting} waiting"
-    )
+    line = f"{active} in progress, {waiting} waiting"
     if campaign.get("eta"):
         line += f"; ETA {campaign['eta']}"
     return printable(f"{line}; {campaign.get('state')}")
+
+
+def status_line(campaign: Mapping[str, Any]) -> str:
+    """`[#####---] 40% 4/10 final, 1 in progress, 5 waiting; ETA ...; active`."""
+    done, total = progress_of(campaign)
+    percent = 100 if total <= 0 else done * 100 // total
+    return f"{bar(done, total)} {percent:3d}% {done}/{total} final, {detail_line(campaign)}"
 
 
 def outcome_line(campaign: Mapping[str, Any]) -> str:
@@ -82,15 +93,17 @@ class Bar:
         self.every = every
         self._shown_at: float | None = None
         self._last = ""
-        self._open = False  # a rewritten line is on the terminal, with no newline yet
+        # On a terminal: rich's live bar, from the first show() until close().
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     def show(self, campaign: Mapping[str, Any], *, last: bool = False) -> None:
-        line = status_line(campaign)
         if self.tty:
-            self.stream.write("\r\x1b[2K" + line + ("\n" if last else ""))
-            self._open = not last
-            self.stream.flush()
+            self._draw(campaign)
+            if last:
+                self.close()
             return
+        line = status_line(campaign)
         now = self.clock()
         due = self._shown_at is None or now - self._shown_at >= self.every
         if (due or last) and line != self._last:
@@ -98,12 +111,33 @@ class Bar:
             self._shown_at = now
             self._last = line
 
+    def _draw(self, campaign: Mapping[str, Any]) -> None:
+        done, total = progress_of(campaign)
+        if self._progress is None or self._task is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("campaign"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("final, {task.description}"),
+                console=Console(file=self.stream, force_terminal=True),
+                auto_refresh=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("", total=total)
+        self._progress.update(
+            self._task, completed=done, total=total, description=detail_line(campaign)
+        )
+        self._progress.refresh()
+
     def close(self) -> None:
-        """End a line left open on a terminal (before another message is printed)."""
-        if self._open:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._open = False
+        """Leave the bar as it is on the terminal (before another message is printed)."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
 
 
 async def follow(
