@@ -290,6 +290,7 @@ def create_app(
     app.state.twilio = twilio
     app.state.database = database
     app.state.dialer = dialer
+    app.state.sealer = sealer
     app.state.idempotency = IdempotencyKeys(
         database,
         key=hashlib.sha256(

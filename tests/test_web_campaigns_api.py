@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 from starlette.testclient import TestClient
 
 from bridge.app import create_app
+from bridge.campaigns.store import opened_variables
 from bridge.secret import Secret
 from bridge.storage.tables import calls, campaign_recipients, do_not_call, idempotency_keys
 from tests.helpers import (
@@ -455,3 +456,29 @@ def test_a_retry_after_a_lost_answer_finds_the_campaign_not_a_twin(client: TestC
     assert again.json()["invalid_count"] == 1
     page = client.get(f"/campaigns/{first.json()['id']}/recipients").json()["recipients"]
     assert len(page) == 1
+
+
+def test_secret_variables_are_stored_sealed(client: TestClient) -> None:
+    (phone,) = unique_numbers(1)
+    body = {
+        "name": "sealed",
+        "agent_id": AGENT,
+        "recipients": [{"phone": phone, "variables": {"name": "Ada", "secret__pin": SECRET_PIN}}],
+    }
+    answer = post_json(client, body)
+    assert answer.status_code == 201, answer.text
+
+    async def stored() -> Any:
+        engine = await client.app.state.database.engine()  # type: ignore[attr-defined]
+        async with engine.connect() as connection:
+            return await connection.scalar(
+                select(campaign_recipients.c.variables).where(
+                    campaign_recipients.c.campaign_id == answer.json()["id"]
+                )
+            )
+
+    variables = client.portal.call(stored)  # type: ignore[union-attr]
+    assert variables["name"] == "Ada"
+    assert SECRET_PIN not in json.dumps(variables)
+    sealer = client.app.state.sealer  # type: ignore[attr-defined]
+    assert opened_variables(variables, sealer) == {"name": "Ada", "secret__pin": SECRET_PIN}

@@ -13,6 +13,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.campaigns.options import CampaignOptions
+from bridge.outbound.sealing import Sealer
+from bridge.secret import is_secret_variable
 from bridge.storage.tables import campaign_recipients, campaigns
 
 ID_PREFIX = "cmp_"
@@ -47,8 +49,12 @@ async def create_campaign(
     recipients: Sequence[NewRecipient],
     now: datetime,
     campaign_id: str | None = None,
+    sealer: Sealer | None = None,
 ) -> str:
-    """Insert the campaign and its recipients in `connection`'s transaction; its id."""
+    """Insert the campaign and its recipients in `connection`'s transaction; its id.
+
+    `secret__` variables are stored sealed (`sealer`), never in clear: without a
+    sealer a recipient with one is refused (ValueError)."""
     campaign_id = campaign_id or new_campaign_id()
     start_at = options.starts_at(now)
     await connection.execute(
@@ -72,7 +78,7 @@ async def create_campaign(
             "line": recipient.line,
             "external_id": recipient.external_id,
             "phone": recipient.phone,
-            "variables": recipient.variables or None,
+            "variables": sealed_variables(recipient.variables, sealer) or None,
             "time_zones": ",".join(recipient.time_zones),
             "state": recipient.state,
             "attempts": 0,
@@ -95,3 +101,28 @@ async def campaign_options(connection: AsyncConnection, campaign_id: str) -> Cam
     if options is None:
         raise KeyError(campaign_id)
     return CampaignOptions.model_validate(options)
+
+
+def sealed_variables(variables: dict[str, Any], sealer: Sealer | None) -> dict[str, Any]:
+    """`variables` with the `secret__` ones sealed, for the database."""
+    if not any(is_secret_variable(name) for name in variables):
+        return variables
+    if sealer is None:
+        raise ValueError("secret__ variables need BRIDGE_API_TOKEN (they are stored sealed)")
+    sealed = sealer.seal({"dynamic_variables": variables})
+    assert sealed is not None
+    result: dict[str, Any] = sealed["dynamic_variables"]
+    return result
+
+
+def opened_variables(variables: dict[str, Any] | None, sealer: Sealer | None) -> dict[str, Any]:
+    """A recipient's stored variables with the `secret__` ones opened, for its call.
+    ValueError when they cannot be opened (no sealer, or the key changed)."""
+    if not variables or not any(is_secret_variable(name) for name in variables):
+        return dict(variables or {})
+    if sealer is None:
+        raise ValueError("secret__ variables are sealed and BRIDGE_API_TOKEN is not set")
+    opened = sealer.unseal({"dynamic_variables": variables})
+    assert opened is not None
+    result: dict[str, Any] = opened["dynamic_variables"]
+    return result

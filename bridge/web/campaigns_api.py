@@ -173,6 +173,8 @@ async def _create(
                 recipients=made.recipients,
                 now=now,
                 campaign_id=campaign_id,
+                # secret__ variables are kept sealed under the API token's key.
+                sealer=request.app.state.sealer,
             )
             shown = await queries.campaign_in(connection, campaign_id, now)
     except IntegrityError:
