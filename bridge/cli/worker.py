@@ -1,0 +1,74 @@
+"""`callbridge worker`: run campaigns until SIGTERM or Ctrl-C (the Procfile's worker
+process). Any number may run on one PostgreSQL database; they share the work, and the
+pace and in-flight limits hold across all of them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bridge.cli.errors import UsageError
+
+# Heroku sends SIGTERM and kills 30 s later: what was claimed is placed well before.
+MIN_LEASE_SECONDS = 1.0
+
+
+def add_parser(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run campaigns (stop with SIGTERM or Ctrl-C)",
+        description=(
+            "Run server-side campaigns: claim due recipients, place their calls at the\n"
+            "campaign's pace, settle the calls that ended, retry by outcome. Stops on\n"
+            "SIGTERM or Ctrl-C once the calls it claimed are placed; a worker that is\n"
+            "killed loses nothing (its claims are taken over when their lease expires)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument(
+        "--lease",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long a claim is held before another worker takes it over (default 120)",
+    )
+    worker.add_argument(
+        "--poll",
+        type=float,
+        default=0.25,
+        metavar="SECONDS",
+        help="how often to look for due recipients and ended calls (default 0.25)",
+    )
+    worker.set_defaults(handler=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    if args.lease < MIN_LEASE_SECONDS:
+        raise UsageError(f"--lease must be at least {MIN_LEASE_SECONDS:g} seconds")
+    if not 0.01 <= args.poll <= 60:
+        raise UsageError("--poll must be from 0.01 to 60 seconds")
+    return asyncio.run(_run(args.lease, args.poll))
+
+
+async def _run(lease: float, poll: float) -> int:
+    import asyncio
+    import signal
+    from datetime import timedelta
+
+    from bridge.app import configure_logging
+    from bridge.campaigns.assembly import standalone_worker
+    from bridge.settings import Settings
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    async with standalone_worker(settings, lease=timedelta(seconds=lease), poll=poll) as worker:
+        print(f"callbridge worker {worker.worker_id}: running campaigns", flush=True)
+        await worker.run(stopping)
+    print("callbridge worker: stopped", flush=True)
+    return 0
