@@ -46,7 +46,7 @@ def _worker(args: argparse.Namespace) -> int:
     import asyncio
 
     if args.lease < MIN_LEASE_SECONDS:
-        raise UsageError(f"--lease must be at least {MIN_LEASE_SECONDS:g} seconds")
+        raise UsageError(f"--lease must be at least {MIN_LEASE_SECONDS:g} s")
     if not 0.01 <= args.poll <= 60:
         raise UsageError("--poll must be from 0.01 to 60 seconds")
     return asyncio.run(_run(args.lease, args.poll))
