@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from bridge.calllog.records import CallRecords
 from bridge.campaigns import hours
 from bridge.campaigns.assembly import worker_for
+from bridge.campaigns.claims import slot_interval
 from bridge.campaigns.options import CampaignOptions
 from bridge.campaigns.settle import NO_FINAL_STATUS, STALE_AFTER
 from bridge.campaigns.store import NewRecipient, create_campaign
@@ -283,21 +284,42 @@ def test_a_campaign_is_dialled_settled_and_finished_with_its_events(bench: Bench
 def test_the_pace_holds_across_workers_with_one_slot_every_1_over_rate(bench: Bench) -> None:
     campaign_id = bench.campaign(NEW_YORK[:10], rate=4, max_in_flight=100)
     first, second = bench.worker("w1"), bench.worker("w2")
+    interval = slot_interval(4)
+    assert 1 / 4 < interval < 1 / 3.5  # aiming a little under the rate
 
     claims = bench.run(first.tick()).claims
     others = bench.run(second.tick()).claims
 
-    # A horizon of 1 s at 4 per second: four slots, 0.25 s apart; none left for w2.
-    assert [(c.slot - START).total_seconds() for c in claims] == [0, 0.25, 0.5, 0.75]
+    # A horizon of 1 s: four slots, `interval` apart; none left for w2.
+    offsets = [(c.slot - START).total_seconds() for c in claims]
+    assert offsets == pytest.approx([0, interval, 2 * interval, 3 * interval])
     assert others == []
     (campaign,) = bench.rows(select(campaigns.c.next_dial_at))
-    assert campaign.next_dial_at.replace(tzinfo=UTC) == START + timedelta(seconds=1)
+    next_dial_at = campaign.next_dial_at.replace(tzinfo=UTC)
+    assert (next_dial_at - START).total_seconds() == pytest.approx(4 * interval)
 
     bench.clock.advance(0.5)
     later = bench.run(second.tick()).claims
-    assert [(c.slot - START).total_seconds() for c in later] == [1.0, 1.25]
+    offsets = [(c.slot - START).total_seconds() for c in later]
+    assert offsets == pytest.approx([4 * interval, 5 * interval])
     assert len({c.recipient_id for c in claims + later}) == 6
     assert bench.states(campaign_id).count("dialing") == 6
+
+
+def test_a_slot_reached_late_is_given_back_undialled(bench: Bench) -> None:
+    campaign_id = bench.campaign(NEW_YORK[:1], rate=10)
+    worker = bench.worker()
+    (claim,) = bench.run(worker.tick()).claims
+    bench.clock.advance(0.5)  # the worker was stalled past its slot
+
+    assert bench.run(worker.place(claim)) == "late"
+
+    (recipient,) = bench.recipients(campaign_id)
+    assert (recipient.state, recipient.attempts) == ("pending", 0)
+    assert bench.rows(select(campaign_attempts)) == []
+    assert bench.upstreams.dialled() == {}
+    (again,) = bench.run(worker.run_once()).claims
+    assert again.attempt == 1 and bench.upstreams.dialled() == {NEW_YORK[0]: 1}
 
 
 def test_max_in_flight_counts_dialing_and_in_progress_calls(bench: Bench) -> None:
@@ -496,15 +518,28 @@ def test_an_expired_claim_is_taken_over_with_the_same_attempt_and_key(bench: Ben
     assert len(bench.rows(select(campaign_attempts))) == 2
 
 
-def test_a_slow_first_worker_and_its_taker_over_dial_once(bench: Bench) -> None:
+def test_a_stalled_first_worker_and_its_taker_over_dial_once(bench: Bench) -> None:
     campaign_id = bench.campaign(NEW_YORK[:1], rate=10)
-    slow, other = bench.worker("slow"), bench.worker("other")
-    (claim,) = bench.run(slow.tick()).claims
+    stalled, other = bench.worker("stalled"), bench.worker("other")
+    (claim,) = bench.run(stalled.tick()).claims
     bench.clock.advance(40)
     (again,) = bench.run(other.tick()).claims
 
     assert bench.run(other.place(again)) == "placed"
-    assert bench.run(slow.place(claim)) == "placed"  # its key replays the same call
+    # The stalled worker wakes up long past its slot: it dials nothing.
+    assert bench.run(stalled.place(claim)) == "late"
+    assert bench.upstreams.dialled() == {NEW_YORK[0]: 1}
+    assert bench.states(campaign_id) == ["in_progress"]
+
+
+def test_a_placement_replayed_with_the_same_key_dials_nothing_new(bench: Bench) -> None:
+    campaign_id = bench.campaign(NEW_YORK[:1], rate=10)
+    first, second = bench.worker("first"), bench.worker("second")
+    (claim,) = bench.run(first.tick()).claims
+
+    assert bench.run(first.place(claim)) == "placed"
+    # Another worker with the same claim (say, its lease expired mid-placement).
+    assert bench.run(second.place(claim)) == "placed"
 
     assert bench.upstreams.dialled() == {NEW_YORK[0]: 1}
     assert bench.states(campaign_id) == ["in_progress"]

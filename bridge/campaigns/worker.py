@@ -53,6 +53,9 @@ DEFAULT_LEASE = timedelta(minutes=2)
 DEFAULT_POLL = 0.25
 # A claim given back (at the cap, the bridge not set up) is due again after this.
 DEFER = timedelta(seconds=15)
+# A claim reached later than this after its slot is given back undialled (due again at
+# once, for a new slot): dialling it late could crowd its calls into one second.
+LATE = timedelta(seconds=0.05)
 PLACEMENT_UNKNOWN = "the call may have been placed (its placement's outcome is unknown)"
 
 
@@ -164,6 +167,10 @@ class CampaignWorker:
         wait = (claim.slot - self.now()).total_seconds()
         if wait > 0:
             await self.sleep(wait)
+        elif self.now() - claim.slot > LATE:
+            await self._missed(claim)
+            _log("campaign_slot_missed", claim)
+            return self._count("late")
         try:
             request = _request(claim)
         except ValidationError as error:
@@ -276,8 +283,26 @@ class CampaignWorker:
             )
         _log("campaign_not_dialled", claim, state=state)
 
+    async def _missed(self, claim: Claim) -> None:
+        """A slot reached too late: a fresh claim is given back, due at once; a claim
+        taken over (its key may have been used) is left for the next takeover."""
+        if not claim.takeover:
+            await self._give_back(claim, due=self.now(), error=None)
+            return
+        engine = await self.database.engine()
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(campaign_recipients)
+                .where(self._held(claim))
+                .values(claim_expires_at=self.now() - timedelta(seconds=1))
+            )
+
     async def _defer(self, claim: Claim, error: str) -> None:
-        """Give the claim back, due again after DEFER; the attempt never happened."""
+        await self._give_back(claim, due=self.now() + DEFER, error=error)
+        _log("campaign_dial_deferred", claim, reason=error)
+
+    async def _give_back(self, claim: Claim, *, due: datetime, error: str | None) -> None:
+        """Give the claim back, due again at `due`; the attempt never happened."""
         now = self.now()
         engine = await self.database.engine()
         async with engine.begin() as connection:
@@ -285,18 +310,17 @@ class CampaignWorker:
                 update(campaign_recipients)
                 .where(self._held(claim))
                 .values(
-                    state="scheduled",
+                    state="pending" if claim.attempt == 1 else "scheduled",
                     attempts=claim.attempt - 1,
                     claimed_by=None,
                     claim_expires_at=None,
-                    next_attempt_at=now + DEFER,
+                    next_attempt_at=due,
                     error=error,
                     updated_at=now,
                 )
             )
             if result.rowcount:
                 await connection.execute(delete(campaign_attempts).where(self._attempt(claim)))
-        _log("campaign_dial_deferred", claim, reason=error)
 
     def _attempt(self, claim: Claim) -> Any:
         return and_(

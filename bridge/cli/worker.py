@@ -57,12 +57,11 @@ async def _run(lease: float, poll: float) -> int:
     import signal
     from datetime import timedelta
 
-    from bridge.app import configure_logging
     from bridge.campaigns.assembly import standalone_worker
     from bridge.settings import Settings
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    _log_to_stderr(settings.log_level)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -72,3 +71,16 @@ async def _run(lease: float, poll: float) -> int:
         await worker.run(stopping)
     print("callbridge worker: stopped", flush=True)
     return 0
+
+
+def _log_to_stderr(level: str) -> None:
+    # As the server does (bridge.app.configure_logging), without importing the server.
+    import logging
+
+    ours = logging.getLogger("bridge")
+    ours.setLevel(level)
+    if not ours.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.propagate = False
