@@ -11,6 +11,7 @@ from datetime import timedelta
 import httpx
 
 from bridge.calllog.records import CallRecords
+from bridge.campaigns.pacing import PacedTwilio
 from bridge.campaigns.worker import DEFAULT_LEASE, DEFAULT_POLL, CampaignWorker
 from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.events.outbox import Outbox
@@ -23,7 +24,6 @@ from bridge.settings import Settings
 from bridge.storage.database import Database
 from bridge.storage.migrate import ensure_current
 from bridge.transport.factory import make_transport
-from bridge.twilio.rest import TwilioREST
 
 
 def worker_for(
@@ -84,7 +84,7 @@ async def standalone_worker(
         else None
     )
     twilio = (
-        TwilioREST(
+        PacedTwilio(
             account_sid=settings.twilio_account_sid,
             auth_token=settings.twilio_auth_token,
             api_base=settings.twilio_api_base,

@@ -35,6 +35,7 @@ from bridge.calllog.capacity import calls_in_progress
 from bridge.calllog.log_lines import logfmt
 from bridge.campaigns.claims import Claim, claim_due
 from bridge.campaigns.events import recipient_finished
+from bridge.campaigns.pacing import LEAD, SLOT, PacedTwilio
 from bridge.campaigns.settle import Settled, finish_campaigns, settle_calls
 from bridge.events.outbox import Outbox
 from bridge.metrics import Metrics
@@ -164,7 +165,9 @@ class CampaignWorker:
 
     async def place(self, claim: Claim) -> str:
         """Dial `claim` at its slot and record what came of it; the result's name."""
-        wait = (claim.slot - self.now()).total_seconds()
+        # A dialer whose Twilio client waits for the slot itself is started LEAD early.
+        lead = LEAD if self._gated(claim) else timedelta(0)
+        wait = (claim.slot - lead - self.now()).total_seconds()
         if wait > 0:
             await self.sleep(wait)
         elif self.now() - claim.slot > LATE:
@@ -178,8 +181,17 @@ class CampaignWorker:
             await self._conclude(claim, "invalid", f"not a valid call: {problem}")
             return self._count("refused")
         body = request.model_dump(mode="json", exclude_none=True)
-        placed = await self.placement.place(request, body, claim.key)
+        token = SLOT.set(claim.slot)
+        try:
+            placed = await self.placement.place(request, body, claim.key)
+        finally:
+            SLOT.reset(token)
         return await self._record(claim, placed)
+
+    def _gated(self, claim: Claim) -> bool:
+        dialer = self.placement.dialer
+        mode = claim.options.mode or dialer.default_mode()
+        return mode == "twilio" and isinstance(dialer.twilio, PacedTwilio)
 
     async def _record(self, claim: Claim, placed: Placed) -> str:
         status, body = placed.status, placed.body

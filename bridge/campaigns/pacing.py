@@ -1,0 +1,45 @@
+"""Dialling a campaign call at its slot, right before the request to Twilio.
+
+The worker starts placing a call LEAD ahead of its slot, so that the bridge's own
+bookkeeping (its Idempotency-Key, the pending call) is written by then; the Twilio
+client of the worker's dialer then waits for the slot itself before it sends the
+request. What reaches Twilio is paced by the slots, not by how long the database took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bridge.twilio.rest import CreatedCall, TwilioREST
+
+# How long ahead of its slot a call's placement starts.
+LEAD = timedelta(seconds=0.25)
+# The slot of the campaign call being placed in this task (None: not a campaign call).
+SLOT: ContextVar[datetime | None] = ContextVar("campaign_slot", default=None)
+
+
+class PacedTwilio(TwilioREST):
+    """A Twilio client whose `create_call` waits for the campaign call's slot."""
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.now = now
+        self.sleep = sleep
+
+    async def create_call(self, **kwargs: Any) -> CreatedCall:
+        slot = SLOT.get()
+        if slot is not None:
+            wait = (slot - self.now()).total_seconds()
+            if wait > 0:
+                await self.sleep(wait)
+        return await super().create_call(**kwargs)
