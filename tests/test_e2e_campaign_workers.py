@@ -6,6 +6,7 @@ attempt, and the campaign's rate is never exceeded in any one-second window."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -22,16 +23,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bridge.calllog.records import CallRecords
 from bridge.campaigns.options import CampaignOptions
 from bridge.campaigns.states import FINAL
 from bridge.campaigns.store import NewRecipient, create_campaign
 from bridge.fakes import FakeTwilio
 from bridge.storage.database import Database, create_engine
-from bridge.storage.tables import calls, campaign_attempts, campaign_recipients, campaigns
+from bridge.storage.tables import campaign_attempts, campaign_recipients, campaigns
 from tests.helpers import (
     ACCOUNT_SID,
     API_TOKEN,
@@ -77,8 +79,8 @@ class TimedTwilio(FakeTwilio):
     async def create_call(self, request: Request) -> Response:
         response = await super().create_call(request)
         if response.status_code == 201:
-            to = json.loads(bytes(response.body))["to"]
-            self.log.write(f"{time.time()} {to}\n")
+            call = json.loads(bytes(response.body))
+            self.log.write(f"{time.time()} {call['to']} {call['sid']}\n")
             self.log.flush()
         return response
 
@@ -103,7 +105,12 @@ def timed_twilio(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "serve_timed_twilio(sys.argv[2], int(sys.argv[3]))"
     )
     root = str(Path(__file__).parent.parent)
-    process = subprocess.Popen([sys.executable, "-c", code, root, str(log), str(port)])
+    # Twilio does not share the workers' CPUs: on a busy machine (two CPUs here, other
+    # work on them) the fake gets the CPU first, so the times it notes are when the
+    # requests arrived, not when it got round to them.
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, root, str(log), str(port)], preexec_fn=_first_in_line
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -120,9 +127,14 @@ def timed_twilio(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         process.wait(timeout=10)
 
 
+def _first_in_line() -> None:
+    with contextlib.suppress(OSError):  # only a privileged user may raise a priority
+        os.nice(-10)
+
+
 def created_calls(log: Path) -> list[tuple[float, str]]:
     rows = (line.split() for line in log.read_text(encoding="utf-8").splitlines())
-    return [(float(moment), number) for moment, number in rows]
+    return [(float(moment), number) for moment, number, _ in rows]
 
 
 @pytest.fixture
@@ -148,38 +160,35 @@ def workers_database() -> Iterator[str]:
 
 
 class Telephones:
-    """Twilio's final statuses, as the bridge's web process stores them from status
-    callbacks: every call placed ends a moment later, busy for a BUSY_FIRST number's
-    first call. Written in bulk, so this thread leaves the fake Twilio's timing alone."""
+    """Twilio's final status callbacks, stored as the bridge's web process stores them,
+    for every call the fake Twilio created (whether or not the worker that placed it
+    lived to log it): each ends a moment later, busy for a BUSY_FIRST number's first."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, created_log: Path) -> None:
         self.database_url = database_url
+        self.created_log = created_log
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self.run()), daemon=True)
 
     async def run(self) -> None:
         database = Database(self.database_url)
-        engine = await database.engine()
-        ended: set[str] = set()
+        records = CallRecords(database)
+        done = 0
+        called: set[str] = set()
         while not self.stopping.is_set():
-            async with engine.begin() as connection:
-                rows = (
-                    await connection.execute(
-                        select(calls.c.call_sid, calls.c.to_number).where(calls.c.status_rank < 4)
-                    )
-                ).all()
-                busy = [r.call_sid for r in rows if r.to_number in BUSY_FIRST - ended]
-                ended.update(r.to_number for r in rows)
-                for status, sids in (
-                    ("busy", busy),
-                    ("completed", [r.call_sid for r in rows if r.call_sid not in busy]),
-                ):
-                    if sids:
-                        await connection.execute(
-                            update(calls)
-                            .where(calls.c.call_sid.in_(sids))
-                            .values(status=status, status_rank=4)
-                        )
+            lines = self.created_log.read_text(encoding="utf-8").splitlines()
+            for line in lines[done:]:
+                _, number, sid = line.split()
+                status = "busy" if number in BUSY_FIRST - called else "completed"
+                called.add(number)
+                form = {
+                    "CallSid": sid,
+                    "CallStatus": status,
+                    "To": number,
+                    "Direction": "outbound-api",
+                }
+                await records.record_status(form)
+            done = len(lines)
             await asyncio.sleep(0.3)
         await database.dispose()
 
@@ -290,7 +299,10 @@ def test_three_workers_share_a_campaign_and_survive_one_killed(
     workers_database: str, tmp_path: Path
 ) -> None:
     logs = [tmp_path / f"worker{index}.log" for index in range(WORKERS)]
-    with timed_twilio(tmp_path) as (twilio_base, created_log), Telephones(workers_database):
+    with (
+        timed_twilio(tmp_path) as (twilio_base, created_log),
+        Telephones(workers_database, created_log),
+    ):
         env = worker_environment(workers_database, twilio_base)
         command = [sys.executable, "-m", "bridge", "worker", "--lease", str(LEASE_SECONDS)]
         processes = []
@@ -344,7 +356,19 @@ def test_three_workers_share_a_campaign_and_survive_one_killed(
     created = created_calls(created_log)
     output = "\n".join(log.read_text() for log in logs)
 
-    assert state == "finished", output[-3000:]
+    left = query(
+        workers_database,
+        select(
+            campaign_recipients.c.state,
+            campaign_recipients.c.claimed_by,
+            campaign_recipients.c.attempts,
+            campaign_recipients.c.next_attempt_at,
+            campaign_recipients.c.claim_expires_at,
+        ).where(
+            campaign_recipients.c.state.in_(("pending", "scheduled", "dialing", "in_progress"))
+        ),
+    )
+    assert state == "finished", f"{left[:10]} {output[-3000:]}"
     assert codes == [0] * (WORKERS - 1), output[-3000:]
     recipients = query(workers_database, select(campaign_recipients))
     assert len(recipients) == RECIPIENTS

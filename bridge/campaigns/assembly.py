@@ -44,7 +44,9 @@ def worker_for(
     placement = Placement(
         dialer=dialer,
         keys=keys,
-        records=records,
+        # No call.failed event for a campaign call not placed: a slot missed is none,
+        # and a refusal is told by campaign.recipient.finished.
+        records=CallRecords(database, now=records.now),
         metrics=metrics,
         allowed_countries=settings.allowed_countries(),
     )

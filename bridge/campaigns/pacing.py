@@ -3,7 +3,9 @@
 The worker starts placing a call LEAD ahead of its slot, so that the bridge's own
 bookkeeping (its Idempotency-Key, the pending call) is written by then; the Twilio
 client of the worker's dialer then waits for the slot itself before it sends the
-request. What reaches Twilio is paced by the slots, not by how long the database took.
+request, and sends nothing once the slot is more than LATE past (the worker gives the
+claim back for a new slot). What reaches Twilio is paced by the slots, not by how long
+the database took, even on a machine too busy to keep time.
 """
 
 from __future__ import annotations
@@ -11,15 +13,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.twilio.rest import CreatedCall, TwilioREST
+from bridge.twilio.rest import CreatedCall, TwilioError, TwilioREST
 
 # How long ahead of its slot a call's placement starts.
 LEAD = timedelta(seconds=0.25)
+# A call reached later than this after its slot is not dialled: dialling it late
+# could crowd more than the campaign's rate into one second.
+LATE = timedelta(seconds=0.05)
+
+
+@dataclass
+class Slot:
+    at: datetime
+    missed: bool = False  # set when the request was not sent for being late
+
+
 # The slot of the campaign call being placed in this task (None: not a campaign call).
-SLOT: ContextVar[datetime | None] = ContextVar("campaign_slot", default=None)
+SLOT: ContextVar[Slot | None] = ContextVar("campaign_slot", default=None)
 
 
 class PacedTwilio(TwilioREST):
@@ -39,7 +53,12 @@ class PacedTwilio(TwilioREST):
     async def create_call(self, **kwargs: Any) -> CreatedCall:
         slot = SLOT.get()
         if slot is not None:
-            wait = (slot - self.now()).total_seconds()
+            wait = (slot.at - self.now()).total_seconds()
             if wait > 0:
                 await self.sleep(wait)
+            elif -wait > LATE.total_seconds():
+                slot.missed = True
+                raise TwilioError(
+                    "the campaign call's dial slot had passed: not sent", not_sent=True
+                )
         return await super().create_call(**kwargs)

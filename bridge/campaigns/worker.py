@@ -35,7 +35,7 @@ from bridge.calllog.capacity import calls_in_progress
 from bridge.calllog.log_lines import logfmt
 from bridge.campaigns.claims import Claim, claim_due
 from bridge.campaigns.events import recipient_finished
-from bridge.campaigns.pacing import LEAD, SLOT, PacedTwilio
+from bridge.campaigns.pacing import LATE, LEAD, SLOT, PacedTwilio, Slot
 from bridge.campaigns.settle import Settled, finish_campaigns, settle_calls
 from bridge.events.outbox import Outbox
 from bridge.metrics import Metrics
@@ -54,9 +54,6 @@ DEFAULT_LEASE = timedelta(minutes=2)
 DEFAULT_POLL = 0.25
 # A claim given back (at the cap, the bridge not set up) is due again after this.
 DEFER = timedelta(seconds=15)
-# A claim reached later than this after its slot is given back undialled (due again at
-# once, for a new slot): dialling it late could crowd its calls into one second.
-LATE = timedelta(seconds=0.05)
 PLACEMENT_UNKNOWN = "the call may have been placed (its placement's outcome is unknown)"
 
 
@@ -181,11 +178,17 @@ class CampaignWorker:
             await self._conclude(claim, "invalid", f"not a valid call: {problem}")
             return self._count("refused")
         body = request.model_dump(mode="json", exclude_none=True)
-        token = SLOT.set(claim.slot)
+        slot = Slot(claim.slot)
+        token = SLOT.set(slot)
         try:
             placed = await self.placement.place(request, body, claim.key)
         finally:
             SLOT.reset(token)
+        if slot.missed:
+            # Nothing was sent and the key was released: a new slot, the same attempt.
+            await self._missed(claim)
+            _log("campaign_slot_missed", claim)
+            return self._count("late")
         return await self._record(claim, placed)
 
     def _gated(self, claim: Claim) -> bool:
