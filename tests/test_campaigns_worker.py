@@ -21,6 +21,7 @@ from bridge.campaigns import hours
 from bridge.campaigns.assembly import worker_for
 from bridge.campaigns.claims import JITTER, slot_interval
 from bridge.campaigns.options import CampaignOptions
+from bridge.campaigns.pacing import PacedTwilio
 from bridge.campaigns.settle import NO_FINAL_STATUS, STALE_AFTER
 from bridge.campaigns.store import NewRecipient, create_campaign
 from bridge.campaigns.worker import PLACEMENT_UNKNOWN, CampaignWorker
@@ -632,3 +633,34 @@ def test_the_call_carries_the_campaign_options_and_variables(bench: Bench) -> No
     (pending,) = bench.rows(select(pending_calls))
     assert pending.agent_id == "agent_c"
     assert pending.on_machine == "message"
+
+
+def test_a_twilio_request_past_its_slot_is_not_sent_and_the_claim_waits_for_a_new_one(
+    bench: Bench,
+) -> None:
+    campaign_id = bench.campaign(NEW_YORK[:2], rate=10)
+    worker = bench.worker()
+    stalls = [0.3]  # the second call waits for its slot, and wakes up 0.3 s late
+
+    async def stalled_sleep(seconds: float) -> None:
+        bench.clock.advance(seconds + stalls.pop(0))
+
+    worker.placement.dialer.twilio = PacedTwilio(
+        account_sid=ACCOUNT_SID,
+        auth_token=bench.settings.twilio_auth_token,
+        api_base="http://twilio.test",
+        transport=bench.upstreams.transport,
+        now=bench.clock,
+        sleep=stalled_sleep,
+    )
+    first, second = bench.run(worker.tick()).claims
+
+    assert bench.run(worker.place(first)) == "placed"
+    assert bench.run(worker.place(second)) == "late"
+
+    assert bench.upstreams.dialled() == {NEW_YORK[0]: 1}
+    recipient = bench.recipients(campaign_id)[1]
+    assert (recipient.state, recipient.attempts) == ("pending", 0)
+    # Its Idempotency-Key was released and its pending call dropped: nothing was sent.
+    assert len(bench.rows(select(idempotency_keys))) == 1
+    assert len(bench.rows(select(pending_calls))) == 1
