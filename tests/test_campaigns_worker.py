@@ -100,6 +100,7 @@ class Bench:
             lease=changes.pop("lease", timedelta(seconds=30)),
         )
         worker.worker_id = name
+        worker.ready = 0.0  # slots from now on, so the tests can name them
         worker.now = self.clock
         worker.sleep = self.clock.sleep
         worker.placement.keys.now = self.clock

@@ -12,7 +12,12 @@ import httpx
 
 from bridge.calllog.records import CallRecords
 from bridge.campaigns.pacing import PacedTwilio
-from bridge.campaigns.worker import DEFAULT_LEASE, DEFAULT_POLL, CampaignWorker
+from bridge.campaigns.worker import (
+    DEFAULT_LEASE,
+    DEFAULT_MAX_PLACING,
+    DEFAULT_POLL,
+    CampaignWorker,
+)
 from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.events.outbox import Outbox
 from bridge.metrics import Metrics
@@ -36,6 +41,7 @@ def worker_for(
     events: Outbox | None,
     lease: timedelta = DEFAULT_LEASE,
     poll: float = DEFAULT_POLL,
+    max_placing: int = DEFAULT_MAX_PLACING,
 ) -> CampaignWorker:
     """A worker placing calls through `dialer`, its Idempotency-Keys held for `lease`."""
     keys = IdempotencyKeys(
@@ -59,6 +65,7 @@ def worker_for(
         inbound_reserve=settings.campaign_inbound_reserve,
         lease=lease,
         poll=poll,
+        max_placing=max_placing,
     )
 
 
@@ -69,6 +76,7 @@ async def standalone_worker(
     transport: httpx.AsyncBaseTransport | None = None,
     lease: timedelta = DEFAULT_LEASE,
     poll: float = DEFAULT_POLL,
+    max_placing: int = DEFAULT_MAX_PLACING,
 ) -> AsyncIterator[CampaignWorker]:
     """A worker with clients of its own; raises NotMigrated on an old schema."""
     await ensure_current(settings.database_url)
@@ -114,6 +122,7 @@ async def standalone_worker(
             events=events,
             lease=lease,
             poll=poll,
+            max_placing=max_placing,
         )
     finally:
         if elevenlabs is not None:

@@ -104,11 +104,13 @@ async def claim_due(
     now: datetime,
     lease: timedelta,
     horizon: float = 1.0,
+    ready: float = 0.0,
     room: int | None = None,
     events: Outbox | None = None,
 ) -> Claimed:
-    """Claim what is due in `connection`'s transaction. `room`: how many more calls the
-    concurrency cap allows (None: no cap)."""
+    """Claim what is due in `connection`'s transaction: the slots from `ready` seconds
+    on (time to write the claims and start placing) to `horizon` seconds after that.
+    `room`: how many more calls the concurrency cap allows (None: no cap)."""
     claimed = Claimed()
     rows = (
         await connection.execute(
@@ -116,7 +118,7 @@ async def claim_due(
             .where(
                 campaigns.c.state == "active",
                 campaigns.c.start_at <= now,
-                campaigns.c.next_dial_at <= now + timedelta(seconds=horizon),
+                campaigns.c.next_dial_at <= now + timedelta(seconds=ready + horizon),
             )
             .order_by(campaigns.c.next_dial_at)
             .limit(CAMPAIGNS_PER_CLAIM)
@@ -132,6 +134,7 @@ async def claim_due(
             now=now,
             lease=lease,
             horizon=horizon,
+            ready=ready,
             room=room,
             events=events,
         )
@@ -149,14 +152,17 @@ async def _claim_campaign(
     now: datetime,
     lease: timedelta,
     horizon: float,
+    ready: float,
     room: int | None,
     events: Outbox | None,
 ) -> int:
     """Claims for one campaign (its row locked); how many fresh dials it took."""
     options = CampaignOptions.model_validate(campaign.options)
     interval = slot_interval(options.rate)
-    base = max(aware(campaign.next_dial_at), now)
-    slots = max(0, math.ceil((now + timedelta(seconds=horizon) - base).total_seconds() / interval))
+    start = now + timedelta(seconds=ready)
+    base = max(aware(campaign.next_dial_at), start)
+    end = start + timedelta(seconds=horizon)
+    slots = max(0, math.ceil((end - base).total_seconds() / interval))
     if slots == 0:
         return 0
     taken: list[Claim] = []
@@ -167,7 +173,6 @@ async def _claim_campaign(
     # Taken over first: their callee has waited longest, and they already count in flight.
     for recipient in await _expired(connection, campaign.id, now, slots):
         taken.append(_claim_of(campaign, options, recipient, recipient.attempts, slot(), True))
-        await _hold(connection, recipient.id, recipient.attempts, worker_id, slot() + lease, now)
         claimed.takeovers += 1
     in_flight = int(
         await connection.scalar(
@@ -186,7 +191,7 @@ async def _claim_campaign(
     fresh = 0
     scanned = 0
     while fresh < fresh_room and scanned < MAX_SCANNED:
-        batch = await _due(connection, campaign.id, now, BATCH)
+        batch = await _due(connection, campaign.id, now, BATCH, [c.recipient_id for c in taken])
         if not batch:
             break
         scanned += len(batch)
@@ -211,20 +216,12 @@ async def _claim_campaign(
                 )
                 claimed.scheduled += 1
                 continue
-            attempt = recipient.attempts + 1
-            at = slot()
-            taken.append(_claim_of(campaign, options, recipient, attempt, at, False))
-            await _hold(connection, recipient.id, attempt, worker_id, at + lease, now)
-            await connection.execute(
-                insert(campaign_attempts).values(
-                    recipient_id=recipient.id,
-                    attempt=attempt,
-                    idempotency_key=attempt_key(campaign.id, recipient.id, attempt),
-                    started_at=at,
-                )
+            taken.append(
+                _claim_of(campaign, options, recipient, recipient.attempts + 1, slot(), False)
             )
             fresh += 1
     if taken:
+        await _hold(connection, taken, worker_id, slot() + lease, now)
         values: dict[str, Any] = {"next_dial_at": slot(), "updated_at": now}
         if campaign.started_at is None:
             values["started_at"] = now
@@ -282,8 +279,13 @@ async def _expired(
 
 
 async def _due(
-    connection: AsyncConnection, campaign_id: str, now: datetime, limit: int
+    connection: AsyncConnection,
+    campaign_id: str,
+    now: datetime,
+    limit: int,
+    taken: Sequence[int],
 ) -> Sequence[Row[Any]]:
+    """Due recipients, but those `taken` in this claim (written at its end)."""
     return (
         await connection.execute(
             select(campaign_recipients)
@@ -291,6 +293,7 @@ async def _due(
                 campaign_recipients.c.campaign_id == campaign_id,
                 campaign_recipients.c.state.in_(WAITING),
                 campaign_recipients.c.next_attempt_at <= now,
+                campaign_recipients.c.id.not_in(taken),
             )
             .order_by(campaign_recipients.c.next_attempt_at, campaign_recipients.c.id)
             .limit(limit)
@@ -301,23 +304,43 @@ async def _due(
 
 async def _hold(
     connection: AsyncConnection,
-    recipient_id: int,
-    attempt: int,
+    taken: Sequence[Claim],
     worker_id: str,
     expires_at: datetime,
     now: datetime,
 ) -> None:
-    await connection.execute(
-        update(campaign_recipients)
-        .where(campaign_recipients.c.id == recipient_id)
-        .values(
-            state="dialing",
-            attempts=attempt,
-            claimed_by=worker_id,
-            claim_expires_at=expires_at,
-            updated_at=now,
+    """Mark the claims `dialing`, held by `worker_id`, in a few statements: a claim of
+    a hundred recipients must not take a hundred round trips past its first slots."""
+    held = {
+        "state": "dialing",
+        "claimed_by": worker_id,
+        "claim_expires_at": expires_at,
+        "updated_at": now,
+    }
+    fresh = [claim for claim in taken if not claim.takeover]
+    again = [claim.recipient_id for claim in taken if claim.takeover]
+    if again:
+        await connection.execute(
+            update(campaign_recipients).where(campaign_recipients.c.id.in_(again)).values(held)
         )
-    )
+    if fresh:
+        await connection.execute(
+            update(campaign_recipients)
+            .where(campaign_recipients.c.id.in_([claim.recipient_id for claim in fresh]))
+            .values(attempts=campaign_recipients.c.attempts + 1, **held)
+        )
+        await connection.execute(
+            insert(campaign_attempts),
+            [
+                {
+                    "recipient_id": claim.recipient_id,
+                    "attempt": claim.attempt,
+                    "idempotency_key": claim.key,
+                    "started_at": claim.slot,
+                }
+                for claim in fresh
+            ],
+        )
 
 
 def _opening(recipient: Row[Any], options: CampaignOptions, now: datetime) -> datetime | None:

@@ -52,6 +52,11 @@ logger = logging.getLogger("bridge.campaigns")
 DEFAULT_LEASE = timedelta(minutes=2)
 # How often a worker looks for due recipients and ended calls.
 DEFAULT_POLL = 0.25
+# A claim's first slot is this far ahead: time to write the claims and start placing.
+DEFAULT_READY = 1.2
+# Claims a worker holds at once (waiting for their slot or being placed): what one
+# process can place in time; the other workers take the rest.
+DEFAULT_MAX_PLACING = 200
 # A claim given back (at the cap, the bridge not set up) is due again after this.
 DEFER = timedelta(seconds=15)
 PLACEMENT_UNKNOWN = "the call may have been placed (its placement's outcome is unknown)"
@@ -83,6 +88,8 @@ class CampaignWorker:
         lease: timedelta = DEFAULT_LEASE,
         poll: float = DEFAULT_POLL,
         horizon: float = 1.0,
+        ready: float = DEFAULT_READY,
+        max_placing: int = DEFAULT_MAX_PLACING,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -96,15 +103,17 @@ class CampaignWorker:
         self.lease = lease
         self.poll = poll
         self.horizon = horizon
+        self.ready = ready
+        self.max_placing = max_placing
         self.now = now
         self.sleep = sleep
 
     # --- one pass -----------------------------------------------------------------
 
-    async def tick(self) -> Tick:
+    async def tick(self, limit: int | None = None) -> Tick:
         """Settle what ended, claim what is due (in the room the settled calls left),
         finish what is done. The claims are returned, not placed: `place` each at its
-        slot."""
+        slot. `limit`: at most this many fresh claims."""
         engine = await self.database.engine()
         now = self.now()
         async with engine.begin() as connection:
@@ -114,12 +123,15 @@ class CampaignWorker:
             self.metrics.campaign_outcomes.labels(one.outcome, then).inc()
         async with engine.begin() as connection:
             room = await self._room(connection, now)
+            if limit is not None:
+                room = limit if room is None else min(room, limit)
             claimed = await claim_due(
                 connection,
                 worker_id=self.worker_id,
                 now=now,
                 lease=self.lease,
                 horizon=self.horizon,
+                ready=self.ready,
                 room=room,
                 events=self.events,
             )
@@ -368,7 +380,7 @@ class CampaignWorker:
         logger.info(logfmt({"event": "campaign_worker_started", "worker": self.worker_id}))
         while not stopping.is_set():
             try:
-                tick = await self.tick()
+                tick = await self.tick(limit=max(0, self.max_placing - len(placing)))
             except Exception:
                 logger.exception("event=campaign_tick_failed")
                 tick = Tick()

@@ -39,6 +39,14 @@ def add_parser(commands: Any) -> None:
         metavar="SECONDS",
         help="how often to look for due recipients and ended calls (default 0.25)",
     )
+    worker.add_argument(
+        "--max-placing",
+        type=int,
+        default=200,
+        metavar="N",
+        help="calls this worker claims at once, waiting for their slot or being placed "
+        "(default 200); other workers take the rest",
+    )
     worker.set_defaults(handler=_worker)
 
 
@@ -49,10 +57,12 @@ def _worker(args: argparse.Namespace) -> int:
         raise UsageError(f"--lease must be at least {MIN_LEASE_SECONDS:g} s")
     if not 0.01 <= args.poll <= 60:
         raise UsageError("--poll must be from 0.01 to 60 seconds")
-    return asyncio.run(_run(args.lease, args.poll))
+    if not 1 <= args.max_placing <= 10_000:
+        raise UsageError("--max-placing must be from 1 to 10000")
+    return asyncio.run(_run(args.lease, args.poll, args.max_placing))
 
 
-async def _run(lease: float, poll: float) -> int:
+async def _run(lease: float, poll: float, max_placing: int) -> int:
     import asyncio
     import signal
     from datetime import timedelta
@@ -66,7 +76,9 @@ async def _run(lease: float, poll: float) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    async with standalone_worker(settings, lease=timedelta(seconds=lease), poll=poll) as worker:
+    async with standalone_worker(
+        settings, lease=timedelta(seconds=lease), poll=poll, max_placing=max_placing
+    ) as worker:
         print(f"callbridge worker {worker.worker_id}: running campaigns", flush=True)
         await worker.run(stopping)
     print("callbridge worker: stopped", flush=True)
