@@ -24,7 +24,7 @@ from bridge.audio.store import AudioStore
 from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
 from bridge.campaigns import worker as campaign_worker
-from bridge.campaigns.assembly import worker_for
+from bridge.campaigns.assembly import paced_dialer, worker_for
 from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.elevenlabs.register_call import ElevenLabsClient
 from bridge.events.outbox import Outbox
@@ -187,11 +187,14 @@ def create_app(
     )
     idempotency = IdempotencyKeys(database, key=server_key(settings.bridge_api_token.reveal()))
     # The campaign worker in this process (CAMPAIGN_WORKER; `callbridge serve --no-worker`).
+    campaign_dialer, campaign_twilio = paced_dialer(
+        settings, database=database, transport=transport, elevenlabs=elevenlabs_api
+    )
     campaigns = (
         worker_for(
             settings,
             database=database,
-            dialer=dialer,
+            dialer=campaign_dialer,
             records=call_records,
             metrics=metrics,
             events=events,
@@ -254,6 +257,8 @@ def create_app(
             await call_log_writer.stop()
             if twilio is not None:
                 await twilio.aclose()
+            if campaign_twilio is not None:
+                await campaign_twilio.aclose()
             await transport.aclose()
             await database.dispose()
 

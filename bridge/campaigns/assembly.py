@@ -69,6 +69,36 @@ def worker_for(
     )
 
 
+def paced_dialer(
+    settings: Settings,
+    *,
+    database: Database,
+    transport: httpx.AsyncBaseTransport,
+    elevenlabs: ElevenLabsAPI | None,
+) -> tuple[Dialer, PacedTwilio | None]:
+    """A dialer for campaign calls: its Twilio client sends each call at its slot.
+    Close the client (the second item) when done."""
+    twilio = (
+        PacedTwilio(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            api_base=settings.twilio_api_base,
+            transport=transport,
+        )
+        if settings.twilio_configured
+        else None
+    )
+    token = settings.bridge_api_token.reveal()
+    dialer = Dialer(
+        settings=settings,
+        database=database,
+        elevenlabs=elevenlabs,
+        twilio=twilio,
+        sealer=Sealer(token) if token else None,
+    )
+    return dialer, twilio
+
+
 @contextlib.asynccontextmanager
 async def standalone_worker(
     settings: Settings,
@@ -93,24 +123,9 @@ async def standalone_worker(
         if settings.elevenlabs_configured
         else None
     )
-    twilio = (
-        PacedTwilio(
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token,
-            api_base=settings.twilio_api_base,
-            transport=transport,
-        )
-        if settings.twilio_configured
-        else None
-    )
-    token = settings.bridge_api_token.reveal()
     events = Outbox.from_settings(settings)
-    dialer = Dialer(
-        settings=settings,
-        database=database,
-        elevenlabs=elevenlabs,
-        twilio=twilio,
-        sealer=Sealer(token) if token else None,
+    dialer, twilio = paced_dialer(
+        settings, database=database, transport=transport, elevenlabs=elevenlabs
     )
     try:
         yield worker_for(
