@@ -20,7 +20,7 @@ from typing import Any
 from bridge.twilio.rest import CreatedCall, TwilioError, TwilioREST
 
 # How long ahead of its slot a call's placement starts.
-LEAD = timedelta(seconds=0.3)
+LEAD = timedelta(seconds=1.0)
 # A call reached later than this after its slot is not dialled: dialling it late
 # could crowd more than the campaign's rate into one second.
 LATE = timedelta(seconds=0.1)

@@ -52,9 +52,6 @@ logger = logging.getLogger("bridge.campaigns")
 DEFAULT_LEASE = timedelta(minutes=2)
 # How often a worker looks for due recipients and ended calls.
 DEFAULT_POLL = 0.25
-# Placements under way at once in one worker: each takes a database connection at a
-# time, and the pool has 5 (+10 overflow); more would wait for one past their slot.
-PLACING_AT_ONCE = 8
 # A claim's first slot is this far ahead: time to write the claims and start placing.
 DEFAULT_READY = 1.2
 # Claims a worker holds at once (waiting for their slot or being placed): what one
@@ -108,7 +105,6 @@ class CampaignWorker:
         self.horizon = horizon
         self.ready = ready
         self.max_placing = max_placing
-        self._placing = asyncio.Semaphore(PLACING_AT_ONCE)
         self.now = now
         self.sleep = sleep
 
@@ -197,8 +193,7 @@ class CampaignWorker:
         slot = Slot(claim.slot)
         token = SLOT.set(slot)
         try:
-            async with self._placing:
-                placed = await self.placement.place(request, body, claim.key)
+            placed = await self.placement.place(request, body, claim.key)
         finally:
             SLOT.reset(token)
         if slot.missed:
