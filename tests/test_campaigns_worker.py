@@ -665,3 +665,26 @@ def test_a_twilio_request_past_its_slot_is_not_sent_and_the_claim_waits_for_a_ne
     # Its Idempotency-Key was released and its pending call dropped: nothing was sent.
     assert len(bench.rows(select(idempotency_keys))) == 1
     assert len(bench.rows(select(pending_calls))) == 1
+
+
+def test_a_sealed_secret_variable_reaches_the_call_and_is_never_stored_in_clear(
+    bench: Bench,
+) -> None:
+    campaign_id = bench.campaign(NEW_YORK[:1])
+    sealed = Sealer(API_TOKEN).seal({"dynamic_variables": {"secret__pin": "4321", "name": "A"}})
+    assert sealed is not None
+    bench.execute(
+        update(campaign_recipients)
+        .where(campaign_recipients.c.campaign_id == campaign_id)
+        .values(variables=sealed["dynamic_variables"])
+    )
+    worker = bench.worker()
+
+    bench.run(worker.run_once())
+
+    assert bench.states(campaign_id) == ["in_progress"]
+    (pending,) = bench.rows(select(pending_calls))
+    assert "4321" not in json.dumps(pending.client_data)
+    opened = Sealer(API_TOKEN).unseal(pending.client_data)
+    assert opened is not None
+    assert opened["dynamic_variables"] == {"secret__pin": "4321", "name": "A"}

@@ -184,10 +184,13 @@ class CampaignWorker:
             _log("campaign_slot_missed", claim)
             return self._count("late")
         try:
-            request = _request(claim)
+            request = _request(claim, self._opened(claim.variables))
         except ValidationError as error:
             problem = "; ".join(str(item["msg"]) for item in error.errors())
             await self._conclude(claim, "invalid", f"not a valid call: {problem}")
+            return self._count("refused")
+        except ValueError as error:  # a sealed secret__ variable that cannot be opened
+            await self._conclude(claim, "invalid", str(error))
             return self._count("refused")
         body = request.model_dump(mode="json", exclude_none=True)
         slot = Slot(claim.slot)
@@ -202,6 +205,16 @@ class CampaignWorker:
             _log("campaign_slot_missed", claim)
             return self._count("late")
         return await self._record(claim, placed)
+
+    def _opened(self, variables: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The recipient's variables with their `secret__` ones unsealed (they are
+        stored sealed; the dialer seals them again for the pending call)."""
+        sealer = self.placement.dialer.sealer
+        if not variables or sealer is None:
+            return variables
+        opened = sealer.unseal({"dynamic_variables": variables}) or {}
+        found: dict[str, Any] | None = opened.get("dynamic_variables")
+        return found
 
     def _gated(self, claim: Claim) -> bool:
         dialer = self.placement.dialer
@@ -423,14 +436,14 @@ async def stop(running: Running | None) -> None:
     await running.task
 
 
-def _request(claim: Claim) -> OutboundRequest:
+def _request(claim: Claim, variables: dict[str, Any] | None) -> OutboundRequest:
     options = claim.options
     return OutboundRequest.model_validate(
         {
             "to": claim.phone,
             "agent_id": claim.agent_id,
             "mode": options.mode,
-            "dynamic_variables": claim.variables or None,
+            "dynamic_variables": variables or None,
             "machine_detection": options.machine_detection,
             "on_machine": options.on_machine,
             "machine_message": options.machine_message,
