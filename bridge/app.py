@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
@@ -25,6 +24,8 @@ from bridge.audio.opening import open_audio_store
 from bridge.audio.store import AudioStore
 from bridge.calllog.records import CallRecords
 from bridge.calllog.writer import CallLogWriter
+from bridge.campaigns import worker as campaign_worker
+from bridge.campaigns.assembly import paced_dialer, worker_for
 from bridge.elevenlabs.api import ElevenLabsAPI
 from bridge.elevenlabs.register_call import ElevenLabsClient
 from bridge.events.listing import outbox_health
@@ -33,7 +34,7 @@ from bridge.events.sender import sender_for
 from bridge.lookup.hook import lookups_for
 from bridge.metrics import Metrics
 from bridge.outbound.dialer import Dialer
-from bridge.outbound.idempotency import IdempotencyKeys
+from bridge.outbound.idempotency import IdempotencyKeys, server_key
 from bridge.outbound.sealing import Sealer
 from bridge.reconcile import background as reconcile_background
 from bridge.reconcile.service import Service as ReconcileService
@@ -190,6 +191,23 @@ def create_app(
         metrics=metrics,
         also=[recording_fetcher.retry_due_recordings],
     )
+    idempotency = IdempotencyKeys(database, key=server_key(settings.bridge_api_token.reveal()))
+    # The campaign worker in this process (CAMPAIGN_WORKER; `callbridge serve --no-worker`).
+    campaign_dialer, campaign_twilio = paced_dialer(
+        settings, database=database, transport=transport, elevenlabs=elevenlabs_api
+    )
+    campaigns = (
+        worker_for(
+            settings,
+            database=database,
+            dialer=campaign_dialer,
+            records=call_records,
+            metrics=metrics,
+            events=events,
+        )
+        if settings.campaign_worker
+        else None
+    )
     inbound_kwargs: dict[str, Any] = {"now": now} if now else {}
     inbound = InboundBridge(
         table=table,
@@ -229,11 +247,13 @@ def create_app(
             grace=settings.reconcile_grace,
             metrics=metrics,
         )
+        campaigning = campaign_worker.start(campaigns) if campaigns is not None else None
         try:
             yield
         finally:
             app.state.ready = False
             # The background work first: its clients share the transport closed below.
+            await campaign_worker.stop(campaigning)
             await reconcile_background.stop(reconciling)
             if event_sender is not None:
                 await event_sender.stop()
@@ -246,6 +266,8 @@ def create_app(
             await call_log_writer.stop()
             if twilio is not None:
                 await twilio.aclose()
+            if campaign_twilio is not None:
+                await campaign_twilio.aclose()
             await transport.aclose()
             await database.dispose()
 
@@ -291,12 +313,7 @@ def create_app(
     app.state.database = database
     app.state.dialer = dialer
     app.state.sealer = sealer
-    app.state.idempotency = IdempotencyKeys(
-        database,
-        key=hashlib.sha256(
-            b"callbridge idempotency " + settings.bridge_api_token.reveal().encode()
-        ).digest(),
-    )
+    app.state.idempotency = idempotency
     app.state.outbound_answerer = outbound_answerer
     app.state.call_records = call_records
     app.state.event_sender = event_sender
@@ -304,6 +321,7 @@ def create_app(
     app.state.recording_fetcher = recording_fetcher
     app.state.call_log_writer = call_log_writer
     app.state.reconcile = reconcile
+    app.state.campaign_worker = campaigns
     app.state.metrics = metrics
     app.state.login_throttle = LoginThrottle(
         failures=ui.LOGIN_FAILURES, window=ui.LOGIN_WINDOW_SECONDS

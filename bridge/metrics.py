@@ -222,6 +222,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.campaign_dials = Counter(
+            "callbridge_campaign_dials",
+            "Campaign recipients dialled by a campaign worker, by result (placed; refused: "
+            "definitely not placed; unknown: may have been placed, left to its lease; "
+            "deferred: tried again later, e.g. at the concurrency cap).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.campaign_outcomes = Counter(
+            "callbridge_campaign_outcomes",
+            "Campaign attempts settled, by outcome (completed, busy, no-answer, machine, "
+            "failed) and what followed (retry, final).",
+            ["outcome", "then"],
+            registry=self.registry,
+        )
+        self.campaign_takeovers = Counter(
+            "callbridge_campaign_takeovers",
+            "Claims taken over from a worker whose lease expired (it died mid-dial).",
+            registry=self.registry,
+        )
+
     def count_recording(self, kind: str, result: str) -> None:
         self.recordings.labels(kind, result).inc()
 

@@ -95,6 +95,7 @@ SETTINGS_VARIABLES = (
     "OUTBOUND_LOOKUP",
     "OUTBOUND_MAX_CONCURRENT_CALLS",
     "CAMPAIGN_INBOUND_RESERVE",
+    "CAMPAIGN_WORKER",
     "ELEVENLABS_WEBHOOK_ALLOWED_IPS",
     "LOG_LEVEL",
     # Not a server setting: the CLI's default --url (the sandbox's env.sh sets it).

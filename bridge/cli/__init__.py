@@ -2,7 +2,7 @@
 
 This module assembles the parser and runs a command; each command group lives in a
 module of its own (`serve`, `routes`, `call`, `campaign`, `calls`, `dnc`, `db`, `reconcile`,
-`doctor`, `sandbox`, `simulate`).
+`doctor`, `sandbox`, `simulate`, `worker`).
 
 Start-up time: building the parser imports only the command modules, which import
 nothing heavy at module level; a command imports the server, the database or the
@@ -30,6 +30,7 @@ from bridge.cli import (
     sandbox,
     serve,
     simulate,
+    worker,
 )
 from bridge.cli.call import parse_variables
 from bridge.cli.errors import Failed, UsageError
@@ -121,4 +122,5 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_parser(commands)
     sandbox.add_parser(commands)
     simulate.add_parser(commands)
+    worker.add_parser(commands)
     return parser

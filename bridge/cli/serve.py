@@ -48,6 +48,12 @@ def add_parser(commands: Any) -> None:
         default=None,
         help="worker processes (default: $WEB_CONCURRENCY or 1)",
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no campaign worker in the server (CAMPAIGN_WORKER=false): "
+        "`callbridge worker` processes run the campaigns",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -65,6 +71,9 @@ def _serve(args: argparse.Namespace) -> int:
     from bridge.routing import RoutingTable, load_routes
     from bridge.settings import Settings
 
+    if args.no_worker:
+        # Read by the app each worker process builds (bridge.app:app), as every setting.
+        os.environ["CAMPAIGN_WORKER"] = "false"
     settings = Settings.from_env()
     table = load_routes(settings.routes_file) if settings.routes_file else RoutingTable()
     port = args.port or settings.port

@@ -47,6 +47,11 @@ class KeyConflict(Exception):
         self.message = message
 
 
+def server_key(api_token: str) -> bytes:
+    """The key request fingerprints are made with, the same in every process."""
+    return hashlib.sha256(b"callbridge idempotency " + api_token.encode()).digest()
+
+
 def request_hash(scope: str, body: Any, key: bytes = b"") -> str:
     """A keyed fingerprint of the request: with a server-side key, the stored value
     does not let someone who can read the database guess `secret__` variables."""
@@ -61,10 +66,14 @@ class IdempotencyKeys:
         *,
         key: bytes = b"",
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease: timedelta = LEASE,
     ) -> None:
         self.database = database
         self.key = key
         self.now = now
+        # How long a request holding a key may take before it counts as abandoned
+        # (campaign workers use their claim lease, so takeovers agree with it).
+        self.lease = lease
 
     def fingerprint(self, scope: str, body: Any) -> str:
         return request_hash(scope, body, self.key)
@@ -103,7 +112,7 @@ class IdempotencyKeys:
                     422, "This Idempotency-Key was already used with a different request."
                 )
             if row.state != "done":
-                if _aware(row.created_at) + LEASE > now:
+                if _aware(row.created_at) + self.lease > now:
                     raise KeyConflict(
                         409, "A request with this Idempotency-Key is still being processed."
                     )

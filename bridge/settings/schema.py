@@ -125,6 +125,9 @@ class Settings:
     # last slots of an agent plan's concurrency stay for inbound callers.
     outbound_max_concurrent_calls: int = 0
     campaign_inbound_reserve: int = 1
+    # Run a campaign worker inside the server (`callbridge serve`); false where
+    # separate `callbridge worker` processes run the campaigns (the Procfile's web line).
+    campaign_worker: bool = True
     # Signs the AI caller page's session cookie; empty: derived from BRIDGE_API_TOKEN.
     session_secret: Secret = field(default_factory=lambda: Secret(""))
     # Bearer token for GET /metrics; empty: BRIDGE_API_TOKEN is accepted there.
@@ -196,6 +199,7 @@ class Settings:
             campaign_inbound_reserve=reader.integer(
                 "CAMPAIGN_INBOUND_RESERVE", 1, low=0, high=100_000
             ),
+            campaign_worker=reader.flag("CAMPAIGN_WORKER", True),
             reconcile_grace=reader.number(
                 "RECONCILE_GRACE_SECONDS", DEFAULT_RECONCILE_GRACE, 0, 86_400
             ),
