@@ -167,7 +167,12 @@ def sqlite_file(database_url: str) -> Path | None:
 
 @contextlib.asynccontextmanager
 async def bridge_client(
-    url: str | None, token: str | None, *, reading: bool = False, events: bool = False
+    url: str | None,
+    token: str | None,
+    *,
+    reading: bool = False,
+    events: bool = False,
+    dial_campaigns: bool = False,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client for the bridge's API: over HTTP to `url`, or to an app built in process
     from the environment, its lifespan running for as long as the client is open.
@@ -177,6 +182,8 @@ async def bridge_client(
     needs no BRIDGE_API_TOKEN (nor a --token, which is for a bridge at --url).
     `events`: the outgoing events a change makes are still written (a campaign paused
     from this machine is announced like one paused through the bridge).
+    `dial_campaigns`: in process, the campaign worker runs while the client is open (a
+    campaign followed from this machine is dialled by it); other commands never dial.
     """
     import dataclasses
     import secrets
@@ -194,6 +201,8 @@ async def bridge_client(
             from bridge.storage import migrate
 
             settings = local_settings()
+            if not dial_campaigns:
+                settings = dataclasses.replace(settings, campaign_worker=False)
             if not os.environ.get("LOG_LEVEL"):
                 # The command reports outcomes itself; keep the server's log lines out.
                 settings = dataclasses.replace(settings, log_level="ERROR")

@@ -113,7 +113,9 @@ def submit(args: argparse.Namespace, path: Path) -> int:
     data = path.read_bytes()
 
     async def work() -> int:
-        async with bridge_client(url, token, reading=True) as client:
+        async with bridge_client(
+            url, token, reading=True, dial_campaigns=not args.no_follow
+        ) as client:
             response = await client.post(
                 "/campaigns",
                 params=params,
@@ -283,7 +285,7 @@ def _show(args: argparse.Namespace, command: str, campaign_id: str) -> int:
     url, token = _target(args)
 
     async def work() -> int | dict[str, Any]:
-        async with bridge_client(url, token, reading=True) as client:
+        async with bridge_client(url, token, reading=True, dial_campaigns=args.follow) as client:
             if args.follow:
                 return await _follow(client, campaign_id, args.interval, url)
             return _check(await client.get(_path(campaign_id)))
