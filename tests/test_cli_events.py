@@ -141,6 +141,14 @@ def test_events_warns_of_an_endpoint_a_410_disabled(
 
     asyncio.run(disable())
     code, _, err = run_cli(capsys, "events")
+
+    async def enable() -> None:
+        engine = await database.engine()
+        async with engine.begin() as connection:
+            await connection.execute(delete(event_endpoints))
+        await database.dispose()
+
+    asyncio.run(enable())  # the PostgreSQL database is shared by this process's tests
     assert code == 0, err
     assert "endpoint disabled (it answered 410)" in err
     assert "https://crm.example/hook" in err

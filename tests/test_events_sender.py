@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from standardwebhooks import Webhook
 
 from bridge.events import outbox, schedule
@@ -22,7 +22,7 @@ from bridge.events.sender import EventSender, sender_for
 from bridge.metrics import Metrics
 from bridge.secret import Secret
 from bridge.storage.database import Database
-from bridge.storage.tables import event_deliveries
+from bridge.storage.tables import event_deliveries, event_endpoints
 from bridge.webhook_signing import WebhookSigner
 from tests.helpers import free_port, make_settings
 
@@ -42,6 +42,8 @@ async def database(database_url: str) -> AsyncIterator[Database]:
             .where(event_deliveries.c.status == "pending")
             .values(status="failed")
         )
+        # Nor are the endpoints they disabled (a 410) disabled for this test.
+        await connection.execute(delete(event_endpoints))
     yield database
     await database.dispose()
 
