@@ -131,8 +131,12 @@ SECRET_PIN = "never-shown:pin!"
 
 
 def make_settings(**changes: object) -> Settings:
-    """Settings for a bridge that Twilio reaches at PUBLIC, with every secret set."""
+    """Settings for a bridge that Twilio reaches at PUBLIC, with every secret set.
+
+    No in-app campaign worker unless a test asks for one (`campaign_worker=True`): it
+    would poll the database all through tests that have no campaign."""
     values: dict[str, object] = {
+        "campaign_worker": False,
         "elevenlabs_api_key": Secret(ELEVENLABS_KEY),
         "elevenlabs_agent_id": "agent_default",
         "twilio_auth_token": Secret(AUTH_TOKEN),

@@ -80,8 +80,9 @@ def states(database_url: str) -> list[str]:
 
 
 def test_the_server_runs_a_campaign_worker_by_default(tmp_path: Path) -> None:
+    assert Settings().campaign_worker is True
     upstreams = Upstreams()
-    settings = outbound_settings(tmp_path)
+    settings = outbound_settings(tmp_path, campaign_worker=True)
     add_campaign(settings.database_url)
     app = create_app(settings, transport=upstreams.transport)
 
