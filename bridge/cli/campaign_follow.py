@@ -13,23 +13,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
+from bridge.campaigns import states
+from bridge.campaigns.states import RECIPIENT_STATES
 from bridge.cli.terminal import printable
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-WAITING = ("pending", "scheduled")
-ACTIVE = ("dialing", "in_progress")
-FINAL = (
-    "completed",
-    "busy",
-    "no_answer",
-    "machine",
-    "failed",
-    "do_not_call",
-    "invalid",
-    "cancelled",
-)
+# In the order the server lists them (bridge.campaigns.states imports nothing heavy).
+WAITING = tuple(state for state in RECIPIENT_STATES if state in states.WAITING)
+ACTIVE = tuple(state for state in RECIPIENT_STATES if state in states.ACTIVE)
+FINAL = tuple(state for state in RECIPIENT_STATES if state in states.FINAL)
 BAR_WIDTH = 24
 
 
