@@ -7,7 +7,7 @@ stays flat over the run.
     python benchmarks/campaign_load.py --database-url postgresql://postgres@127.0.0.1:5432/x
 
 Each run gets a fresh database (`--database-url`'s name, dropped and created again), the
-recipients split into campaigns of at most 5,000 (a campaign's `rate` is capped at 100
+recipients split into campaigns of at most 1,000 (a campaign's `rate` is capped at 100
 calls per second; many campaigns lift that limit), open at every hour, with the rate at
 its maximum and `max_in_flight` at 10,000. The fake Twilio (bridge.fakes.FakeTwilio
 under uvicorn) runs in a process of its own; this script ends every call a moment after
@@ -46,7 +46,7 @@ from bridge.storage.tables import calls, campaign_attempts, campaigns  # noqa: E
 
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-twilio-auth-token"
-PER_CAMPAIGN = 5000
+PER_CAMPAIGN = 1000
 OPTIONS = {
     "calling_hours": {
         "open": "00:00",

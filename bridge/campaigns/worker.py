@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge import phone
 from bridge.calllog.capacity import calls_in_progress
 from bridge.calllog.log_lines import logfmt
+from bridge.campaigns.budget import ClaimBudget
 from bridge.campaigns.claims import Claim, claim_due
 from bridge.campaigns.events import recipient_finished
 from bridge.campaigns.pacing import LATE, LEAD, SLOT, PacedTwilio, Slot
@@ -54,8 +55,8 @@ DEFAULT_LEASE = timedelta(minutes=2)
 DEFAULT_POLL = 0.25
 # A claim's first slot is this far ahead: time to write the claims and start placing.
 DEFAULT_READY = 1.2
-# Claims a worker holds at once (waiting for their slot or being placed): what one
-# process can place in time; the other workers take the rest.
+# Claims a worker holds at once (waiting for their slot or being placed) at most; the
+# budget (bridge.campaigns.budget) keeps it to what the process places in time.
 DEFAULT_MAX_PLACING = 200
 # A claim given back (at the cap, the bridge not set up) is due again after this.
 DEFER = timedelta(seconds=15)
@@ -390,15 +391,17 @@ class CampaignWorker:
         """Pass after pass until `stopping` is set; then the calls claimed are placed
         (their slots are at most `horizon` away) before it returns."""
         placing: set[asyncio.Task[None]] = set()
+        budget = ClaimBudget(ceiling=self.max_placing)
         logger.info(logfmt({"event": "campaign_worker_started", "worker": self.worker_id}))
         while not stopping.is_set():
+            budget.next_pass()
             try:
-                tick = await self.tick(limit=max(0, self.max_placing - len(placing)))
+                tick = await self.tick(limit=budget.room(len(placing)))
             except Exception:
                 logger.exception("event=campaign_tick_failed")
                 tick = Tick()
             for claim in tick.claims:
-                task = asyncio.create_task(self._place_logged(claim))
+                task = asyncio.create_task(self._place_logged(claim, budget, budget.generation))
                 placing.add(task)
                 task.add_done_callback(placing.discard)
             with contextlib.suppress(TimeoutError):
@@ -407,10 +410,12 @@ class CampaignWorker:
             await asyncio.gather(*placing, return_exceptions=True)
         logger.info(logfmt({"event": "campaign_worker_stopped", "worker": self.worker_id}))
 
-    async def _place_logged(self, claim: Claim) -> None:
+    async def _place_logged(self, claim: Claim, budget: ClaimBudget, generation: int) -> None:
         try:
-            await self.place(claim)
+            if await self.place(claim) == "late":
+                budget.trouble(generation)
         except Exception:
+            budget.trouble(generation)
             # The claim stays held; its lease expires and the key replays.
             logger.exception("event=campaign_dial_failed recipient=%s", claim.recipient_id)
 
