@@ -361,6 +361,27 @@ async def test_a_record_that_fails_alone_is_given_up_whatever_the_error(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("error", RECORD_ERRORS)
+async def test_a_write_failing_as_the_database_comes_back_is_stored_not_dropped(
+    writer: CallLogWriter, error: Exception
+) -> None:
+    # The outage ends between a queued write's failure (an error that does not name an
+    # outage: PostgreSQL refusing connections is a plain DBAPIError) and the check that
+    # the database answers: the write is tried once more, and stored.
+    writer.on_dropped = lambda count: pytest.fail("nothing is dropped")
+    tries: list[int] = []
+
+    async def write_as_the_outage_ends() -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise error
+
+    assert writer.defer("event=status call_sid=CAx", write_as_the_outage_ends)
+    assert await writer.flush() == 1
+    assert len(tries) == 2 and writer.pending == 0
+
+
+@pytest.mark.anyio
 async def test_a_locked_or_lost_database_drops_nothing(
     writer: CallLogWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,8 @@ While the database is unreachable the records stay queued and the write is retri
 backing off to `MAX_BACKOFF`; past `max_pending` queued records new ones are given
 up on (and counted). A record whose write fails while the database itself answers
 (a value it will not take, whatever the exception class) is found by halving its
-batch, logged and given up on, so it cannot hold up the others. Every write is
+batch, tried once more on its own (the outage may have ended between the failure and
+the check), logged and given up on, so it cannot hold up the others. Every write is
 idempotent (fixed row ids, a dedupe key per event): a write retried after its
 commit went through changes nothing.
 """
@@ -247,6 +248,15 @@ class CallLogWriter:
             if not await self._record_failed(exc):
                 raise
             if len(chunk) == 1:
+                # Once more before giving it up: the database may have come back
+                # between the failure and the check (the failure was the outage's).
+                try:
+                    await self._write(chunk)
+                    return 1
+                except Exception as again:
+                    if not await self._record_failed(again):
+                        raise
+                    exc = again
                 self.on_dropped(1)
                 logger.error(
                     "event=call_log_dropped %s reason=refused error=%s",
