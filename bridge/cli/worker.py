@@ -44,8 +44,8 @@ def add_parser(commands: Any) -> None:
         type=int,
         default=200,
         metavar="N",
-        help="calls this worker claims at once, waiting for their slot or being placed "
-        "(default 200); other workers take the rest",
+        help="at most this many calls claimed at once, waiting for their slot or being "
+        "placed (default 200; fewer while placements run late); other workers take the rest",
     )
     worker.set_defaults(handler=_worker)
 
