@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import stat
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,8 +28,10 @@ import pytest
 from defusedxml.ElementTree import fromstring
 
 from bridge.call import Call
-from bridge.routing import parse_routes
+from bridge.routing import RoutingTable, parse_routes
+from bridge.routing.schedule import WEEKDAYS
 from bridge.sandbox import Sandbox, SandboxOptions, Timing
+from bridge.sandbox.contacts import EXAMPLE_CONTACTS, contacts_file
 from bridge.sandbox.credentials import load_or_create
 from bridge.sandbox.numbers import (
     AFTER_HOURS_LINE,
@@ -39,6 +42,8 @@ from bridge.sandbox.numbers import (
     SPANISH_LINE,
     UK_CALLER,
 )
+from bridge.sandbox.virtual_phone import CALLEES
+from bridge.settings import Settings
 from bridge.simulate import voice_webhook as simulate
 from tests.helpers import SECRET_PIN, S3Server, clear_settings_environment, free_port, run_cli
 
@@ -50,6 +55,7 @@ Found = TypeVar("Found")
 class Running:
     sandbox: Sandbox
     lines: list[str]
+    opened: list[str] = field(default_factory=list)  # what it opened in "the browser"
 
     @property
     def url(self) -> str:
@@ -88,7 +94,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> It
         # `--audio-store s3://…`: call audio in a real S3-compatible server.
         audio=s3_server.settings(prefix="sandbox"),
     )
-    running = Sandbox(options, out=lines.append)
+    opened: list[str] = []
+    running = Sandbox(options, out=lines.append, open_console=opened.append)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -101,7 +108,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> It
     thread.start()
     assert running.ready.wait(20) or errors, "the sandbox did not start"
     assert not errors, errors
-    yield Running(running, lines)
+    yield Running(running, lines, opened)
     running.stop()
     thread.join(15)
     assert not thread.is_alive() and not errors, errors
@@ -440,6 +447,108 @@ def test_native_elevenlabs_mode_gets_a_transcript(sandbox: Running) -> None:
     assert "outbound-call (twilio) agent=agent_sandbox" in sandbox.output()
 
 
+# --- a campaign ---------------------------------------------------------------------
+
+# The banner's campaign, with a shorter retry delay.
+CAMPAIGN_OPTIONS = {
+    "machine_detection": True,
+    "retry": {"on": ["busy", "no-answer", "machine"], "attempts": 1, "delay": 1},
+    "calling_hours": {"open": "00:00", "close": "23:59", "days": list(WEEKDAYS)},
+    "allow_outside_legal_hours": True,
+}
+NUMBER_OF = {behaviour: number for number, behaviour in CALLEES.items()}
+# Each contact's final state and its attempts' outcomes: the person once, the rest
+# tried again once.
+PLAYED = {
+    CALLER: ("completed", ["completed"]),
+    NUMBER_OF["busy"]: ("busy", ["busy", "busy"]),
+    NUMBER_OF["no-answer"]: ("no_answer", ["no-answer", "no-answer"]),
+    NUMBER_OF["machine"]: ("machine", ["machine", "machine"]),
+}
+
+
+def finished_campaign(sandbox: Running, campaign_id: str) -> list[dict[str, Any]]:
+    """The campaign's recipients once it has finished (or failed the test after 30 s)."""
+
+    def finished() -> dict[str, Any] | None:
+        shown = httpx.get(f"{sandbox.url}/campaigns/{campaign_id}", headers=sandbox.bearer)
+        return shown.json() if shown.json()["state"] in ("finished", "cancelled") else None
+
+    campaign = eventually(finished, f"campaign {campaign_id} to finish", timeout=30)
+    assert campaign["state"] == "finished"
+    listed = httpx.get(
+        f"{sandbox.url}/campaigns/{campaign_id}/recipients", headers=sandbox.bearer
+    ).json()
+    recipients: list[dict[str, Any]] = listed["recipients"]
+    return recipients
+
+
+def assert_played_as_planned(sandbox: Running, recipients: list[dict[str, Any]]) -> None:
+    played = {
+        item["phone"]: (item["state"], [attempt["outcome"] for attempt in item["attempt_log"]])
+        for item in recipients
+    }
+    assert played == PLAYED
+    sids = [attempt["call_sid"] for item in recipients for attempt in item["attempt_log"]]
+    assert len(set(sids)) == len(sids) == 7
+    for item in recipients:
+        for attempt in item["attempt_log"]:  # each a call the virtual phone played
+            call = sandbox.sandbox.twilio.calls[attempt["call_sid"]]
+            assert call.param("To") == item["phone"]
+            assert call.param("MachineDetection") == "Enable"
+
+
+def test_the_sandbox_runs_its_contacts_as_a_campaign(sandbox: Running) -> None:
+    contacts = sandbox.sandbox.contacts_file
+    assert contacts == sandbox.sandbox.options.directory / "contacts.csv"
+    assert contacts.read_text() == EXAMPLE_CONTACTS
+    created = httpx.post(
+        f"{sandbox.url}/campaigns",
+        params={"name": "sandbox demo", "options": json.dumps(CAMPAIGN_OPTIONS)},
+        content=contacts.read_bytes(),
+        headers={**sandbox.bearer, "content-type": "text/csv"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["accepted"] == 4 and created.json()["invalid_count"] == 0
+    campaign_id = created.json()["id"]
+
+    recipients = finished_campaign(sandbox, campaign_id)
+    assert_played_as_planned(sandbox, recipients)
+    person = next(item for item in recipients if item["phone"] == CALLER)
+    assert person["variables"] == {"name": "Ada", "plays": "answers"}
+    # The watch shows each campaign call as it is placed, and how each contact ended.
+    shown = sandbox.output()
+    for item in recipients:
+        for attempt in item["attempt_log"]:
+            assert f"create call {OUR_NUMBER} -> {item['phone']}" in shown
+            assert (
+                f"event=campaign_dialled campaign_id={campaign_id} recipient={item['id']} "
+                f"attempt={attempt['attempt']} " in shown
+            )
+    eventually(
+        lambda: f"phone='{NUMBER_OF['busy']}' state='busy' attempts=2" in sandbox.output() or None,
+        "the demo receiver's line for the busy contact",
+    )
+
+
+def test_the_banners_campaign_line_works_as_pasted(
+    sandbox: Running, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (line,) = [line for line in sandbox.lines if line.startswith("  callbridge campaign ")]
+    argv = shlex.split(line)
+    assert argv[:3] == ["callbridge", "campaign", str(sandbox.sandbox.contacts_file)]
+    # In the other terminal, after `. DIR/env.sh`.
+    clear_settings_environment(monkeypatch)
+    env_file = sandbox.sandbox.options.directory / "env.sh"
+    for name, value in re.findall(r"^export (\w+)=(\S+)$", env_file.read_text(), re.M):
+        monkeypatch.setenv(name, value)
+    code, out, err = run_cli(capsys, *argv[1:], "--interval", "0.2")
+    assert code == 0, err
+    campaign_id = out.strip()
+    assert f"campaign {campaign_id}: finished" in err
+    assert_played_as_planned(sandbox, finished_campaign(sandbox, campaign_id))
+
+
 # --- the sandbox itself ---------------------------------------------------------------
 
 
@@ -457,13 +566,54 @@ def test_the_banner_says_what_to_run(sandbox: Running) -> None:
     )
     assert f"callbridge call {CALLER} --url {sandbox.url}" in shown
     assert f"callbridge calls --url {sandbox.url}" in shown
-    assert f"open {sandbox.url}/ui (the console)" in shown
+    # The console: opened once it answers, and named right under the title.
+    assert sandbox.opened == [f"{sandbox.url}/ui"]
+    title = sandbox.lines.index(
+        next(line for line in sandbox.lines if "callbridge sandbox:" in line)
+    )
+    assert sandbox.lines[title + 1].startswith(f"Console: {sandbox.url}/ui ")
     # Secrets that only the bridge and the stand-ins share are not shown.
     assert credentials.elevenlabs_api_key not in shown
     assert credentials.elevenlabs_webhook_secret not in shown
     env_file = directory / "env.sh"
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert f"export TWILIO_AUTH_TOKEN={credentials.twilio_auth_token}\n" in env_file.read_text()
+
+
+def test_the_contacts_file_is_written_once(tmp_path: Path) -> None:
+    path = contacts_file(tmp_path)
+    assert path == tmp_path / "contacts.csv" and path.read_text() == EXAMPLE_CONTACTS
+    path.write_text("phone,name\n+14155550123,Me\n")
+    assert contacts_file(tmp_path).read_text() == "phone,name\n+14155550123,Me\n"
+
+
+@pytest.mark.parametrize(("flags", "opened"), [((), True), (("--no-browser",), False)])
+def test_the_command_opens_the_console_unless_told_not_to(
+    flags: tuple[str, ...],
+    opened: bool,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bridge.sandbox
+    from bridge.sandbox import browser
+
+    urls: list[str] = []
+    started: list[Sandbox] = []
+    monkeypatch.setattr(browser, "open_console", urls.append)  # never a real browser
+
+    class StopsOnceShown(Sandbox):
+        def _show_banner(self, settings: Settings, table: RoutingTable) -> None:
+            super()._show_banner(settings, table)
+            started.append(self)
+            self.stop()
+
+    monkeypatch.setattr(bridge.sandbox, "Sandbox", StopsOnceShown)
+    code, out, err = run_cli(capsys, "sandbox", "--port", "0", "--dir", str(tmp_path), *flags)
+    assert code == 0, err
+    (sandbox,) = started
+    assert urls == ([f"{sandbox.bridge_url}/ui"] if opened else [])
+    assert f"Console: {sandbox.bridge_url}/ui " in out
 
 
 def test_credentials_are_kept_per_directory(tmp_path: Path) -> None:
@@ -556,7 +706,10 @@ def test_the_command_runs_until_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "sandbox", "--port", str(port), "--dir", "sb"],
+        [
+            *(sys.executable, "-m", "bridge.cli", "sandbox", "--port", str(port), "--dir", "sb"),
+            "--no-browser",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -620,3 +773,4 @@ def test_the_command_runs_until_ctrl_c(tmp_path: Path) -> None:
     assert out.rstrip().endswith("sandbox stopped")
     assert (tmp_path / "sb" / "callbridge.sqlite3").exists()
     assert (tmp_path / "sb" / "routes.toml").read_text() == EXAMPLE_ROUTES
+    assert (tmp_path / "sb" / "contacts.csv").read_text() == EXAMPLE_CONTACTS

@@ -18,10 +18,12 @@ SANDBOX_EPILOG = """\
 Everything runs in this process, on 127.0.0.1: the bridge on --port, and the stand-in
 ElevenLabs and Twilio APIs (the ones the test suite uses) on free ports. The sandbox
 directory keeps the call log (SQLite), the routing rules it starts with (routes.toml),
-and made-up credentials and the bridge's URL (env.sh, as CALLBRIDGE_URL, the default
-of the commands' --url) for the commands you run in another terminal; the banner
-prints them. No environment variable of yours is used, and nothing is sent to
-ElevenLabs or Twilio.
+contacts to try a campaign with (contacts.csv), and made-up credentials and the
+bridge's URL (env.sh, as CALLBRIDGE_URL, the default of the commands' --url) for the
+commands you run in another terminal; the banner prints them. No environment
+variable of yours is used, and nothing is sent to ElevenLabs or Twilio. Once it
+answers, the sandbox opens its console (/ui) in your browser, if there is one
+(--no-browser: not).
 
 examples:
   callbridge sandbox
@@ -73,6 +75,11 @@ def add_parser(commands: Any) -> None:
         help="the stand-in ElevenLabs sends no post-call transcripts",
     )
     sandbox.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open the console in the browser when the sandbox starts",
+    )
+    sandbox.add_argument(
         "--audio-store",
         metavar="URL",
         help="keep call audio in this store, e.g. s3://BUCKET/PREFIX with the AWS_* "
@@ -115,6 +122,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     import asyncio
 
     from bridge.sandbox import Sandbox, SandboxError, SandboxOptions, Timing
+    from bridge.sandbox.browser import open_console
 
     if args.routes is not None and not args.routes.is_file():
         raise UsageError(f"--routes {args.routes}: no such file")
@@ -127,7 +135,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         audio=_audio(args.audio_store),
     )
     try:
-        asyncio.run(Sandbox(options).run())
+        opener = None if args.no_browser else open_console
+        asyncio.run(Sandbox(options, open_console=opener).run())
     except SandboxError as exc:
         print(f"callbridge: sandbox: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from bridge.sandbox.contacts import RETRY_DELAY, campaign_command
 from bridge.sandbox.credentials import ENV_FILE, Credentials
 from bridge.sandbox.numbers import (
     BLOCKED_CALLER,
@@ -29,18 +30,20 @@ def banner(
     database: Path,
     timing: Timing,
     integrations: str = "",
+    contacts: Path | None = None,
 ) -> list[str]:
     by_behaviour = {behaviour: number for number, behaviour in CALLEES.items()}
     env_file = shlex.quote(str(directory / ENV_FILE))
     return [
         "callbridge sandbox: the real bridge, with local stand-ins for ElevenLabs and Twilio.",
+        f"Console: {console_url(bridge_url)}  (sign in with the BRIDGE_API_TOKEN below)",
         "No account needed; nothing leaves this computer.",
         "",
         f"  bridge            {bridge_url}  (its PUBLIC_BASE_URL)",
         f"  fake ElevenLabs   {elevenlabs_url}  default agent {DEFAULT_AGENT}",
         f"  fake Twilio       {twilio_url}  the bridge's number {OUR_NUMBER}",
         f"  routing           {routes}",
-        f"  console           {bridge_url}/ui  (call log: {database})",
+        f"  console           {console_url(bridge_url)}  (call log: {database})",
         *(
             [f"  your systems      {integrations}  (a demo: prints the events and lookups it gets)"]
             if integrations
@@ -63,10 +66,22 @@ def banner(
         f"  callbridge call {CALLER} --url {bridge_url} --var name=Ada",
         f"  #   {by_behaviour['busy']} is busy, {by_behaviour['no-answer']} does not answer,"
         f" {by_behaviour['machine']} is an answering machine",
+        *(_campaign(contacts, bridge_url) if contacts is not None else []),
         "  # the call log",
         f"  callbridge calls --url {bridge_url}",
         f'  curl -H "Authorization: Bearer $BRIDGE_API_TOKEN" {bridge_url}/calls',
-        f"  open {bridge_url}/ui (the console) and sign in with the BRIDGE_API_TOKEN above",
         "",
         "Watching (Ctrl-C stops the sandbox):",
+    ]
+
+
+def console_url(bridge_url: str) -> str:
+    return f"{bridge_url}/ui"
+
+
+def _campaign(contacts: Path, bridge_url: str) -> list[str]:
+    return [
+        f"  # a campaign: a call to each row of {shlex.quote(str(contacts))} (edit it freely);",
+        f"  #   busy, no-answer and the machine are retried once, {RETRY_DELAY} s later",
+        f"  {campaign_command(contacts, bridge_url)}",
     ]

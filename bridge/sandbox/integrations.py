@@ -26,6 +26,18 @@ EVENTS_PATH = "/events"
 LOOKUP_PATH = "/lookup"
 # Who the lookup knows: the sandbox's usual caller, so a simulated call shows a name.
 CUSTOMERS = {CALLER: {"customer_name": "Ada Lovelace", "account_tier": "gold"}}
+# What an event's line shows of its data: a call's outcome, or a campaign's progress.
+SHOWN = (
+    "call_sid",
+    "status",
+    "reason",
+    "rule",
+    "duration",
+    "name",
+    "phone",
+    "state",
+    "attempts",
+)
 
 
 def events_secret(bridge_api_token: str) -> str:
@@ -65,12 +77,8 @@ class DemoIntegrations:
         if payload is None:
             return Response(status_code=401)
         self.events.append(payload)
-        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-        summary = {
-            key: data[key]
-            for key in ("call_sid", "status", "reason", "rule", "duration")
-            if isinstance(data, dict) and data.get(key) is not None
-        }
+        data = payload.get("data")
+        summary = _summary(data if isinstance(data, dict) else {})
         self.report(
             "crm",
             f"event {payload.get('type')} {request.headers.get('webhook-id')} {variables(summary)}",
@@ -94,3 +102,12 @@ class DemoIntegrations:
             + (json.dumps(known, sort_keys=True) if known else "unknown caller: no change"),
         )
         return JSONResponse(answer)
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    summary = {key: data[key] for key in SHOWN if data.get(key) is not None}
+    # campaign.finished: how its recipients ended, the states none ended in left out.
+    counts = data.get("recipients")
+    if isinstance(counts, dict):
+        summary.update((state, count) for state, count in counts.items() if count)
+    return summary

@@ -17,9 +17,9 @@ import httpx
 
 from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.routing import RoutingTable, load_routes
-from bridge.sandbox import numbers, servers
+from bridge.sandbox import contacts, numbers, servers
 from bridge.sandbox.background import Background
-from bridge.sandbox.banner import banner
+from bridge.sandbox.banner import banner, console_url
 from bridge.sandbox.config import DATABASE_FILE, sandbox_settings
 from bridge.sandbox.credentials import Credentials, load_or_create, write_env_file
 from bridge.sandbox.integrations import DemoIntegrations, events_secret
@@ -52,9 +52,19 @@ class Sandbox:
     """Run with `asyncio.run(sandbox.run())`; `ready` is set once it answers, and
     `stop()` (from any thread) or Ctrl-C ends it."""
 
-    def __init__(self, options: SandboxOptions, *, out: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        options: SandboxOptions,
+        *,
+        out: Callable[[str], None] | None = None,
+        open_console: Callable[[str], None] | None = None,
+    ):
+        """`open_console`: called with the console's URL once the sandbox answers
+        (`bridge.sandbox.browser.open_console` opens the person's browser); None: not."""
         self.options = options
         self.report = Reporter(out)
+        self.open_console = open_console
+        self.contacts_file: Path | None = None
         self.ready = threading.Event()
         self.credentials: Credentials | None = None
         self.settings: Settings | None = None
@@ -87,6 +97,7 @@ class Sandbox:
             ) from None
         routes_file = numbers.routes_file(options.directory, options.routes_file)
         table = load_routes(routes_file)  # RoutesError names the file and the rule
+        self.contacts_file = contacts.contacts_file(options.directory)
         credentials = self.credentials = load_or_create(options.directory)
         self.integrations = DemoIntegrations(
             events_secret(credentials.bridge_api_token), self.report
@@ -164,6 +175,8 @@ class Sandbox:
                 await self._started([server for server, _ in fakes] + [bridge], running)
                 self._show_banner(settings, table)
                 self.ready.set()
+                if self.open_console is not None:
+                    self.open_console(console_url(self.bridge_url))
                 with self._ctrl_c([bridge, *(server for server, _ in fakes)]):
                     await self._until_stopped(running)
             finally:
@@ -234,6 +247,7 @@ class Sandbox:
             database=directory / DATABASE_FILE,
             timing=self.options.timing,
             integrations=self.integrations_url,
+            contacts=self.contacts_file,
         )
         for line in lines:
             self.report.plain(line)
