@@ -69,7 +69,7 @@
       });
     }
 
-    function show(data) {
+    function shown(data) {
       data.campaigns.forEach(function (campaign) {
         var scopes = box.querySelectorAll("[data-campaign=\"" + CSS.escape(campaign.id) + "\"]");
         Array.prototype.forEach.call(scopes, function (scope) {
@@ -92,7 +92,18 @@
       box.dataset.polls = String(Number(box.dataset.polls || "0") + 1);
     }
 
+    var finished = false;
+
+    function show(data) {
+      shown(data);
+      // A campaign page stops asking once its campaign cannot change any more.
+      finished = box.hasAttribute("data-until-final") && data.campaigns.every(function (c) {
+        return c.state === "finished" || c.state === "cancelled";
+      });
+    }
+
     function poll() {
+      if (finished) { return; }
       fetch(box.dataset.live, { credentials: "same-origin", headers: { accept: "application/json" } })
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (data) { if (data) { show(data); } })
