@@ -59,7 +59,9 @@ from bridge.web import (
     events_api,
     metrics_api,
     ui,
+    ui_campaigns,
     ui_console,
+    ui_dnc,
     ui_render,
 )
 from bridge.web import twilio_webhooks as webhooks
@@ -295,6 +297,8 @@ def create_app(
             *call_audio.routes,
             *ui.routes,
             *ui_console.routes,
+            *ui_campaigns.routes,
+            *ui_dnc.routes,
             # The console's CSS and script, from the package (no CDN: works offline).
             Mount("/ui/static", StaticFiles(directory=ui_render.STATIC), name="ui-static"),
         ],

@@ -10,7 +10,10 @@ import asyncio
 import base64
 import json
 import os
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from sqlalchemy import insert
 import bridge.app
 from bridge.audio import names
 from bridge.audio.files import FileAudioStore
+from bridge.sandbox import Sandbox, SandboxOptions, Timing
 from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls, recordings
@@ -315,7 +319,8 @@ def test_the_console_in_a_browser(tmp_path: Path) -> None:
         assert browser.evaluate("document.querySelector('#result-rule').textContent") == "blocklist"
         assert "<Reject" in browser.evaluate("document.querySelector('#result-body').textContent")
         browser.check_page("rules-result", shots)
-    assert sorted(path.name for path in shots.glob("*.png")) == sorted(
+    # A subset: the campaign tour writes its screenshots to the same $UI_SCREENSHOTS.
+    assert {path.name for path in shots.glob("*.png")} >= {
         f"{name}.png"
         for name in (
             "login",
@@ -327,4 +332,129 @@ def test_the_console_in_a_browser(tmp_path: Path) -> None:
             "rules",
             "rules-result",
         )
+    }
+
+
+CAMPAIGN_CSV = "phone,first_name\n+14155550123,Ada\n+14155550124,Bo\nnot-a-number,Cy\n"
+FINAL_STATES = ("completed", "busy", "no_answer", "machine", "failed", "do_not_call", "cancelled")
+
+
+@contextmanager
+def sandbox_running(directory: Path) -> Iterator[Sandbox]:
+    """The sandbox (fake Twilio, virtual phones, the bridge with its campaign worker)."""
+    running = Sandbox(
+        SandboxOptions(directory=directory, port=0, timing=Timing(ring=0.1, talk=0.3)),
+        out=lambda line: None,
     )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(running.run())
+        except BaseException as exc:  # handed to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert running.ready.wait(20) and not errors, errors
+    try:
+        yield running
+    finally:
+        running.stop()
+        thread.join(15)
+    assert not errors, errors
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it)")
+def test_a_campaign_from_a_csv_upload_runs_to_the_end(tmp_path: Path) -> None:
+    shots = Path(os.environ.get("UI_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "chromium"
+    profile.mkdir()
+    with sandbox_running(tmp_path / "sandbox") as sandbox, chromium(profile) as tools:
+        assert sandbox.credentials is not None
+        base = sandbox.bridge_url
+        browser = Browser(tools)
+        for domain in ("Page.enable", "Runtime.enable", "Log.enable"):
+            browser.send(domain)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        browser.open(f"{base}/ui/campaigns", "!!document.querySelector('input[name=token]')")
+        browser.evaluate(
+            "document.querySelector('input[name=token]').value = "
+            f"{json.dumps(sandbox.credentials.bridge_api_token)};"
+            "document.querySelector('form.login button').click(); true"
+        )
+        browser.wait_for("!!document.querySelector('#campaigns')")
+        browser.check_page("campaigns", shots)
+
+        # The form: the CSV as a file the page picks, calling hours all day, no retries.
+        browser.open(f"{base}/ui/campaigns/new", "!!document.querySelector('#n-file')")
+        browser.check_page("campaign-new", shots)
+        browser.evaluate(
+            "const files = new DataTransfer();"
+            f"files.items.add(new File([{json.dumps(CAMPAIGN_CSV)}], 'contacts.csv',"
+            " {type: 'text/csv'}));"
+            "document.querySelector('#n-file').files = files.files;"
+            "document.querySelector('#n-name').value = 'Sandbox round';"
+            "document.querySelector('#n-open').value = '00:00';"
+            "document.querySelector('#n-close').value = '23:59';"
+            "document.querySelectorAll('input[name^=day_]').forEach(b => { b.checked = true; });"
+            "document.querySelector('input[name=allow_outside]').checked = true;"
+            "document.querySelector('#n-rate').value = '10';"
+            "document.querySelector('#n-attempts').value = '0';"
+            "document.querySelector('form.stack button[type=submit]').click(); true"
+        )
+        browser.wait_for("!!document.querySelector('#preview-rows')")
+        assert browser.evaluate("document.querySelector('#accepted').textContent") == "2"
+        assert "America/Los_Angeles" in browser.evaluate(
+            "document.querySelector('#preview-rows').textContent"
+        )
+        assert "not-a-number" in browser.evaluate(
+            "document.querySelector('#invalid-rows').textContent"
+        )
+        browser.check_page("campaign-new-preview", shots)
+
+        # Start: the campaign page's bar reaches 100 % by polling, without a reload.
+        browser.evaluate("document.querySelector('#start').click(); true")
+        browser.wait_for("!!document.querySelector('#campaign-live')")
+        browser.evaluate("window.sameDocument = true; true")
+        browser.wait_for(
+            "document.querySelector('#campaign-live [data-field=percent]').textContent === '100 %'",
+            timeout=20,
+        )
+        assert browser.evaluate("window.sameDocument === true")
+        assert browser.evaluate("Number(document.querySelector('#campaign-live').dataset.polls)")
+        browser.open(browser.evaluate("location.href"), "!!document.querySelector('#recipients')")
+        states = browser.evaluate(
+            "[...document.querySelectorAll('#recipients tr[data-state]')]"
+            ".map(row => row.dataset.state)"
+        )
+        assert sorted(states) == ["busy", "completed"]
+        assert all(state in FINAL_STATES for state in states)
+        assert (
+            browser.evaluate(
+                "document.querySelectorAll('#recipients a[href^=\"/ui/calls/\"]').length"
+            )
+            == 2
+        )
+        browser.check_page("campaign", shots)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=390,
+            height=844,
+            deviceScaleFactor=2,
+            mobile=True,
+        )
+        browser.check_page("campaign-phone", shots)
+
+        browser.open(f"{base}/ui/dnc", "!!document.querySelector('#dnc')")
+        browser.check_page("dnc", shots)
+    assert {"campaigns", "campaign-new", "campaign-new-preview", "campaign", "dnc"} <= {
+        path.stem for path in shots.glob("*.png")
+    }

@@ -55,7 +55,7 @@ BAD_KEY = "Idempotency-Key must be 1 to 255 characters."
 CSV_TYPES = ("text/csv", "application/csv")
 
 
-def _now(request: Request) -> datetime:
+def request_now(request: Request) -> datetime:
     """The time: `app.state.campaign_clock` when a test set one, else the real clock."""
     clock: Callable[[], datetime] | None = getattr(request.app.state, "campaign_clock", None)
     return clock() if clock is not None else datetime.now(UTC)
@@ -127,7 +127,7 @@ async def create_campaign(request: Request) -> Response:
             store.ID_PREFIX + hashlib.sha256(f"{key}\n{fingerprint}".encode()).hexdigest()[:24]
         )
     try:
-        status, body = await _create(request, submission, campaign_id)
+        status, body = await create(request, submission, campaign_id)
     except BaseException:
         if key is not None:
             await keys.release(SCOPE, key)  # a retry finds the campaign if it was written
@@ -146,12 +146,12 @@ def _replayed(replay: Replay) -> Response:
     )
 
 
-async def _create(
+async def create(
     request: Request, submission: Submission, campaign_id: str | None
 ) -> tuple[int, dict[str, Any]]:
     options = submission.options
     database: Database = request.app.state.database
-    now = _now(request)
+    now = request_now(request)
     engine = await database.engine()
     report: dict[str, Any] = {}
     try:
@@ -205,10 +205,10 @@ async def _submission(request: Request) -> Submission:
     raw = await bodies.read(request, MAX_CAMPAIGN_BYTES)
     # Parsing 100,000 rows takes a while: in a thread, so calls keep being answered.
     if kind == "multipart/form-data":
-        form, data = await asyncio.to_thread(_multipart, content_type, raw)
-        return await asyncio.to_thread(_csv_submission, form, data)
+        form, data = await asyncio.to_thread(multipart_form, content_type, raw)
+        return await asyncio.to_thread(csv_submission, form, data)
     if kind in CSV_TYPES:
-        return await asyncio.to_thread(_csv_submission, dict(request.query_params), raw)
+        return await asyncio.to_thread(csv_submission, dict(request.query_params), raw)
     if kind not in ("application/json", ""):
         raise BadBody(
             415,
@@ -228,7 +228,7 @@ async def _submission(request: Request) -> Submission:
     )
 
 
-def _csv_submission(given: Mapping[str, str], data: bytes) -> Submission:
+def csv_submission(given: Mapping[str, str], data: bytes) -> Submission:
     values: dict[str, Any] = {
         name: given[name] for name in ("name", "agent_id", "mode") if given.get(name)
     }
@@ -260,7 +260,7 @@ def _fields(values: dict[str, Any]) -> CampaignFields:
         raise Invalid(field_errors(error)) from None
 
 
-def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], bytes]:
+def multipart_form(content_type: str, raw: bytes) -> tuple[dict[str, str], bytes]:
     """(the text fields, the `file` field's bytes) of a multipart/form-data body.
 
     Parsed with the standard library's MIME parser over the capped body: the server
@@ -300,7 +300,7 @@ def _bad_filter(bad: queries.BadFilter) -> JSONResponse:
     return JSONResponse({"error": bad.message, "field": bad.field}, status_code=400)
 
 
-def _plausible(campaign_id: str) -> bool:
+def plausible(campaign_id: str) -> bool:
     """Could be an id: PostgreSQL refuses a NUL in a query, and none is longer."""
     return 0 < len(campaign_id) <= MAX_ID_LENGTH and "\x00" not in campaign_id
 
@@ -317,7 +317,7 @@ async def list_campaigns(request: Request) -> Response:
     except queries.BadFilter as bad:
         return _bad_filter(bad)
     page = await queries.list_campaigns(
-        request.app.state.database, state=state, limit=limit, after=after, now=_now(request)
+        request.app.state.database, state=state, limit=limit, after=after, now=request_now(request)
     )
     return JSONResponse({"campaigns": page.items, "next_cursor": page.next_cursor})
 
@@ -325,9 +325,11 @@ async def list_campaigns(request: Request) -> Response:
 @api_token
 async def show_campaign(request: Request) -> Response:
     campaign_id: str = request.path_params["campaign_id"]
-    if not _plausible(campaign_id):
+    if not plausible(campaign_id):
         return _no_campaign(campaign_id)
-    shown = await queries.find_campaign(request.app.state.database, campaign_id, _now(request))
+    shown = await queries.find_campaign(
+        request.app.state.database, campaign_id, request_now(request)
+    )
     if shown is None:
         return _no_campaign(campaign_id)
     return JSONResponse(shown)
@@ -337,7 +339,7 @@ async def show_campaign(request: Request) -> Response:
 async def list_recipients(request: Request) -> Response:
     """In the order given: `{"recipients": [...], "next_cursor": str | null}`."""
     campaign_id: str = request.path_params["campaign_id"]
-    if not _plausible(campaign_id):
+    if not plausible(campaign_id):
         return _no_campaign(campaign_id)
     try:
         state, limit, after = queries.parse_recipient_filter(request.query_params)
@@ -354,11 +356,18 @@ async def list_recipients(request: Request) -> Response:
 @api_token
 async def results_csv(request: Request) -> Response:
     campaign_id: str = request.path_params["campaign_id"]
-    if not _plausible(campaign_id):
+    if not plausible(campaign_id):
         return _no_campaign(campaign_id)
     database: Database = request.app.state.database
     if not await queries.campaign_exists(database, campaign_id):
         return _no_campaign(campaign_id)
+    return results_response(database, campaign_id)
+
+
+def results_response(
+    database: Database, campaign_id: str, headers: Mapping[str, str] | None = None
+) -> StreamingResponse:
+    """The results file of a campaign that exists (also served by the console)."""
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -375,7 +384,7 @@ async def results_csv(request: Request) -> Response:
     return StreamingResponse(
         lines(),
         media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
+        headers={**(headers or {}), "content-disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -386,7 +395,7 @@ def _controlling(action: control.Action) -> Any:
     @api_token
     async def endpoint(request: Request) -> Response:
         campaign_id: str = request.path_params["campaign_id"]
-        if not _plausible(campaign_id):
+        if not plausible(campaign_id):
             return _no_campaign(campaign_id)
         events: Outbox | None = request.app.state.call_records.events
         try:
@@ -395,7 +404,7 @@ def _controlling(action: control.Action) -> Any:
                 campaign_id,
                 action,
                 events=events,
-                now=_now(request),
+                now=request_now(request),
             )
         except NotFound:
             return _no_campaign(campaign_id)

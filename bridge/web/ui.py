@@ -247,11 +247,20 @@ async def _checked_form(request: Request) -> dict[str, str] | Response:
     if not _same_site(request):
         return _cross_site(request)
     form = await _form(request)
+    refused = refusal(request, form)
+    return form if refused is None else refused
+
+
+def refusal(request: Request, form: dict[str, str]) -> Response | None:
+    """None for a same-site POST whose form carries the CSRF token; else the refusal
+    (for the console's pages that read their own forms: uploads, larger forms)."""
+    if not _same_site(request):
+        return _cross_site(request)
     if not csrf_ok(request, form.get(CSRF_FIELD, "")):
         return message(
             request, "Refused", "The form was out of date: reload the page and try again.", 403
         )
-    return form
+    return None
 
 
 def _end_cookie(request: Request, response: Response) -> Response:

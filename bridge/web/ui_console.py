@@ -39,7 +39,7 @@ from bridge.elevenlabs.register_request import REGISTER_CALL_PATH
 from bridge.routing import RoutingTable
 from bridge.routing.rules import AgentAction
 from bridge.settings import Settings
-from bridge.web import ui_charts
+from bridge.web import ui_campaigns, ui_charts
 from bridge.web.ui import signed_in
 from bridge.web.ui_render import HEADERS, local, message, render
 
@@ -103,6 +103,7 @@ async def dashboard_page(request: Request) -> Response:
         voicemails_today=board.voicemails_today,
         voicemails_week=board.voicemails_week,
         live=board.live,
+        campaigns=await ui_campaigns.running(request),
     )
 
 

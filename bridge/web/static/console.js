@@ -54,3 +54,62 @@
   }
   setTimeout(poll, Number(table.dataset.first || "1000"));
 })();
+
+// Campaign progress: every element with data-live (the campaign page, the campaigns
+// list, the dashboard's panel) polls its JSON and updates the rows marked with
+// data-campaign="ID": the progress bar, percent, counts, state and ETA.
+(function () {
+  var boxes = document.querySelectorAll("[data-live]");
+  Array.prototype.forEach.call(boxes, function (box) {
+    var every = Number(box.dataset.every || "5000");
+
+    function set(scope, selector, text) {
+      Array.prototype.forEach.call(scope.querySelectorAll(selector), function (el) {
+        el.textContent = text;
+      });
+    }
+
+    function shown(data) {
+      data.campaigns.forEach(function (campaign) {
+        var scopes = box.querySelectorAll("[data-campaign=\"" + CSS.escape(campaign.id) + "\"]");
+        Array.prototype.forEach.call(scopes, function (scope) {
+          Array.prototype.forEach.call(scope.querySelectorAll("progress[data-field=progress]"), function (bar) {
+            bar.max = campaign.total;
+            bar.value = campaign.done;
+            bar.textContent = campaign.percent + " %";
+          });
+          set(scope, "[data-field=percent]", campaign.percent + " %");
+          set(scope, "[data-field=done]", String(campaign.done));
+          set(scope, "[data-field=total]", String(campaign.total));
+          set(scope, "[data-field=state]", campaign.state);
+          set(scope, "[data-field=eta]", campaign.eta || "\u2013");
+          set(scope, "[data-field=updated]", "updated " + data.at);
+          Object.keys(campaign.counts).forEach(function (state) {
+            set(scope, "[data-count=\"" + state + "\"]", String(campaign.counts[state]));
+          });
+        });
+      });
+      box.dataset.polls = String(Number(box.dataset.polls || "0") + 1);
+    }
+
+    var finished = false;
+
+    function show(data) {
+      shown(data);
+      // A campaign page stops asking once its campaign cannot change any more.
+      finished = box.hasAttribute("data-until-final") && data.campaigns.every(function (c) {
+        return c.state === "finished" || c.state === "cancelled";
+      });
+    }
+
+    function poll() {
+      if (finished) { return; }
+      fetch(box.dataset.live, { credentials: "same-origin", headers: { accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) { if (data) { show(data); } })
+        .catch(function () { /* offline for a moment: try again at the next tick */ })
+        .finally(function () { setTimeout(poll, every); });
+    }
+    setTimeout(poll, Math.min(every, 1000));
+  });
+})();
