@@ -218,6 +218,7 @@ def test_dnc_add_search_remove(client: TestClient) -> None:
     assert added.status_code == 303
     page = client.get("/ui/dnc").text
     assert "+14155550199" in page and "asked" in page
+    assert "<td>asked</td><td>console</td>" in page  # who listed it
     assert "+14155550199" in client.get("/ui/dnc?q=%2B14155550199").text
     assert "is not on the list" in client.get("/ui/dnc?q=%2B14155550100").text
     bad = client.post("/ui/dnc/add", data={"csrf": token, "number": "12", "reason": ""})

@@ -22,8 +22,8 @@ from bridge import phone
 from bridge.dnc.numbers import LISTED
 from bridge.storage.tables import campaign_recipients, do_not_call
 
-Source = Literal["api", "cli", "import", "opt_out"]
-SOURCES: tuple[Source, ...] = ("api", "cli", "import", "opt_out")
+Source = Literal["api", "cli", "console", "import", "opt_out"]
+SOURCES: tuple[Source, ...] = ("api", "cli", "console", "import", "opt_out")
 MAX_REASON = 500
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

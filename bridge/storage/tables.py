@@ -291,7 +291,7 @@ campaign_attempts = Table(
 )
 
 # Numbers never to call (campaigns, POST /calls, `callbridge call`): `source` says who
-# added it (api, cli, import, opt_out).
+# added it (api, cli, console, import, opt_out).
 do_not_call = Table(
     "do_not_call",
     metadata,

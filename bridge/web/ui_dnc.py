@@ -123,7 +123,7 @@ async def add(request: Request) -> Response:
     engine = await request.app.state.database.engine()
     async with engine.begin() as connection:
         added = await entries.add(
-            connection, wanted.number, reason=wanted.reason, source="api", now=datetime.now(UTC)
+            connection, wanted.number, reason=wanted.reason, source="console", now=datetime.now(UTC)
         )
         await dnc_api.recipients_stopped(
             connection, dnc_api.outbox(request), added.stopped_recipients
