@@ -567,7 +567,8 @@ def test_the_banner_says_what_to_run(sandbox: Running) -> None:
     assert f"callbridge call {CALLER} --url {sandbox.url}" in shown
     assert f"callbridge calls --url {sandbox.url}" in shown
     # The console: opened once it answers, and named right under the title.
-    assert sandbox.opened == [f"{sandbox.url}/ui"]
+    # Signed in by the page's script from the fragment (tests/test_web_ui_browser.py).
+    assert sandbox.opened == [f"{sandbox.url}/ui#token={credentials.bridge_api_token}"]
     title = sandbox.lines.index(
         next(line for line in sandbox.lines if "callbridge sandbox:" in line)
     )
@@ -612,7 +613,9 @@ def test_the_command_opens_the_console_unless_told_not_to(
     code, out, err = run_cli(capsys, "sandbox", "--port", "0", "--dir", str(tmp_path), *flags)
     assert code == 0, err
     (sandbox,) = started
-    assert urls == ([f"{sandbox.bridge_url}/ui"] if opened else [])
+    assert sandbox.credentials is not None
+    token = sandbox.credentials.bridge_api_token
+    assert urls == ([f"{sandbox.bridge_url}/ui#token={token}"] if opened else [])
     assert f"Console: {sandbox.bridge_url}/ui " in out
 
 

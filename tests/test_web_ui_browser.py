@@ -25,6 +25,7 @@ import bridge.app
 from bridge.audio import names
 from bridge.audio.files import FileAudioStore
 from bridge.sandbox import Sandbox, SandboxOptions, Timing
+from bridge.sandbox.banner import sign_in_url
 from bridge.secret import Secret
 from bridge.storage.database import Database
 from bridge.storage.tables import call_events, calls, recordings
@@ -384,13 +385,14 @@ def test_a_campaign_from_a_csv_upload_runs_to_the_end(tmp_path: Path) -> None:
             deviceScaleFactor=1,
             mobile=False,
         )
-        browser.open(f"{base}/ui/campaigns", "!!document.querySelector('input[name=token]')")
-        browser.evaluate(
-            "document.querySelector('input[name=token]').value = "
-            f"{json.dumps(sandbox.credentials.bridge_api_token)};"
-            "document.querySelector('form.login button').click(); true"
+        # What the sandbox opens: its console, signed in by the page from the fragment,
+        # which is gone from the address.
+        browser.open(
+            sign_in_url(base, sandbox.credentials.bridge_api_token),
+            "!!document.querySelector('#outcomes')",
         )
-        browser.wait_for("!!document.querySelector('#campaigns')")
+        assert browser.evaluate("location.pathname + location.hash") == "/ui/dashboard"
+        browser.open(f"{base}/ui/campaigns", "!!document.querySelector('#campaigns')")
         browser.check_page("campaigns", shots)
 
         # The form: the CSV as a file the page picks, calling hours all day, no retries.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from urllib.parse import quote
 
 from bridge.sandbox.contacts import RETRY_DELAY, campaign_command
 from bridge.sandbox.credentials import ENV_FILE, Credentials
@@ -77,6 +78,12 @@ def banner(
 
 def console_url(bridge_url: str) -> str:
     return f"{bridge_url}/ui"
+
+
+def sign_in_url(bridge_url: str, token: str) -> str:
+    """The console with the sandbox's token in the fragment: the page's script signs in
+    with it (a fragment is never sent to the server, so it is in no request log)."""
+    return f"{console_url(bridge_url)}#token={quote(token, safe='')}"
 
 
 def _campaign(contacts: Path, bridge_url: str) -> list[str]:

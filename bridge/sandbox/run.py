@@ -19,7 +19,7 @@ from bridge.fakes import FakeElevenLabs, FakeTwilio
 from bridge.routing import RoutingTable, load_routes
 from bridge.sandbox import contacts, numbers, servers
 from bridge.sandbox.background import Background
-from bridge.sandbox.banner import banner, console_url
+from bridge.sandbox.banner import banner, sign_in_url
 from bridge.sandbox.config import DATABASE_FILE, sandbox_settings
 from bridge.sandbox.credentials import Credentials, load_or_create, write_env_file
 from bridge.sandbox.integrations import DemoIntegrations, events_secret
@@ -175,8 +175,10 @@ class Sandbox:
                 await self._started([server for server, _ in fakes] + [bridge], running)
                 self._show_banner(settings, table)
                 self.ready.set()
-                if self.open_console is not None:
-                    self.open_console(console_url(self.bridge_url))
+                if self.open_console is not None and self.credentials is not None:
+                    # Opened signed in: the token is the sandbox's own, made up here.
+                    token = self.credentials.bridge_api_token
+                    self.open_console(sign_in_url(self.bridge_url, token))
                 with self._ctrl_c([bridge, *(server for server, _ in fakes)]):
                     await self._until_stopped(running)
             finally:
