@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -230,6 +233,41 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None
         assert (await fetch(transport, f"http://127.0.0.1:{port}/ok")).content == b"hello"
         await transport.aclose()
     assert server.connections == 2
+
+
+async def test_a_connection_closed_by_the_server_just_before_it_is_taken_is_not_used() -> None:
+    # The server closes the idle connection and the client takes it before its event
+    # loop has run (a busy process): the request must go on a new connection, not on
+    # the dead one, where a POST's outcome would be unknown.
+    closed = threading.Event()
+    accepted: list[int] = []
+
+    def serve(listener: socket.socket) -> None:
+        for number in range(2):
+            connection, _ = listener.accept()
+            accepted.append(number)
+            with connection:
+                connection.recv(65536)
+                connection.sendall(OK)
+                if number == 0:
+                    connection.shutdown(socket.SHUT_RDWR)
+                    closed.set()
+                else:
+                    connection.recv(1)
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        transport = PooledTransport()
+        await fetch(transport, f"http://127.0.0.1:{port}/ok")
+        assert closed.wait(5)  # blocking: the loop does not run in between
+        time.sleep(0.05)  # the FIN has reached this side's socket
+        response = await fetch(transport, f"http://127.0.0.1:{port}/ok")
+        assert response.content == b"hello"
+        await transport.aclose()
+        thread.join(5)
+    assert accepted == [0, 1]
 
 
 async def test_idle_connections_expire() -> None:

@@ -13,6 +13,7 @@ use `httpx_aiohttp.AiohttpTransport` (see bridge.transport.factory).
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections import deque
@@ -120,6 +121,24 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def dropped(self) -> bool:
+        """Whether this idle connection is gone, though the event loop may not have
+        seen it yet: a server closing an idle connection (uvicorn after 5 s) can do so
+        just as it is taken, and a POST sent on it then fails with its outcome unknown.
+        An idle connection has nothing to read: anything readable (its end, or bytes
+        it should not have sent) means it is not to be used, as urllib3 checks."""
+        if self.closed or self.transport is None:
+            return True
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
 
 class PooledTransport(httpx.AsyncBaseTransport):
     def __init__(
@@ -186,7 +205,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         now = time.monotonic()
         while idle:
             connection = idle.pop()  # the most recently used is the most likely alive
-            if not connection.closed and now - connection.idle_since < self._keepalive_expiry:
+            if now - connection.idle_since < self._keepalive_expiry and not connection.dropped():
                 return connection
             connection.close()
         return None
