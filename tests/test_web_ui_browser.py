@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import insert
 
@@ -35,6 +36,7 @@ from tests.test_web_ui import CHROMIUM, DevTools, chromium
 ROUTES = Path(__file__).parent / "data" / "routes_example.toml"
 AUDIO = b"ID3\x04\x00 a voicemail " + bytes(range(256)) * 40
 SAID = "We open at nine on weekdays."
+PANEL = "document.querySelector('#campaign-panel').textContent"
 
 # Accessibility basics, in the page: html lang, one h1, a label for every input,
 # a title or aria-label on every svg, alt on every img, a name on every button.
@@ -266,6 +268,22 @@ def test_the_console_in_a_browser(tmp_path: Path) -> None:
         )
         browser.wait_for("Number(document.querySelector('#live').dataset.polls || 0) >= 1")
         assert "+14155550777" in browser.evaluate("document.querySelector('#live').textContent")
+        # A campaign started after the page loaded joins the panel without a reload (its
+        # name is data: shown as text, never as markup).
+        assert "No campaign running" in browser.evaluate(PANEL)
+        started = httpx.post(
+            f"{base}/campaigns",
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            json={
+                "name": "<b>Spring</b> reminders",
+                "recipients": [{"phone": "+14155550123"}],
+                "options": {"timezone": "UTC"},
+            },
+        )
+        assert started.status_code == 201, started.text
+        browser.wait_for(f"{PANEL}.includes('<b>Spring</b> reminders')")
+        assert browser.evaluate("document.querySelectorAll('#campaign-panel b').length") == 0
+        assert browser.evaluate("!!document.querySelector('#campaign-panel progress')")
         browser.check_page("dashboard", shots)
         browser.send(
             "Emulation.setDeviceMetricsOverride",

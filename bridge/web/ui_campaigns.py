@@ -120,6 +120,7 @@ def _live(campaign: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     shown = progress(campaign)
     return {
         "id": shown["id"],
+        "name": shown["name"],
         "state": shown["state"],
         "done": shown["done"],
         "total": shown["total"],

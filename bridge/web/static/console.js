@@ -69,7 +69,59 @@
       });
     }
 
+    // The dashboard's panel lists the campaigns running now: one started or ended since
+    // the page loaded adds or removes a row (built with textContent: names are data).
+    function rows(data) {
+      var body = box.querySelector("tbody");
+      var have = Array.prototype.map.call(body.querySelectorAll("tr[data-campaign]"), function (row) {
+        return row.dataset.campaign;
+      });
+      var want = data.campaigns.map(function (campaign) { return campaign.id; });
+      if (have.join(" ") === want.join(" ")) { return; }
+      var fresh = document.createDocumentFragment();
+      data.campaigns.forEach(function (campaign) {
+        var row = document.createElement("tr");
+        row.dataset.campaign = campaign.id;
+        var head = document.createElement("th");
+        head.scope = "row";
+        var link = document.createElement("a");
+        link.id = "c-" + campaign.id;
+        link.href = "/ui/campaigns/" + encodeURIComponent(campaign.id);
+        link.textContent = campaign.name;
+        head.appendChild(link);
+        row.appendChild(head);
+        var state = document.createElement("td");
+        state.dataset.field = "state";
+        row.appendChild(state);
+        var cell = document.createElement("td");
+        var bar = document.createElement("progress");
+        bar.dataset.field = "progress";
+        bar.setAttribute("aria-labelledby", link.id);
+        cell.appendChild(bar);
+        cell.appendChild(document.createTextNode(" "));
+        var percent = document.createElement("span");
+        percent.dataset.field = "percent";
+        cell.appendChild(percent);
+        row.appendChild(cell);
+        var eta = document.createElement("td");
+        eta.dataset.field = "eta";
+        row.appendChild(eta);
+        fresh.appendChild(row);
+      });
+      if (!want.length) {
+        var empty = document.createElement("tr");
+        empty.className = "empty";
+        var note = document.createElement("td");
+        note.colSpan = 4;
+        note.textContent = "No campaign running or paused.";
+        empty.appendChild(note);
+        fresh.appendChild(empty);
+      }
+      body.replaceChildren(fresh);
+    }
+
     function shown(data) {
+      if (box.dataset.rows === "running") { rows(data); }
       data.campaigns.forEach(function (campaign) {
         var scopes = box.querySelectorAll("[data-campaign=\"" + CSS.escape(campaign.id) + "\"]");
         Array.prototype.forEach.call(scopes, function (scope) {
