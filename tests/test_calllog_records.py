@@ -3,6 +3,7 @@ status callbacks."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -154,3 +155,21 @@ async def test_a_status_callback_from_a_twilio_client_caller_is_stored(
         {"CallSid": sid, "CallStatus": "ringing", "Direction": "inbound", "From": caller}
     )
     assert (await row(records, sid)).from_number == caller[:64]
+
+
+@pytest.mark.anyio
+async def test_steps_of_a_new_call_arriving_at_once_make_one_record(records: CallRecords) -> None:
+    # Callbacks for a call the log has not seen yet race to create its record: one
+    # wins, the others find it; every step is kept once, a replayed one not again.
+    sid = new_sid()
+    steps = [
+        records.record_step(sid, "dial", {"n": n}, dedupe_key=f"{sid}:dial:{n}") for n in range(8)
+    ]
+    assert await asyncio.gather(*steps) == [True] * 8
+    assert not await records.record_step(sid, "dial", {"n": 0}, dedupe_key=f"{sid}:dial:0")
+    found = await row(records, sid)
+    assert sorted(event.data["n"] for event in await events(records, found.id)) == list(range(8))
+    engine = await records.database.engine()
+    async with engine.connect() as connection:
+        count = (await connection.execute(select(calls.c.id).where(calls.c.call_sid == sid))).all()
+    assert len(count) == 1

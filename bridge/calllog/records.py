@@ -637,10 +637,15 @@ class CallRecords:
             "to_number": to_number,
             "created_at": self.now(),
         }
-        try:
-            async with connection.begin_nested():
-                await connection.execute(insert(calls).values(fitted(calls, values)))
-        except IntegrityError:
+        if not call_sid:
+            await connection.execute(insert(calls).values(fitted(calls, values)))
+            return call_id
+        # ON CONFLICT rather than a savepoint: two statements fewer on every new call.
+        statement = _dialect(connection).insert(calls).values(fitted(calls, values))
+        created = await connection.execute(
+            statement.on_conflict_do_nothing(index_elements=["call_sid"])
+        )
+        if not created.rowcount:
             # Another request recorded the same call just now.
             found = (
                 await connection.execute(select(calls.c.id).where(calls.c.call_sid == call_sid))
@@ -739,12 +744,16 @@ class CallRecords:
             "dedupe_key": dedupe_key,
             "data": {key: value for key, value in data.items() if value is not None},
         }
-        try:
-            async with connection.begin_nested():
-                await connection.execute(insert(call_events).values(values))
-        except IntegrityError:
-            return False  # a replay
-        return True
+        statement = _dialect(connection).insert(call_events).values(values)
+        added = await connection.execute(
+            statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+        return bool(added.rowcount)  # 0: a replay
+
+
+def _dialect(connection: AsyncConnection) -> Any:
+    """The dialect module whose `insert` has ON CONFLICT (both databases have it)."""
+    return postgresql if connection.dialect.name == "postgresql" else sqlite
 
 
 _STEP_EVENTS = {
