@@ -48,11 +48,14 @@ def test_status_and_outcome_lines() -> None:
 @pytest.mark.parametrize(
     ("shown", "done"),
     [
-        (campaign(completed=1), True),
+        (campaign("finished", completed=1), True),
+        # Every recipient final, not yet marked finished by a worker: one more poll.
+        (campaign(completed=1), False),
         (campaign(completed=1, scheduled=1), False),
         (campaign(completed=1, dialing=1), False),
         (campaign("paused", completed=1), False),
         (campaign("cancelled", cancelled=3), True),
+        (campaign("cancelled", cancelled=2, in_progress=1), False),
     ],
 )
 def test_finished(shown: dict[str, Any], done: bool) -> None:
@@ -90,7 +93,12 @@ def test_elsewhere_a_line_every_few_seconds_and_the_last() -> None:
 
 
 def test_follow_polls_until_finished() -> None:
-    states = [campaign(pending=2), campaign(pending=1, completed=1), campaign(completed=2)]
+    states = [
+        campaign(pending=2),
+        campaign(pending=1, completed=1),
+        campaign(completed=2),
+        campaign("finished", completed=2),
+    ]
     slept: list[float] = []
 
     async def fetch() -> Mapping[str, Any]:
@@ -101,6 +109,6 @@ def test_follow_polls_until_finished() -> None:
 
     stream = io.StringIO()
     last = asyncio.run(follow(fetch, Bar(stream, tty=False, every=0), interval=0.5, sleep=sleep))
-    assert last["counts"] == {"completed": 2}
-    assert slept == [0.5, 0.5]
-    assert len(stream.getvalue().splitlines()) == 3
+    assert last["counts"] == {"completed": 2} and last["state"] == "finished"
+    assert slept == [0.5, 0.5, 0.5]
+    assert len(stream.getvalue().splitlines()) == 4

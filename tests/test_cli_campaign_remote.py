@@ -182,7 +182,7 @@ def test_list_show_pause_resume_cancel_results(
     assert (code, out, err) == (1, "", "callbridge: No campaign 'cmp_nope'.\n")
 
 
-def test_follow_draws_progress_until_every_recipient_is_final(
+def test_follow_draws_progress_until_the_campaign_is_finished(
     capsys: pytest.CaptureFixture[str], database: str, tmp_path: Path
 ) -> None:
     phones = numbers(4)
@@ -213,6 +213,12 @@ def test_follow_draws_progress_until_every_recipient_is_final(
                 .where(campaign_recipients.c.phone == phone)
                 .values(state=state, attempts=1),
             )
+        # As a worker's pass does once nothing is left to dial or settle.
+        time.sleep(0.05)
+        execute(
+            database,
+            update(campaigns).where(campaigns.c.id == campaign_id).values(state="finished"),
+        )
 
     thread = threading.Thread(target=worker)
     thread.start()
@@ -230,10 +236,10 @@ def test_follow_draws_progress_until_every_recipient_is_final(
     progress = [line for line in lines if line.startswith("[")]
     assert progress[0].startswith("[") and "waiting" in progress[0]
     assert progress[-1] == (
-        "[########################] 100% 4/4 final, 0 in progress, 0 waiting; active"
+        "[########################] 100% 4/4 final, 0 in progress, 0 waiting; finished"
     )
     assert lines[-2] == (
-        f"campaign {campaign_id}: active: completed 1, busy 1, no_answer 1, do_not_call 1"
+        f"campaign {campaign_id}: finished: completed 1, busy 1, no_answer 1, do_not_call 1"
     )
     assert lines[-1] == f"results: callbridge campaign results {campaign_id}"
 

@@ -65,9 +65,11 @@ def outcome_line(campaign: Mapping[str, Any]) -> str:
 
 
 def finished(campaign: Mapping[str, Any]) -> bool:
-    """No recipient waiting or in progress (a paused campaign is not finished)."""
+    """The bridge says so (`finished`, or `cancelled` with no call left in progress).
+    Every recipient final is not enough: a worker marks the campaign finished a moment
+    later, and the last line would say `active`."""
     counts: Mapping[str, int] = campaign.get("counts") or {}
-    if campaign.get("state") == "paused":
+    if campaign.get("state") not in ("finished", "cancelled"):
         return False
     return not any(counts.get(state, 0) for state in (*WAITING, *ACTIVE))
 
