@@ -260,6 +260,16 @@ def _fields(values: dict[str, Any]) -> CampaignFields:
         raise Invalid(field_errors(error)) from None
 
 
+async def read_upload(request: Request, limit: int) -> tuple[dict[str, str], bytes]:
+    """A console form with a file (its text fields, the `file` field's bytes), read up to
+    `limit` bytes. `BadBody` when too large or not multipart; `Invalid` without a file."""
+    content_type = request.headers.get("content-type", "")
+    raw = await bodies.read(request, limit)
+    if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
+        raise BadBody(415, "Send the form as a file upload (multipart/form-data).")
+    return await asyncio.to_thread(multipart_form, content_type, raw)
+
+
 def multipart_form(content_type: str, raw: bytes) -> tuple[dict[str, str], bytes]:
     """(the text fields, the `file` field's bytes) of a multipart/form-data body.
 

@@ -273,12 +273,8 @@ async def new_form(request: Request) -> Response:
 
 @signed_in
 async def preview(request: Request) -> Response:
-    content_type = request.headers.get("content-type", "")
     try:
-        raw = await bodies.read(request, MAX_UPLOAD_BYTES + 64 * 1024)
-        if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
-            raise BadBody(415, "Send the form as a file upload (multipart/form-data).")
-        fields, data = await asyncio.to_thread(campaigns_api.multipart_form, content_type, raw)
+        fields, data = await campaigns_api.read_upload(request, MAX_UPLOAD_BYTES + 64 * 1024)
     except BadBody as bad:
         return message(request, "Upload refused", bad.message, bad.status, signed_in=True)
     except Invalid as invalid:

@@ -1,6 +1,18 @@
 // callbridge console: the only script (served from /ui/static; the CSP allows no other).
 // Keeps the dashboard's "In progress now" table current by polling /ui/live.json.
 "use strict";
+
+// The row a live table shows when it has nothing to list.
+function emptyRow(columns, text) {
+  var row = document.createElement("tr");
+  row.className = "empty";
+  var td = document.createElement("td");
+  td.colSpan = columns;
+  td.textContent = text;
+  row.appendChild(td);
+  return row;
+}
+
 (function () {
   var table = document.getElementById("live");
   if (!table) { return; }
@@ -31,15 +43,7 @@
       cell(row, call.status);
       rows.appendChild(row);
     });
-    if (!data.calls.length) {
-      var empty = document.createElement("tr");
-      empty.className = "empty";
-      var td = document.createElement("td");
-      td.colSpan = 4;
-      td.textContent = "No calls in progress.";
-      empty.appendChild(td);
-      rows.appendChild(empty);
-    }
+    if (!data.calls.length) { rows.appendChild(emptyRow(4, "No calls in progress.")); }
     body.replaceChildren(rows);
     if (stamp) { stamp.textContent = "updated " + data.at; }
     table.dataset.polls = String(Number(table.dataset.polls || "0") + 1);
@@ -108,15 +112,7 @@
         row.appendChild(eta);
         fresh.appendChild(row);
       });
-      if (!want.length) {
-        var empty = document.createElement("tr");
-        empty.className = "empty";
-        var note = document.createElement("td");
-        note.colSpan = 4;
-        note.textContent = "No campaign running or paused.";
-        empty.appendChild(note);
-        fresh.appendChild(empty);
-      }
+      if (!want.length) { fresh.appendChild(emptyRow(4, "No campaign running or paused.")); }
       body.replaceChildren(fresh);
     }
 
