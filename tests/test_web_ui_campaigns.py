@@ -3,6 +3,7 @@ recipients, results through the session, the DNC list; CSRF and sign-in on each.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +251,15 @@ def test_listing_a_number_stops_its_pending_campaign_call(client: TestClient) ->
     where = start(client, sealed_of(upload(client, GOOD_CSV).text))
     client.post("/ui/dnc/add", data={"csrf": csrf(client), "number": "+14155550124"})
     assert 'data-count="do_not_call">1<' in client.get(where).text
+
+
+def test_the_dnc_list_pages_on_and_back(client: TestClient) -> None:
+    numbers = [f"+1415555{n:04d}" for n in range(55)]
+    data = "number,reason\n" + "".join(f"{number},asked\n" for number in numbers)
+    client.post("/ui/dnc/import", data={"csrf": csrf(client)}, files={"file": ("dnc.csv", data)})
+    first = client.get("/ui/dnc").text
+    assert first.count("<td>asked</td>") == 50 and "First page" not in first
+    (next_href,) = re.findall(r'<a href="([^"]+)" rel="next">Next numbers</a>', first)
+    second = client.get(html.unescape(next_href)).text
+    assert second.count("<td>asked</td>") == 5 and "Next numbers" not in second
+    assert '<a href="/ui/dnc">First page</a>' in second
