@@ -59,8 +59,9 @@ class Sandbox:
         out: Callable[[str], None] | None = None,
         open_console: Callable[[str], None] | None = None,
     ):
-        """`open_console`: called with the console's URL once the sandbox answers
-        (`bridge.sandbox.browser.open_console` opens the person's browser); None: not."""
+        """`open_console`: called with the console's sign-in link (`banner.sign_in_url`)
+        once the sandbox answers (`bridge.sandbox.browser.open_console` opens the
+        person's browser); None: not."""
         self.options = options
         self.report = Reporter(out)
         self.open_console = open_console
